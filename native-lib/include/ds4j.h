@@ -1,0 +1,171 @@
+/*
+ * ds4j.h — the public C API of the ds4j engine, and the only header Java binds
+ * (through java.lang.foreign; see io.ds4j.engine). Keep it small and plain:
+ * scalars, pointers, opaque handles and NUL-terminated UTF-8 strings; no
+ * structs passed by value, no varargs, no callbacks that may longjmp.
+ *
+ * Error convention: functions returning a pointer return NULL on failure,
+ * functions returning int return a negative DS4J_ERR_* code on failure.
+ * In both cases ds4j_last_error() returns a human-readable message for the
+ * calling thread (valid until the next ds4j call on that thread).
+ *
+ * Threading: an engine and its sessions must be used from one thread at a
+ * time (Java uses one owner thread). The engine runs its own worker pool.
+ */
+#ifndef DS4J_H
+#define DS4J_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(DS4J_BUILDING_LIBRARY)
+#define DS4J_API __attribute__((visibility("default")))
+#else
+#define DS4J_API
+#endif
+
+#define DS4J_API_VERSION 1
+
+/* Error codes (negative return values). */
+#define DS4J_OK 0
+#define DS4J_ERR_INVALID_ARGUMENT (-1) /* bad argument from the caller */
+#define DS4J_ERR_IO (-2)               /* file missing, unreadable, mmap failed */
+#define DS4J_ERR_FORMAT (-3)           /* malformed or unsupported GGUF */
+#define DS4J_ERR_NO_MEMORY (-4)
+#define DS4J_ERR_CONTEXT_FULL (-5)     /* request would exceed the session's context */
+#define DS4J_ERR_CANCELLED (-6)        /* progress callback asked to stop */
+#define DS4J_ERR_COMM (-7)             /* collective failed (peer died, timeout) */
+#define DS4J_ERR_STATE (-8)            /* call not valid in the current state */
+
+/* Library identity: "ds4j <semver> (<kernels>; <backends>)". */
+DS4J_API const char *ds4j_version(void);
+DS4J_API int32_t ds4j_api_version(void);
+/* Message for the last failure on this thread ("" if none). */
+DS4J_API const char *ds4j_last_error(void);
+
+/* ---------------------------------------------------------------- engine */
+
+typedef struct ds4j_engine ds4j_engine;
+
+/* KV precision modes (see docs/architecture.md: numerics). */
+#define DS4J_KV_F32 0 /* float32 everywhere: reproduces transformers */
+#define DS4J_KV_FP8 1 /* ds4/official-style FP8 KV rows, Hadamard+FP4 indexer */
+
+/*
+ * Options for ds4j_engine_open, as "key=value" pairs separated by ';' or
+ * newlines (unknown keys are an error). A string keeps the ABI stable while
+ * options grow. Keys:
+ *   threads=N          worker threads (0 = number of online CPUs)
+ *   vocab_only=0|1     parse metadata only (tokenizer tools); no weights bound
+ *   expert_range=A:B   routed experts owned by this process, [A, B); default all
+ *   kv_precision=f32|fp8
+ *   prefill_chunk=N    tokens per batched prefill step (default 64)
+ */
+DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options);
+DS4J_API void ds4j_engine_close(ds4j_engine *engine);
+
+/* JSON object describing the model (hyper-parameters, tensor types, sizes,
+ * parameter counts). Owned by the engine. */
+DS4J_API const char *ds4j_engine_describe(const ds4j_engine *engine);
+
+/* ------------------------------------------------------ GGUF metadata view
+ * Read-only access to the model file's metadata, so that Java never parses
+ * GGUF itself (e.g. the tokenizer is built from tokenizer.ggml.*). Values
+ * are indexed 0..ds4j_meta_count-1. Types use the GGUF numbering:
+ * 0 u8, 1 i8, 2 u16, 3 i16, 4 u32, 5 i32, 6 f32, 7 bool, 8 string,
+ * 9 array, 10 u64, 11 i64, 12 f64. */
+DS4J_API int32_t ds4j_meta_count(const ds4j_engine *engine);
+DS4J_API int32_t ds4j_meta_find(const ds4j_engine *engine, const char *key); /* -1 if absent */
+DS4J_API const char *ds4j_meta_key(const ds4j_engine *engine, int32_t index);
+DS4J_API int32_t ds4j_meta_type(const ds4j_engine *engine, int32_t index);
+/* Scalars: integer types and bool as int64, float types as double, strings as
+ * pointer + byte length (not NUL-terminated in general). */
+DS4J_API int64_t ds4j_meta_int(const ds4j_engine *engine, int32_t index);
+DS4J_API double ds4j_meta_float(const ds4j_engine *engine, int32_t index);
+DS4J_API const char *ds4j_meta_str(const ds4j_engine *engine, int32_t index, int64_t *len);
+/* Arrays: element type, length, element access (same conversions). */
+DS4J_API int32_t ds4j_meta_arr_type(const ds4j_engine *engine, int32_t index);
+DS4J_API int64_t ds4j_meta_arr_len(const ds4j_engine *engine, int32_t index);
+DS4J_API int64_t ds4j_meta_arr_int(const ds4j_engine *engine, int32_t index, int64_t i);
+DS4J_API double ds4j_meta_arr_float(const ds4j_engine *engine, int32_t index, int64_t i);
+DS4J_API const char *ds4j_meta_arr_str(const ds4j_engine *engine, int32_t index, int64_t i, int64_t *len);
+
+/* --------------------------------------------------------------- session
+ * One mutable timeline: the tokens evaluated so far and the decoder state
+ * (sliding windows, compressor buffers, compressed KV, indexer keys). */
+
+typedef struct ds4j_session ds4j_session;
+
+/* Bytes a session of n_ctx tokens will allocate, before creating it. */
+DS4J_API int64_t ds4j_context_memory(const ds4j_engine *engine, int32_t n_ctx);
+DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *engine, int32_t n_ctx);
+DS4J_API void ds4j_session_free(ds4j_session *session);
+DS4J_API int32_t ds4j_session_n_ctx(const ds4j_session *session);
+/* Number of tokens evaluated (= position of the next token). */
+DS4J_API int32_t ds4j_session_pos(const ds4j_session *session);
+/* Copies up to cap evaluated token ids into out; returns the count copied. */
+DS4J_API int32_t ds4j_session_tokens(const ds4j_session *session, int32_t *out, int32_t cap);
+
+/* Progress callback for long evaluations: called between prefill chunks
+ * with (done, total) tokens; returning non-zero cancels (DS4J_ERR_CANCELLED,
+ * the session then holds the tokens evaluated so far). May be NULL. */
+typedef int32_t (*ds4j_progress_fn)(void *user, int32_t done, int32_t total);
+
+/*
+ * Make the session's timeline equal to tokens[0..n): reuses the longest
+ * common prefix with what is already evaluated, rewinds the rest and
+ * evaluates only the new suffix (batched, chunked). Afterwards the logits
+ * are those after tokens[n-1]. Returns the number of reused tokens (>= 0).
+ */
+DS4J_API int32_t ds4j_session_sync(ds4j_session *session, const int32_t *tokens, int32_t n,
+                                   ds4j_progress_fn progress, void *user);
+/* Evaluate one more token (decode step). */
+DS4J_API int32_t ds4j_session_eval(ds4j_session *session, int32_t token);
+/*
+ * Evaluate n tokens after the current position in chunks of `chunk` tokens
+ * (0 = engine default, 1 = token by token). If logits_out is not NULL it
+ * receives n rows of n_vocab floats: row t = next-token logits after token t.
+ */
+DS4J_API int32_t ds4j_session_eval_batch(ds4j_session *session, const int32_t *tokens, int32_t n,
+                                         int32_t chunk, float *logits_out);
+/* Drop everything after position pos (0 <= pos <= current position). */
+DS4J_API int32_t ds4j_session_rewind(ds4j_session *session, int32_t pos);
+/* Next-token logits after the last evaluated token (n_vocab floats, owned
+ * by the session, valid until the next evaluation); NULL before any token. */
+DS4J_API const float *ds4j_session_logits(const ds4j_session *session);
+DS4J_API int32_t ds4j_n_vocab(const ds4j_engine *engine);
+
+/* -------------------------------------------------------------- sampling */
+
+typedef struct ds4j_sampler ds4j_sampler;
+
+/*
+ * Sampling options, "key=value" pairs as for the engine: temperature (0 =
+ * greedy), top_k (0 = off), top_p (1 = off), min_p (0 = off),
+ * repeat_penalty (1 = off), presence_penalty, frequency_penalty,
+ * penalty_last_n (tokens of history considered, default 64), seed (u64).
+ */
+DS4J_API ds4j_sampler *ds4j_sampler_new(const char *options);
+DS4J_API void ds4j_sampler_free(ds4j_sampler *sampler);
+/* Feed a token into the penalty history (prompt tokens and sampled ones). */
+DS4J_API void ds4j_sampler_accept(ds4j_sampler *sampler, int32_t token);
+DS4J_API void ds4j_sampler_reset(ds4j_sampler *sampler);
+/*
+ * Sample the next token from the session's current logits. If n_top > 0,
+ * top_ids/top_logprobs receive the n_top most likely tokens of the
+ * (temperature-1, unpenalised) distribution and *logprob the sampled
+ * token's log-probability under it (any pointer may be NULL).
+ * Returns the token id, or a negative error.
+ */
+DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sampler, const ds4j_session *session,
+                                     int32_t n_top, int32_t *top_ids, float *top_logprobs,
+                                     float *logprob);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DS4J_H */

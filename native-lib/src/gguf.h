@@ -1,0 +1,106 @@
+/*
+ * gguf.h — reading and writing GGUF files (v2/v3).
+ *
+ * The reader maps the file read-only and validates the header, metadata and
+ * tensor directory completely before returning; tensor data is never copied
+ * (gguf_tensor.data points into the mapping). Any malformed input yields an
+ * error message naming the key/tensor and what was expected, never a crash.
+ *
+ * The writer streams: metadata and the tensor directory are declared first,
+ * then tensor data is produced one tensor at a time by a callback, so a
+ * converter never holds the whole model in memory.
+ */
+#ifndef DS4J_GGUF_H
+#define DS4J_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+enum gguf_value_type {
+    GGUF_T_UINT8 = 0, GGUF_T_INT8 = 1, GGUF_T_UINT16 = 2, GGUF_T_INT16 = 3,
+    GGUF_T_UINT32 = 4, GGUF_T_INT32 = 5, GGUF_T_FLOAT32 = 6, GGUF_T_BOOL = 7,
+    GGUF_T_STRING = 8, GGUF_T_ARRAY = 9, GGUF_T_UINT64 = 10, GGUF_T_INT64 = 11,
+    GGUF_T_FLOAT64 = 12, GGUF_T_COUNT = 13
+};
+
+#define GGUF_MAX_DIMS 4
+#define GGUF_DEFAULT_ALIGNMENT 32
+
+typedef struct gguf_string {
+    const char *ptr;  /* into the mapping; not NUL-terminated */
+    uint64_t len;
+} gguf_string;
+
+typedef struct gguf_kv gguf_kv;          /* opaque: use the accessors below */
+typedef struct gguf_file gguf_file;
+
+typedef struct gguf_tensor {
+    const char *name;        /* NUL-terminated copy */
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS]; /* unused dims are 1; ne[0] is contiguous */
+    int32_t type;            /* enum ds4j_type */
+    uint64_t offset;         /* relative to the data section */
+    uint64_t nbytes;
+    const void *data;        /* into the mapping */
+} gguf_tensor;
+
+/* ---- reading ---- */
+/* Returns 0 or a negative DS4J_ERR_* code with a message in err. */
+int gguf_open(gguf_file **out, const char *path, char *err, size_t err_cap);
+/* Parse a buffer the caller keeps alive (tests and fuzzing). */
+int gguf_open_memory(gguf_file **out, const void *buf, size_t size, char *err, size_t err_cap);
+void gguf_close(gguf_file *f);
+
+uint32_t gguf_version(const gguf_file *f);
+uint64_t gguf_alignment(const gguf_file *f);
+uint64_t gguf_file_size(const gguf_file *f);
+
+int64_t gguf_kv_count(const gguf_file *f);
+const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
+const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key); /* NULL if absent */
+const char *gguf_kv_key(const gguf_kv *kv);          /* NUL-terminated */
+int32_t gguf_kv_type(const gguf_kv *kv);
+int32_t gguf_kv_arr_type(const gguf_kv *kv);         /* -1 if not an array */
+uint64_t gguf_kv_arr_len(const gguf_kv *kv);         /* 0 if not an array */
+/* Typed getters with conversion; return false (and leave *out) on type
+ * mismatch: get_int accepts any integer type or bool, get_float any numeric. */
+bool gguf_kv_get_int(const gguf_kv *kv, int64_t *out);
+bool gguf_kv_get_float(const gguf_kv *kv, double *out);
+bool gguf_kv_get_str(const gguf_kv *kv, gguf_string *out);
+bool gguf_kv_arr_int(const gguf_kv *kv, uint64_t i, int64_t *out);
+bool gguf_kv_arr_float(const gguf_kv *kv, uint64_t i, double *out);
+bool gguf_kv_arr_str(const gguf_kv *kv, uint64_t i, gguf_string *out);
+/* Nested arrays: the element kv (type of element i of an array of arrays). */
+const gguf_kv *gguf_kv_arr_elem(const gguf_kv *kv, uint64_t i);
+
+int64_t gguf_tensor_count(const gguf_file *f);
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+
+/* ---- writing ---- */
+typedef struct gguf_writer gguf_writer;
+/* Produces the bytes of one tensor into dst (exactly nbytes). Return 0 or a
+ * negative error (with a message written to err). */
+typedef int (*gguf_tensor_fill_fn)(void *user, const char *name, void *dst, uint64_t nbytes,
+                                   char *err, size_t err_cap);
+
+gguf_writer *gguf_writer_new(void);
+void gguf_writer_free(gguf_writer *w);
+/* Metadata, in insertion order (setting an existing key replaces it). */
+void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
+void gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
+void gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
+void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
+void gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
+void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+/* Arrays of a scalar type: `data` holds n packed little-endian elements. */
+void gguf_writer_set_arr(gguf_writer *w, const char *key, int32_t elem_type, const void *data, uint64_t n);
+void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+/* Declare a tensor; its bytes come from fill(user, name, ...) during write. */
+int gguf_writer_add_tensor(gguf_writer *w, const char *name, int32_t type, uint32_t n_dims,
+                           const int64_t *ne, gguf_tensor_fill_fn fill, void *user);
+/* Write the whole file (version 3). Returns 0 or a negative error. */
+int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_cap);
+
+#endif /* DS4J_GGUF_H */
