@@ -1,0 +1,16 @@
+/*
+ * tool.h — subcommands of ds4j-tool. Each takes argv with argv[0] = the
+ * subcommand name and returns the process exit code (0 ok, 1 failure,
+ * 2 usage error).
+ */
+#ifndef DS4J_TOOL_H
+#define DS4J_TOOL_H
+
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif
