@@ -53,12 +53,15 @@ public record Ds4jProperties(
     /**
      * @param path GGUF file; empty means no model is configured
      * @param id the model id reported by /v1/models (default: file name without .gguf)
+     * @param aliases other model names requests may use for it
      */
-    public record Model(@DefaultValue("") String path, @DefaultValue("") String id) {
+    public record Model(@DefaultValue("") String path, @DefaultValue("") String id,
+                        @DefaultValue("ds4j") java.util.List<String> aliases) {
         public Model {
             if (path != null && !path.isBlank() && !Files.isRegularFile(Path.of(path))) {
                 throw new IllegalArgumentException("ds4.model.path: no such file: " + Path.of(path).toAbsolutePath());
             }
+            aliases = aliases == null ? java.util.List.of() : java.util.List.copyOf(aliases);
         }
 
         public boolean configured() {
