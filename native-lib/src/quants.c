@@ -844,6 +844,8 @@ static void quants_init_once(void) {
         g_traits[DS4J_TYPE_Q6_K].vec_dot = ds4j_dot_q6_K_avx2;
         g_traits[DS4J_TYPE_IQ2_XXS].vec_dot = ds4j_dot_iq2_xxs_avx2;
         g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx2;
+        g_traits[DS4J_TYPE_Q5_K].vec_dot = ds4j_dot_q5_K_avx2;
+        g_traits[DS4J_TYPE_IQ4_XS].vec_dot = ds4j_dot_iq4_xs_avx2;
         g_kernel_name = "avx2";
     }
 #endif
