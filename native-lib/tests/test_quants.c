@@ -219,6 +219,31 @@ static void test_roundtrip(void) {
     }
 }
 
+/* quantizers must survive NaN / inf / huge inputs (the model may feed
+ * them a diverged activation): no crash, no sanitizer report, and the
+ * finite blocks of the same row stay accurate */
+static void test_nonfinite_inputs(void) {
+    static const int32_t Q[] = {DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0, DS4J_TYPE_Q8_K, DS4J_TYPE_Q4_0,
+                                DS4J_TYPE_Q4_K, DS4J_TYPE_Q2_K, DS4J_TYPE_Q6_K};
+    float x[512], y[512];
+    for (int i = 0; i < 512; i++) x[i] = gauss();
+    x[3] = NAN; x[40] = INFINITY; x[100] = -INFINITY; x[200] = 3e38f;
+    for (size_t k = 0; k < sizeof Q / sizeof Q[0]; k++) {
+        const ds4j_type_traits *t = ds4j_type_get(Q[k]);
+        void *q = ds4j_alloc((size_t)ds4j_row_size(Q[k], 512));
+        t->from_float(x, q, 512);
+        t->to_float(q, y, 512);
+        double se = 0, sx = 0;
+        for (int i = 256; i < 512; i++) {
+            se += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+            sx += (double)x[i] * x[i];
+        }
+        double rel = sqrt(se / sx);  /* NaN fails the check too */
+        CHECKF(rel < 0.35, "%s: finite block damaged by non-finite neighbour block (rel rms %g)", t->name, rel);
+        ds4j_free(q);
+    }
+}
+
 static void test_row_size(void) {
     CHECK(ds4j_row_size(DS4J_TYPE_Q8_0, 64) == 68);
     CHECK(ds4j_row_size(DS4J_TYPE_Q4_K, 4096) == 16 * 144);
@@ -385,6 +410,7 @@ int main(void) {
     test_dots_on_fixtures();
     test_roundtrip();
     test_drivers();
+    test_nonfinite_inputs();
     if (failures) {
         fprintf(stderr, "test_quants: %d failures\n", failures);
         return 1;
