@@ -1,8 +1,8 @@
 /*
  * quants_avx2.c — AVX2/FMA/F16C versions of the hot dot kernels (float
- * rows, Q8_0, Q4_0, Q2_K, Q4_K, Q6_K, IQ2_XXS, IQ2_XS). Compiled with
- * -mavx2 -mfma -mf16c and only reached through the pointers that
- * ds4j_quants_init() installs after a CPUID check.
+ * rows, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K, IQ2_XXS, IQ2_XS, IQ4_XS).
+ * Compiled with -mavx2 -mfma -mf16c and only reached through the pointers
+ * that ds4j_quants_init() installs after a CPUID check.
  *
  * Decode is a matrix-vector product, so each kernel reads every weight byte
  * exactly once: weights are unpacked in registers to unsigned bytes,
