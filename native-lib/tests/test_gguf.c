@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -856,6 +857,57 @@ static void test_seeds(bool regen, const uint8_t *rt, size_t rt_n) {
     CHECK(n >= 2);
 }
 
+/* Runs `ds4j-tool info ARGS`, returns its exit status and stdout+stderr. */
+static int run_info(const char *args, char *out, size_t cap) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' info %s 2>&1", DS4J_TOOL_PATH, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_info_tool(void) {
+    static char out[1 << 16];
+    char args[1024], path[512], err[512];
+    snprintf(args, sizeof args, "'%s/seed/small_model.gguf'", DS4J_TEST_DATA_DIR);
+    CHECK(run_info(args, out, sizeof out) == 0);
+    CHECK(strstr(out, "version:     3") && strstr(out, "alignment:   64"));
+    CHECK(strstr(out, "deepseek4.expert_used_count") && strstr(out, "uint32  = 2"));
+    CHECK(strstr(out, "blk.0.ffn_gate_exps.weight") && strstr(out, "Q8_0") && strstr(out, "[32, 8, 4]"));
+    /* 320 (embd) + 1024 (experts) + 32 (norm) params; 4 experts of 256;
+     * active = 32 + 2 x 256; bytes 640 + 1088 + 128 */
+    CHECK(strstr(out, "total parameters          1376 "));
+    CHECK(strstr(out, "total tensor bytes        1856 "));
+    CHECK(strstr(out, "params per routed expert  256 per layer"));
+    CHECK(strstr(out, "active parameters/token   544 "));
+
+    /* long strings and arrays are shortened */
+    gguf_writer *w = gguf_writer_new();
+    char longs[300];
+    memset(longs, 'x', sizeof longs - 1);
+    longs[sizeof longs - 1] = 0;
+    gguf_writer_set_str(w, "long", longs);
+    uint32_t many[100];
+    for (int i = 0; i < 100; i++) many[i] = (uint32_t)i * 3;
+    gguf_writer_set_arr(w, "many", GGUF_T_UINT32, many, 100);
+    snprintf(path, sizeof path, "%s/info.gguf", tmpdir);
+    CHECK(gguf_writer_write(w, path, err, sizeof err) == 0);
+    gguf_writer_free(w);
+    snprintf(args, sizeof args, "'%s'", path);
+    CHECK(run_info(args, out, sizeof out) == 0);
+    CHECK(strstr(out, "... (299 bytes)") && strstr(out, "[uint32 x 100] [0, 3, 6, 9, 12, 15, 18, 21, ...]"));
+    CHECK(!strstr(out, "deepseek4 summary"));
+    remove(path);
+
+    snprintf(args, sizeof args, "'%s/bad/overlap.gguf'", DS4J_TEST_DATA_DIR);
+    CHECK(run_info(args, out, sizeof out) == 1 && strstr(out, "overlaps tensor 'second'"));
+    CHECK(run_info("/nonexistent.gguf", out, sizeof out) == 1 && strstr(out, "/nonexistent.gguf"));
+    CHECK(run_info("", out, sizeof out) == 2);
+}
+
 int main(int argc, char **argv) {
     bool regen = argc > 1 && !strcmp(argv[1], "--regen");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_gguf_tmp.XXXXXX", DS4J_BUILD_DIR);
@@ -873,6 +925,7 @@ int main(int argc, char **argv) {
     test_open_errors();
     test_v2();
     test_bad_files(regen);
+    test_info_tool();
 
     size_t n = 0;
     uint8_t *rt = read_all(rt_path, &n);
