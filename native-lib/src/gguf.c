@@ -30,6 +30,8 @@
 /* Nesting of arrays of arrays; real files use at most one level, and the
  * parser recurses, so the depth is bounded to keep the stack small. */
 #define GGUF_MAX_NESTING 8
+/* Longest tensor name the writer accepts (ggml's GGML_MAX_NAME - 1). */
+#define GGUF_WRITER_MAX_NAME 63
 
 /* ------------------------------------------------------------------------ */
 /* ggml type sizes (block elements, block bytes). Private until quants.c is
@@ -990,6 +992,11 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, int32_t type, uint3
     char why[160];
     if (!name || !*name) {
         wfail(w, DS4J_ERR_INVALID_ARGUMENT, "tensor name is empty");
+        return DS4J_ERR_INVALID_ARGUMENT;
+    }
+    if (strlen(name) > GGUF_WRITER_MAX_NAME) {
+        /* ggml keeps names in char[64]; longer ones make files llama.cpp rejects */
+        wfail(w, DS4J_ERR_INVALID_ARGUMENT, "tensor name '%.200s' is longer than %d bytes", name, GGUF_WRITER_MAX_NAME);
         return DS4J_ERR_INVALID_ARGUMENT;
     }
     if (!ne || !fill) {

@@ -221,6 +221,62 @@ static void g_no_data_section(bb *b) {
     bb_tensor(b, "w", 1, ne, 0, 0); /* ends at 24+8+1+4+8+4+8 = 57, data would start at 64 */
 }
 
+static void g_value_truncated(bb *b) {
+    bb_header(b, 3, 0, 1);
+    bb_str(b, "n");
+    bb_u32(b, GGUF_T_UINT64);
+    bb_put(b, "\1\2\3", 3);
+    bb_zeros(b, 8);
+    b->n -= 8; /* keep the builder simple: the file ends 5 bytes short */
+}
+static void g_align_zero(bb *b) { bb_header(b, 3, 0, 1); bb_kv_u32(b, "general.alignment", 0); }
+static void g_str_array_huge(bb *b) {
+    bb_header(b, 3, 0, 1);
+    bb_str(b, "tokenizer.ggml.tokens");
+    bb_u32(b, GGUF_T_ARRAY);
+    bb_u32(b, GGUF_T_STRING);
+    bb_u64(b, 1ull << 61);
+    bb_str(b, "a");
+}
+static void g_nested_huge(bb *b) {
+    bb_header(b, 3, 0, 1);
+    bb_str(b, "nest");
+    bb_u32(b, GGUF_T_ARRAY);
+    bb_u32(b, GGUF_T_ARRAY);
+    bb_u64(b, 1ull << 40);
+    bb_zeros(b, 40);
+}
+static void g_bad_bool_array(bb *b) {
+    bb_header(b, 3, 0, 1);
+    bb_str(b, "flags");
+    bb_u32(b, GGUF_T_ARRAY);
+    bb_u32(b, GGUF_T_BOOL);
+    bb_u64(b, 3);
+    bb_u8(b, 1);
+    bb_u8(b, 7);
+    bb_u8(b, 0);
+}
+static void g_tensor_name_beyond(bb *b) {
+    bb_header(b, 3, 1, 0);
+    bb_u64(b, 1ull << 33);
+    bb_put(b, "name", 4);
+    bb_zeros(b, 40);
+}
+static void g_nul_in_tensor_name(bb *b) {
+    int64_t ne[1] = {8};
+    bb_header(b, 3, 1, 0);
+    bb_strn(b, "w\0x", 3);
+    bb_u32(b, 1);
+    bb_u64(b, (uint64_t)ne[0]);
+    bb_u32(b, 0);
+    bb_u64(b, 0);
+    bb_pad(b, 32);
+    bb_zeros(b, 32);
+}
+static void g_offset_huge(bb *b) { int64_t ne[1] = {8}; one_tensor(b, "w", 1, ne, 0, 0xffffffffffffffe0ull, 64); }
+static void g_ne_beyond_int64(bb *b) { int64_t ne[2] = {8, INT64_MIN}; one_tensor(b, "w", 2, ne, 0, 0, 64); }
+static void g_removed_type(bb *b) { int64_t ne[1] = {32}; one_tensor(b, "w", 1, ne, 4, 0, 64); }
+
 static const struct {
     const char *file;
     gen_fn gen;
@@ -260,6 +316,16 @@ static const struct {
     {"data_beyond_eof.gguf", g_data_beyond_eof, "tensor 'w': data [0, +1024) extends beyond the end of the file"},
     {"overlap.gguf", g_overlap, "tensor 'first' data [0, 64) overlaps tensor 'second'"},
     {"tensor_info_truncated.gguf", g_tensor_info_trunc, "tensor 'b': offset needs 8 bytes"},
+    {"value_truncated.gguf", g_value_truncated, "key 'n': uint64 needs 8 bytes at offset 37, only 3 left"},
+    {"alignment_zero.gguf", g_align_zero, "'general.alignment' = 0 is not a power of two"},
+    {"string_array_huge_count.gguf", g_str_array_huge, "array of 2305843009213693952 string elements needs at least 8 bytes"},
+    {"nested_array_huge_count.gguf", g_nested_huge, "array of 1099511627776 array elements needs at least 12 bytes"},
+    {"bad_bool_array.gguf", g_bad_bool_array, "key 'flags': bool array element 1 has value 7"},
+    {"tensor_name_beyond.gguf", g_tensor_name_beyond, "tensor info 0 of 1: name has length 8589934592"},
+    {"nul_in_tensor_name.gguf", g_nul_in_tensor_name, "tensor info 0 of 1: tensor name contains a NUL byte"},
+    {"offset_huge.gguf", g_offset_huge, "tensor 'w': data [18446744073709551584, +32) extends beyond the end"},
+    {"ne_beyond_int64.gguf", g_ne_beyond_int64, "tensor 'w': ne[1] = -9223372036854775808, expected a positive"},
+    {"removed_tensor_type.gguf", g_removed_type, "tensor 'w': unknown tensor type 4"},
     {"no_data_section.gguf", g_no_data_section, "data section starts at offset 64 but the file has 57 bytes"},
 };
 #define N_BAD (sizeof BAD / sizeof BAD[0])
@@ -648,6 +714,12 @@ static void test_writer_errors(void) {
     CHECK(gguf_writer_add_tensor(w, "a", DS4J_TYPE_F32, 2, ne, fill_pattern, NULL) == 0);
     CHECK(gguf_writer_add_tensor(w, "a", DS4J_TYPE_F32, 2, ne, fill_pattern, NULL) < 0);
     CHECK(gguf_writer_write(w, path, err, sizeof err) < 0 && strstr(err, "duplicate tensor name 'a'"));
+    gguf_writer_free(w);
+
+    w = gguf_writer_new();
+    const char *long_name = "blk.0.a_tensor_name_that_is_far_too_long_for_ggml_to_accept.weight";
+    CHECK(gguf_writer_add_tensor(w, long_name, DS4J_TYPE_F32, 2, ne, fill_pattern, NULL) < 0);
+    CHECK(gguf_writer_write(w, path, err, sizeof err) < 0 && strstr(err, "is longer than 63 bytes"));
     gguf_writer_free(w);
 
     w = gguf_writer_new();
