@@ -702,6 +702,29 @@ bool gguf_kv_get_int(const gguf_kv *kv, int64_t *out) {
     *out = v;
     return true;
 }
+static bool scalar_uint(int32_t type, const uint8_t *p, uint64_t *out) {
+    if (type == GGUF_T_UINT64) {
+        *out = rd_le(p, 8);
+        return true;
+    }
+    int64_t v;
+    if (!scalar_int(type, p, &v) || v < 0) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+bool gguf_kv_get_uint(const gguf_kv *kv, uint64_t *out) {
+    uint64_t v;
+    if (!kv || !scalar_uint(kv->type, kv->raw, &v)) return false;
+    *out = v;
+    return true;
+}
+bool gguf_kv_arr_uint(const gguf_kv *kv, uint64_t i, uint64_t *out) {
+    if (!kv || kv->type != GGUF_T_ARRAY || i >= kv->arr_len || !scalar_size(kv->arr_type)) return false;
+    uint64_t v;
+    if (!scalar_uint(kv->arr_type, kv->arr_data + i * scalar_size(kv->arr_type), &v)) return false;
+    *out = v;
+    return true;
+}
 bool gguf_kv_get_float(const gguf_kv *kv, double *out) {
     double v;
     if (!kv || !scalar_float(kv->type, kv->raw, &v)) return false;

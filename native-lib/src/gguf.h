@@ -86,6 +86,10 @@ void gguf_kv_raw(const gguf_kv *kv, const void **data, uint64_t *len);
 /* Packed little-endian elements of an array of a fixed-size scalar type
  * (NULL for strings, arrays of arrays and non-arrays); unaligned. */
 const void *gguf_kv_arr_data(const gguf_kv *kv);
+/* Unsigned view of any integer type or bool; false if negative or not an
+ * integer (covers uint64 values above INT64_MAX, which get_int rejects). */
+bool gguf_kv_get_uint(const gguf_kv *kv, uint64_t *out);
+bool gguf_kv_arr_uint(const gguf_kv *kv, uint64_t i, uint64_t *out);
 /* "uint32", "string", ... ("unknown" for bad ids). */
 const char *gguf_value_type_name(int32_t type);
 /* ggml type name for a tensor type id the reader knows, else NULL. */

@@ -45,8 +45,9 @@ static void print_scalar_elem(const gguf_kv *kv, uint64_t i) {
         if (gguf_kv_arr_float(kv, i, &dv)) printf("%.9g", dv);
     } else if (t == GGUF_T_BOOL) {
         if (gguf_kv_arr_int(kv, i, &iv)) fputs(iv ? "true" : "false", stdout);
-    } else if (t == GGUF_T_UINT64 && !gguf_kv_arr_int(kv, i, &iv)) {
-        if (gguf_kv_arr_float(kv, i, &dv)) printf("%.0f", dv);
+    } else if (t == GGUF_T_UINT64) {
+        uint64_t uv;
+        if (gguf_kv_arr_uint(kv, i, &uv)) printf("%" PRIu64, uv);
     } else if (gguf_kv_arr_int(kv, i, &iv)) {
         printf("%" PRId64, iv);
     }
@@ -79,10 +80,11 @@ static void print_value(const gguf_kv *kv, uint64_t max_elems) {
         if (gguf_kv_get_float(kv, &dv)) printf("%.9g", dv);
     } else if (t == GGUF_T_BOOL) {
         if (gguf_kv_get_int(kv, &iv)) fputs(iv ? "true" : "false", stdout);
+    } else if (t == GGUF_T_UINT64) {
+        uint64_t uv;
+        if (gguf_kv_get_uint(kv, &uv)) printf("%" PRIu64, uv);
     } else if (gguf_kv_get_int(kv, &iv)) {
         printf("%" PRId64, iv);
-    } else if (gguf_kv_get_float(kv, &dv)) { /* uint64 above INT64_MAX */
-        printf("%.0f", dv);
     }
 }
 
