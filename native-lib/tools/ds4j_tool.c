@@ -23,6 +23,7 @@ static const struct {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
     {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
+    {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
 };
 
 int main(int argc, char **argv) {
