@@ -22,6 +22,7 @@ static const struct {
 } COMMANDS[] = {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
+    {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
 };
 
 int main(int argc, char **argv) {
