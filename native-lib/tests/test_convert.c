@@ -521,6 +521,8 @@ static int fill_one(void *user, const char *name, void *dst, uint64_t nbytes, ch
 static void test_tokenizer(void) {
     const char *tj = getenv("DS4J_TOKENIZER_JSON");
     struct stat stt;
+    static const char fallback[] = DS4J_BUILD_DIR "/../tokenizer/tokenizer.json"; /* scripts/fetch-tokenizer */
+    if ((!tj || !tj[0]) && !stat(fallback, &stt)) tj = fallback;
     if (!tj || stat(tj, &stt)) {
         printf("  SKIP tokenizer: set DS4J_TOKENIZER_JSON to the tokenizer.json from scripts/fetch-tokenizer\n");
         return;
@@ -559,7 +561,9 @@ static void test_tokenizer(void) {
         {0, "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
         {1, "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
         {3, "!", 1}, {201, "\xc4\x8a", 1}, {223, "\xc4\xa0", 1},
-        {128803, "<\xef\xbd\x9c" "User\xef\xbd\x9c>", 3}, {128804, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>", 3},
+        /* V3's tokenizer.json marks User/Assistant "special": false -> user-defined (4) */
+        {128803, "<\xef\xbd\x9c" "User\xef\xbd\x9c>", 4}, {128804, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>", 4},
+        {128000, "<\xef\xbd\x9c" "place\xe2\x96\x81holder\xe2\x96\x81no\xe2\x96\x81" "0\xef\xbd\x9c>", 3},
         {128821, "<think>", 3}, {128822, "</think>", 3}, {128825, "\xef\xbd\x9c" "DSML\xef\xbd\x9c", 3},
         {128828, "<\xef\xbd\x9c" "latest_reminder\xef\xbd\x9c>", 3}, {128829, "<\xef\xbd\x9c" "action\xef\xbd\x9c>", 3},
         {128830, "<\xef\xbd\x9c" "query\xef\xbd\x9c>", 3}, {129000, "[PAD129000]", 5}, {128815, "[PAD128815]", 5},
