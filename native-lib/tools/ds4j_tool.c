@@ -23,6 +23,7 @@ static const struct {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
     {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
+    {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},
 };
 
 int main(int argc, char **argv) {
