@@ -512,6 +512,218 @@ static void test_bad_inputs(void) {
     free(st);
 }
 
+/* ------------------------------------------- official names, FP8/FP4 */
+
+typedef struct wt { char name[128]; const char *dtype; int nd; int64_t shape[2]; uint8_t *data; size_t n; } wt;
+
+static int write_safetensors(const char *path, const wt *t, int n) {
+    size_t cap = 256 + (size_t)n * 256, len = 0, off = 0;
+    char *h = malloc(cap);
+    len += (size_t)sprintf(h + len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < n; i++) {
+        len += (size_t)sprintf(h + len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name, t[i].dtype);
+        for (int d = 0; d < t[i].nd; d++) len += (size_t)sprintf(h + len, d ? ",%lld" : "%lld", (long long)t[i].shape[d]);
+        len += (size_t)sprintf(h + len, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i].n);
+        off += t[i].n;
+    }
+    h[len++] = '}';
+    while (len % 8) h[len++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f) { free(h); return -1; }
+    uint8_t hl[8];
+    for (int i = 0; i < 8; i++) hl[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    fwrite(hl, 1, 8, f);
+    fwrite(h, 1, len, f);
+    for (int i = 0; i < n; i++) fwrite(t[i].data, 1, t[i].n, f);
+    fclose(f);
+    free(h);
+    return 0;
+}
+
+static float dec_e4m3(uint8_t b) {
+    int e = (b >> 3) & 15, m = b & 7;
+    float v = e ? ldexpf(1.0f + m / 8.0f, e - 7) : ldexpf(m / 8.0f, -6);
+    return (b & 0x80) ? -v : v;
+}
+static float dec_e2m1(int nib) {
+    static const float mag[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+    return (nib & 8) ? -mag[nib & 7] : mag[nib & 7];
+}
+
+static void test_official_fp8(void) {
+    char src[512], dir[512], p[700], err[1024] = "", out_ref[600], out_off[600];
+    snprintf(src, sizeof src, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
+    snprintf(dir, sizeof dir, "%s/test_convert_official", DS4J_BUILD_DIR);
+    mkdir(dir, 0755);
+    st_model *m = NULL;
+    if (st_open(&m, src, err, sizeof err)) { CHECK(0, "st_open: %s", err); return; }
+    int n = (int)st_count(m);
+    wt *t = calloc((size_t)n + 16, sizeof *t); /* + FP8/FP4 scales + mtp */
+    int k = 0;
+    float *want_qa = NULL, *want_exp = NULL, *want_head = NULL;
+    for (int i = 0; i < n; i++) {
+        const st_tensor *s = st_at(m, i);
+        wt *w = &t[k++];
+        /* official naming */
+        const char *nm = s->name;
+        if (!strcmp(nm, "model.embed_tokens.weight")) snprintf(w->name, sizeof w->name, "embed.weight");
+        else if (!strcmp(nm, "model.norm.weight")) snprintf(w->name, sizeof w->name, "norm.weight");
+        else if (!strncmp(nm, "model.hc_head.hc_", 17)) snprintf(w->name, sizeof w->name, "hc_head_%s", nm + 17);
+        else if (!strncmp(nm, "model.layers.", 13)) {
+            snprintf(w->name, sizeof w->name, "%s", nm + 6);
+            char *a = strstr(w->name, "attn.norm.weight");
+            if (a) snprintf(a, sizeof w->name - (size_t)(a - w->name), "attn.kv_norm.weight");
+        } else snprintf(w->name, sizeof w->name, "%s", nm);
+        w->dtype = s->dtype == ST_I64 ? "I64" : "F32";
+        w->nd = s->n_dims;
+        w->shape[0] = s->shape[0];
+        w->shape[1] = s->n_dims > 1 ? s->shape[1] : 0;
+        w->n = s->nbytes;
+        w->data = malloc(s->nbytes);
+        memcpy(w->data, s->data, s->nbytes);
+        if (!strcmp(w->name, "layers.0.attn.wq_a.weight")) {
+            /* FP8 E4M3 [32, 64] with a [1, 1] F32 block scale */
+            int64_t ne = 32 * 64;
+            want_qa = malloc((size_t)ne * 4);
+            w->dtype = "F8_E4M3";
+            w->n = (size_t)ne;
+            for (int64_t j = 0; j < ne; j++) {
+                uint8_t b = (uint8_t)((j * 37 + 11) & 0xFF);
+                if ((b & 0x7F) == 0x7F) b ^= 1; /* not NaN */
+                w->data[j] = b;
+                want_qa[j] = dec_e4m3(b) * 0.0625f;
+            }
+            wt *sc = &t[k++];
+            snprintf(sc->name, sizeof sc->name, "layers.0.attn.wq_a.scale");
+            sc->dtype = "F32";
+            sc->nd = 2;
+            sc->shape[0] = sc->shape[1] = 1;
+            sc->n = 4;
+            sc->data = malloc(4);
+            float v = 0.0625f;
+            memcpy(sc->data, &v, 4);
+        } else if (!strncmp(w->name, "layers.2.ffn.experts.", 21) && strstr(w->name, ".w1.weight")) {
+            /* FP4 E2M1 packed [32, 32] + E8M0 scales [32, 2] */
+            int e = atoi(w->name + 21);
+            if (!want_exp) want_exp = calloc(8 * 32 * 64, 4);
+            w->dtype = "I8";
+            w->shape[1] = 32;
+            w->n = 32 * 32;
+            wt *sc = &t[k++];
+            snprintf(sc->name, sizeof sc->name, "layers.2.ffn.experts.%d.w1.scale", e);
+            sc->dtype = "F8_E8M0";
+            sc->nd = 2;
+            sc->shape[0] = 32;
+            sc->shape[1] = 2;
+            sc->n = 64;
+            sc->data = malloc(64);
+            for (int r = 0; r < 32; r++) {
+                for (int b = 0; b < 2; b++) sc->data[r * 2 + b] = (uint8_t)(120 + (r + b + e) % 9);
+                for (int c = 0; c < 32; c++) {
+                    uint8_t byte = (uint8_t)((r * 31 + c * 7 + e * 13) & 0xFF);
+                    w->data[r * 32 + c] = byte;
+                    float s0 = ldexpf(1.0f, (int)sc->data[r * 2 + (2 * c) / 32] - 127);
+                    want_exp[(e * 32 + r) * 64 + 2 * c] = dec_e2m1(byte & 15) * s0;
+                    want_exp[(e * 32 + r) * 64 + 2 * c + 1] = dec_e2m1(byte >> 4) * s0;
+                }
+            }
+        } else if (!strcmp(w->name, "head.weight")) {
+            /* BF16: keep the upper halves */
+            int64_t ne = s->numel;
+            want_head = malloc((size_t)ne * 4);
+            w->dtype = "BF16";
+            w->n = (size_t)ne * 2;
+            for (int64_t j = 0; j < ne; j++) {
+                uint32_t u;
+                memcpy(&u, s->data + 4 * j, 4);
+                uint16_t h = (uint16_t)(u >> 16);
+                memcpy(w->data + 2 * j, &h, 2);
+                u = (uint32_t)h << 16;
+                memcpy(&want_head[j], &u, 4);
+            }
+        }
+    }
+    /* an MTP tensor is skipped */
+    wt *mt = &t[k++];
+    snprintf(mt->name, sizeof mt->name, "mtp.0.norm.weight");
+    mt->dtype = "F32"; mt->nd = 1; mt->shape[0] = 4; mt->n = 16; mt->data = calloc(1, 16);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    CHECK(write_safetensors(p, t, k) == 0, "write safetensors");
+    const char *cfg =
+        "{\"hidden_size\":64,\"num_hidden_layers\":5,\"vocab_size\":512,\"num_attention_heads\":4,"
+        "\"num_key_value_heads\":1,\"head_dim\":32,\"qk_rope_head_dim\":16,\"q_lora_rank\":32,\"o_groups\":2,"
+        "\"o_lora_rank\":16,\"n_routed_experts\":8,\"num_experts_per_tok\":3,\"moe_intermediate_size\":32,"
+        "\"n_shared_experts\":1,\"num_hash_layers\":2,\"sliding_window\":8,\"index_n_heads\":16,\"index_head_dim\":16,"
+        "\"index_topk\":4,\"hc_mult\":4,\"hc_sinkhorn_iters\":20,\"hc_eps\":1e-06,\"rms_norm_eps\":1e-06,"
+        "\"compress_ratios\":[0,0,4,16,4,0],\"rope_theta\":10000.0,\"compress_rope_theta\":160000.0,"
+        "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":16,\"original_max_position_embeddings\":64,"
+        "\"beta_fast\":32,\"beta_slow\":1},\"routed_scaling_factor\":1.5,\"swiglu_limit\":10.0,"
+        "\"max_position_embeddings\":1048576,\"bos_token_id\":0,\"eos_token_id\":1}";
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    write_file(p, cfg, strlen(cfg));
+
+    snprintf(out_ref, sizeof out_ref, "%s/ref.gguf", dir);
+    snprintf(out_off, sizeof out_off, "%s/off.gguf", dir);
+    ds4j_convert_opts o1 = {.hf_dir = src, .out_path = out_ref, .dense_type = DS4J_TYPE_F32, .expert_type = -1};
+    ds4j_convert_opts o2 = {.hf_dir = dir, .out_path = out_off, .dense_type = DS4J_TYPE_F32, .expert_type = -1};
+    CHECK(ds4j_convert_hf(&o1, err, sizeof err) == 0, "ref convert: %s", err);
+    int rc = ds4j_convert_hf(&o2, err, sizeof err);
+    CHECK(rc == 0, "official-form convert: %s", err);
+    gguf_file *gr = NULL, *go = NULL;
+    if (!rc && !gguf_open(&gr, out_ref, err, sizeof err) && !gguf_open(&go, out_off, err, sizeof err)) {
+        CHECK(gguf_tensor_count(gr) == gguf_tensor_count(go), "tensor counts differ");
+        int same = 0;
+        for (int64_t i = 0; i < gguf_tensor_count(gr); i++) {
+            const gguf_tensor *a = gguf_tensor_at(gr, i), *b = gguf_find_tensor(go, a->name);
+            CHECK(b && a->nbytes == b->nbytes && a->type == b->type, "%s: missing or different layout", a->name);
+            if (!b || a->nbytes != b->nbytes) continue;
+            const float *want = NULL;
+            int64_t nw = 0;
+            if (!strcmp(a->name, "blk.0.attn_q_a.weight")) { want = want_qa; nw = 32 * 64; }
+            else if (!strcmp(a->name, "blk.2.ffn_gate_exps.weight")) { want = want_exp; nw = 8 * 32 * 64; }
+            else if (!strcmp(a->name, "output.weight")) { want = want_head; nw = 512 * 64; }
+            if (want) {
+                CHECK(b->nbytes == (uint64_t)nw * 4 && !memcmp(b->data, want, (size_t)nw * 4), "%s: dequantized source differs", a->name);
+            } else {
+                same += !memcmp(a->data, b->data, a->nbytes);
+                CHECK(!memcmp(a->data, b->data, a->nbytes), "%s differs between official and transformers naming", a->name);
+            }
+        }
+        for (int64_t i = 0; i < gguf_kv_count(gr); i++) {
+            const gguf_kv *ka = gguf_kv_at(gr, i);
+            const char *key = gguf_kv_key(ka);
+            if (strncmp(key, "deepseek4.", 10)) continue;
+            const gguf_kv *kb = gguf_find_kv(go, key);
+            const void *pa, *pb;
+            uint64_t la, lb;
+            CHECK(kb != NULL, "official form lacks %s", key);
+            if (!kb) continue;
+            gguf_kv_raw(ka, &pa, &la);
+            gguf_kv_raw(kb, &pb, &lb);
+            CHECK(la == lb && !memcmp(pa, pb, la), "%s differs between config forms", key);
+        }
+        printf("  official names + FP8/FP4/BF16 sources: %d tensors identical, 3 dequantized exactly\n", same);
+    } else if (!rc) {
+        CHECK(0, "open: %s", err);
+    }
+    gguf_close(gr);
+    gguf_close(go);
+    for (int i = 0; i < k; i++) free(t[i].data);
+    free(t);
+    free(want_qa);
+    free(want_exp);
+    free(want_head);
+    st_close(m);
+    if (!getenv("DS4J_KEEP_TEST_FILES")) {
+        unlink(out_ref);
+        unlink(out_off);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        unlink(p);
+        rmdir(dir);
+    }
+}
+
 /* ------------------------------------------------------------ synth */
 
 static bool files_equal(const char *a, const char *b) {
@@ -744,6 +956,7 @@ int main(void) {
         test_fixture("dsv4-tiny-b", types[i]);
     }
     test_bad_inputs();
+    test_official_fp8();
     test_synth();
     test_tokenizer();
     printf("test_convert: %d checks, %d failures\n", g_checks, g_fail);
