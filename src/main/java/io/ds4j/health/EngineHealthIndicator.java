@@ -1,0 +1,34 @@
+package io.ds4j.health;
+
+import io.ds4j.engine.EngineService;
+import org.springframework.boot.health.contributor.Health;
+import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.stereotype.Component;
+
+/**
+ * The {@code engine} health component: UP with the library version when a
+ * model is loaded; UP with {@code model: none} when none is configured (the
+ * server then only answers health); DOWN when the configured model failed.
+ */
+@Component("engine")
+public class EngineHealthIndicator implements HealthIndicator {
+    private final EngineService engine;
+
+    public EngineHealthIndicator(EngineService engine) {
+        this.engine = engine;
+    }
+
+    @Override
+    public Health health() {
+        Health.Builder b = engine.loadError() != null ? Health.down() : Health.up();
+        b.withDetail("library", engine.nativeLib().version());
+        if (engine.modelLoaded()) {
+            b.withDetail("model", "loaded");
+        } else if (engine.loadError() != null) {
+            b.withDetail("model", "failed").withDetail("error", engine.loadError());
+        } else {
+            b.withDetail("model", "none");
+        }
+        return b.build();
+    }
+}
