@@ -52,7 +52,7 @@ static int64_t act_row_max(const dsv4_model *m) {
     n = max_i64(n, hp->o_groups * hp->o_lora);
     n = max_i64(n, hp->n_ff_exp);
     /* worst case bytes per element of any activation type: f32, plus block headers */
-    return n * 4 + 1024;
+    return n * 4 + 4096;
 }
 
 /* Lay out (or measure, when base == NULL) every scratch buffer. */
@@ -154,8 +154,8 @@ int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx) {
 
 typedef struct mm_job {
     const uint8_t *w;
+    int32_t type;
     int64_t row_bytes, n_in, n_out, rows_per_group;
-    ds4j_vec_dot_fn dot;
     const uint8_t *act;
     int64_t act_tok, act_grp;   /* byte strides: per token, per group */
     int64_t S;
@@ -166,36 +166,33 @@ typedef struct mm_job {
 static void mm_worker(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
     int64_t r0 = j->n_out * ith / nth, r1 = j->n_out * (ith + 1) / nth;
-    for (int64_t o = r0; o < r1; o++) {
-        const uint8_t *row = j->w + o * j->row_bytes;
-        const uint8_t *a = j->act + (o / j->rows_per_group) * j->act_grp;
-        for (int64_t s = 0; s < j->S; s++) j->y[s * j->y_stride + o] = j->dot(row, a + s * j->act_tok, j->n_in);
+    while (r0 < r1) {
+        int64_t g = r0 / j->rows_per_group;
+        int64_t ge = (g + 1) * j->rows_per_group;
+        int64_t re = r1 < ge ? r1 : ge;
+        ds4j_matmul(j->type, j->w + r0 * j->row_bytes, j->row_bytes, re - r0, j->n_in, j->act + g * j->act_grp,
+                    j->act_tok, j->S, j->y + r0, j->y_stride);
+        r0 = re;
     }
 }
 
 /*
  * y[s][o] = W_e[o] . x[s][g(o)] for S tokens, with rows split into `groups`
  * equal groups each reading its own n_in slice of x (grouped output
- * projection); groups = 1 is a plain product.
+ * projection); groups = 1 is a plain product. Rows are split across the
+ * pool; each thread runs the quants matmul driver on its rows.
  */
 static void mm(dsv4_scratch *sc, ds4j_pool *pool, const dsv4_mat *w, int64_t e, const float *x, int64_t x_stride,
                int64_t S, float *y, int64_t y_stride, int64_t groups) {
-    const ds4j_type_traits *tr = ds4j_type_get(w->type);
-    int32_t at = tr->act_type;
     int64_t n_in = w->n_in;
-    int64_t ab = ds4j_row_size(at, n_in);
-    if (at == DS4J_TYPE_F32) {
-        for (int64_t s = 0; s < S; s++)
-            memcpy(sc->act + s * groups * ab, x + s * x_stride, (size_t)(groups * n_in) * sizeof(float));
-    } else {
-        const ds4j_type_traits *atr = ds4j_type_get(at);
-        for (int64_t s = 0; s < S; s++)
-            for (int64_t g = 0; g < groups; g++)
-                atr->from_float(x + s * x_stride + g * n_in, sc->act + (s * groups + g) * ab, n_in);
-    }
+    int64_t ab = (int64_t)ds4j_act_size(w->type, n_in);
+    ab = (ab + 63) & ~(int64_t)63;
+    for (int64_t s = 0; s < S; s++)
+        for (int64_t g = 0; g < groups; g++)
+            ds4j_quantize_act(w->type, x + s * x_stride + g * n_in, n_in, sc->act + (s * groups + g) * ab);
     mm_job j = {
-        .w = w->data + e * w->n_out * w->row_bytes, .row_bytes = w->row_bytes, .n_in = n_in, .n_out = w->n_out,
-        .rows_per_group = w->n_out / groups, .dot = tr->vec_dot, .act = sc->act, .act_tok = groups * ab,
+        .w = w->data + e * w->n_out * w->row_bytes, .type = w->type, .row_bytes = w->row_bytes, .n_in = n_in,
+        .n_out = w->n_out, .rows_per_group = w->n_out / groups, .act = sc->act, .act_tok = groups * ab,
         .act_grp = ab, .S = S, .y = y, .y_stride = y_stride,
     };
     double work = (double)w->n_out * (double)n_in * (double)S;

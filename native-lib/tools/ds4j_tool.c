@@ -22,6 +22,7 @@ static const struct {
 } COMMANDS[] = {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
+    {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
 };
 
