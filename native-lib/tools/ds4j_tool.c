@@ -23,7 +23,10 @@ static const struct {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
     {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
+    {"bench", cmd_bench, "prefill/decode tokens per second and implied weight bandwidth"},
+    {"generate", cmd_generate, "greedy or sampled generation from token ids"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
+    {"logits", cmd_logits, "write per-position logits for a token list"},
 };
 
 int main(int argc, char **argv) {
