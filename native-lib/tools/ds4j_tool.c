@@ -24,6 +24,7 @@ static const struct {
     /* subcommands: keep one line each, alphabetical */
     {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
     {"bench", cmd_bench, "prefill/decode tokens per second and implied weight bandwidth"},
+    {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
     {"generate", cmd_generate, "greedy or sampled generation from token ids"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
     {"logits", cmd_logits, "write per-position logits for a token list"},
