@@ -89,7 +89,7 @@ static int fx_load_ref(const char *dir, fx_ref *r) {
     return r->n_seq > 0 ? 0 : -1;
 }
 
-static float *fx_load_logits(const char *dir, const fx_ref *r, int seq, int n_vocab) {
+__attribute__((unused)) static float *fx_load_logits(const char *dir, const fx_ref *r, int seq, int n_vocab) {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, r->logits_file[seq]);
     long len;
@@ -103,7 +103,7 @@ static float *fx_load_logits(const char *dir, const fx_ref *r, int seq, int n_vo
 }
 
 /* Convert fixture `name` (e.g. "dsv4-tiny-a") to DS4J_BUILD_DIR/<name>-<type>.gguf. */
-static int fx_convert(const char *name, const char *type, char *out, size_t cap) {
+__attribute__((unused)) static int fx_convert(const char *name, const char *type, char *out, size_t cap) {
     snprintf(out, cap, "%s/test-%s-%s.gguf", DS4J_BUILD_DIR, name, type);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' convert --hf '%s/fixtures/%s' --out '%s' --type %s > /dev/null 2>&1", DS4J_TOOL_PATH,
@@ -113,7 +113,7 @@ static int fx_convert(const char *name, const char *type, char *out, size_t cap)
     return rc;
 }
 
-static void fx_free_ref(fx_ref *r) {
+__attribute__((unused)) static void fx_free_ref(fx_ref *r) {
     for (int i = 0; i < r->n_seq; i++) free(r->tok[i]);
     free(r->greedy);
 }
