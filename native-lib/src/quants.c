@@ -62,8 +62,12 @@ uint16_t ds4j_f32_to_bf16(float f) {
 
 #define F16(h) ds4j_f16_to_f32(h)
 
-/* round half to even in the current (default) rounding mode */
-static inline int nearest(float v) { return (int)lrintf(v); }
+/* round half to even in the current (default) rounding mode; NaN and
+ * out-of-range values saturate instead of reaching an undefined conversion */
+static inline int nearest(float v) {
+    if (!(v > -1e9f && v < 1e9f)) return v >= 1e9f ? 1000000000 : v <= -1e9f ? -1000000000 : 0;
+    return (int)lrintf(v);
+}
 
 /* --------------------------------------------------------- float types */
 
@@ -129,7 +133,11 @@ static void q8_0_from_float(const float *src, void *dst, int64_t n) {
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = ds4j_f32_to_f16(d);
-        for (int j = 0; j < QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < QK8_0; j++) {
+            float v = roundf(x[j] * id);
+            /* NaN/inf inputs must not reach a float->int conversion */
+            b[i].qs[j] = (int8_t)(v >= -128.0f && v <= 127.0f ? v : 0.0f);
+        }
     }
 }
 
@@ -168,9 +176,9 @@ static void q4_0_from_float(const float *src, void *dst, int64_t n) {
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = ds4j_f32_to_f16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
-            int lo = (int)(x[j] * id + 8.5f), hi = (int)(x[j + 16] * id + 8.5f);
-            lo = lo < 0 ? 0 : lo > 15 ? 15 : lo;
-            hi = hi < 0 ? 0 : hi > 15 ? 15 : hi;
+            float vl = x[j] * id + 8.5f, vh = x[j + 16] * id + 8.5f;
+            int lo = vl >= 0.0f && vl < 16.0f ? (int)vl : vl >= 16.0f ? 15 : 0;
+            int hi = vh >= 0.0f && vh < 16.0f ? (int)vh : vh >= 16.0f ? 15 : 0;
             b[i].qs[j] = (uint8_t)(lo | (hi << 4));
         }
     }
@@ -844,6 +852,8 @@ static void quants_init_once(void) {
         g_traits[DS4J_TYPE_Q6_K].vec_dot = ds4j_dot_q6_K_avx2;
         g_traits[DS4J_TYPE_IQ2_XXS].vec_dot = ds4j_dot_iq2_xxs_avx2;
         g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx2;
+        g_traits[DS4J_TYPE_Q5_K].vec_dot = ds4j_dot_q5_K_avx2;
+        g_traits[DS4J_TYPE_IQ4_XS].vec_dot = ds4j_dot_iq4_xs_avx2;
         g_kernel_name = "avx2";
     }
 #endif

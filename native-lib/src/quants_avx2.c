@@ -1,8 +1,8 @@
 /*
  * quants_avx2.c — AVX2/FMA/F16C versions of the hot dot kernels (float
- * rows, Q8_0, Q4_0, Q2_K, Q4_K, Q6_K, IQ2_XXS, IQ2_XS). Compiled with
- * -mavx2 -mfma -mf16c and only reached through the pointers that
- * ds4j_quants_init() installs after a CPUID check.
+ * rows, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K, IQ2_XXS, IQ2_XS, IQ4_XS).
+ * Compiled with -mavx2 -mfma -mf16c and only reached through the pointers
+ * that ds4j_quants_init() installs after a CPUID check.
  *
  * Decode is a matrix-vector product, so each kernel reads every weight byte
  * exactly once: weights are unpacked in registers to unsigned bytes,
@@ -343,6 +343,75 @@ float ds4j_dot_iq2_xs_avx2(const void *w, const void *a, int64_t n) {
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d) * 0.125f), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* ------------------------------------------------------------------ Q5_K */
+
+float ds4j_dot_q5_K_avx2(const void *w, const void *a, int64_t n) {
+    const blk_q5_K *x = w;
+    const blk_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t u[3];
+        memcpy(u, x[i].scales, 12);
+        uint32_t sc_w[2] = {u[0] & 0x3F3F3F3Fu, (u[2] & 0x0F0F0F0Fu) | ((u[0] >> 2) & 0x30303030u)};
+        uint32_t mn_w[2] = {u[1] & 0x3F3F3F3Fu, ((u[2] >> 4) & 0x0F0F0F0Fu) | ((u[1] >> 2) & 0x30303030u)};
+        uint8_t sc[8], mn[8];
+        memcpy(sc, sc_w, 8);
+        memcpy(mn, mn_w, 8);
+        __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        int32_t summ = hsum_epi32(_mm256_madd_epi16(mn_pairs, _mm256_loadu_si256((const __m256i *)y[i].bsums)));
+
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        const int8_t *q8 = y[i].qs;
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            /* the fifth bit of sub-block j is bit j of the qh byte */
+            const __m256i mlo = _mm256_set1_epi8((char)(1 << (2 * c))), mhi = _mm256_set1_epi8((char)(2 << (2 * c)));
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
+                                         _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, mlo), mlo), b16));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                         _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, mhi), mhi), b16));
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(isum), acc);
+        acc_m += y[i].d * f16(x[i].dmin) * (float)summ;
+    }
+    return hsum_ps(acc) - acc_m;
+}
+
+/* ---------------------------------------------------------------- IQ4_XS */
+
+float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n) {
+    const blk_iq4_xs *x = w;
+    const blk_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)ds4j_kvalues_iq4nl));
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            __m128i t = _mm_loadu_si128((const __m128i *)(x[i].qs + 16 * g));
+            __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
+            __m256i v = _mm256_shuffle_epi8(levels, idx);  /* signed levels, never -128 */
+            __m256i yv = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(yv, v));
+            int ls = (((x[i].scales_l[g / 2] >> (4 * (g % 2))) & 0x0F) | (((x[i].scales_h >> (2 * g)) & 3) << 4)) - 32;
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(isum), acc);
     }
     return hsum_ps(acc);
 }

@@ -73,6 +73,8 @@ float ds4j_dot_q4_K_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_q6_K_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_iq2_xxs_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_iq2_xs_avx2(const void *w, const void *a, int64_t n);
+float ds4j_dot_q5_K_avx2(const void *w, const void *a, int64_t n);
+float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n);
 void ds4j_f16_to_f32_row_avx2(const void *src, float *dst, int64_t n);
 /* builds the sign-expansion table used by the IQ2 kernels */
 void ds4j_quants_avx2_init(void);

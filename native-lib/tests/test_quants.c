@@ -130,8 +130,8 @@ static void check_dot(int32_t type, const void *w, int64_t n, const float *x, co
     double tol = 1e-5 * mag + 1e-30;
     CHECKF(fabs(ref - exact) <= tol, "%s %s: ref %.9g vs exact %.9g (mag %.3g)", t->name, what, ref, exact, mag);
     CHECKF(fabs(fast - ref) <= tol, "%s %s: simd %.9g vs ref %.9g (mag %.3g)", t->name, what, fast, ref, mag);
-    printf("dot %-8s %-10s simd-ref=%.2e ref-exact=%.2e (rel. to sum|wa|)\n", t->name, what,
-           fabs(fast - ref) / (mag + 1e-30), fabs(ref - exact) / (mag + 1e-30));
+    printf("dot %-8s %-10s %s simd-ref=%.2e ref-exact=%.2e (rel. to sum|wa|)\n", t->name, what,
+           t->vec_dot == t->vec_dot_ref ? "scalar" : "simd  ", fabs(fast - ref) / (mag + 1e-30), fabs(ref - exact) / (mag + 1e-30));
     ds4j_free(act);
     free(wf);
     free(af);
@@ -215,6 +215,31 @@ static void test_roundtrip(void) {
         int bad = 0;
         for (int i = 0; i < 512; i++) bad += !(fabsf(y[i] - x[i]) <= 0.05f);
         CHECKF(bad == 0, "%s zero/constant blocks: %d bad values", t->name, bad);
+        ds4j_free(q);
+    }
+}
+
+/* quantizers must survive NaN / inf / huge inputs (the model may feed
+ * them a diverged activation): no crash, no sanitizer report, and the
+ * finite blocks of the same row stay accurate */
+static void test_nonfinite_inputs(void) {
+    static const int32_t Q[] = {DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0, DS4J_TYPE_Q8_K, DS4J_TYPE_Q4_0,
+                                DS4J_TYPE_Q4_K, DS4J_TYPE_Q2_K, DS4J_TYPE_Q6_K};
+    float x[512], y[512];
+    for (int i = 0; i < 512; i++) x[i] = gauss();
+    x[3] = NAN; x[40] = INFINITY; x[100] = -INFINITY; x[200] = 3e38f;
+    for (size_t k = 0; k < sizeof Q / sizeof Q[0]; k++) {
+        const ds4j_type_traits *t = ds4j_type_get(Q[k]);
+        void *q = ds4j_alloc((size_t)ds4j_row_size(Q[k], 512));
+        t->from_float(x, q, 512);
+        t->to_float(q, y, 512);
+        double se = 0, sx = 0;
+        for (int i = 256; i < 512; i++) {
+            se += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+            sx += (double)x[i] * x[i];
+        }
+        double rel = sqrt(se / sx);  /* NaN fails the check too */
+        CHECKF(rel < 0.35, "%s: finite block damaged by non-finite neighbour block (rel rms %g)", t->name, rel);
         ds4j_free(q);
     }
 }
@@ -369,6 +394,15 @@ static void test_drivers(void) {
 int main(void) {
     ds4j_quants_init();
     printf("quants kernels: %s\n", ds4j_quants_kernel_name());
+    if (!strcmp(ds4j_quants_kernel_name(), "avx2")) {
+        /* the decode-critical types must actually have SIMD kernels */
+        static const int32_t SIMD[] = {DS4J_TYPE_F32, DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0, DS4J_TYPE_Q4_0,
+                                       DS4J_TYPE_Q2_K, DS4J_TYPE_Q4_K, DS4J_TYPE_Q5_K, DS4J_TYPE_Q6_K,
+                                       DS4J_TYPE_IQ2_XXS, DS4J_TYPE_IQ2_XS, DS4J_TYPE_IQ4_XS};
+        for (size_t k = 0; k < sizeof SIMD / sizeof SIMD[0]; k++)
+            CHECKF(ds4j_type_get(SIMD[k])->vec_dot != ds4j_type_get(SIMD[k])->vec_dot_ref, "%s has no SIMD dot",
+                   ds4j_type_get(SIMD[k])->name);
+    }
     test_half_conversions();
     test_row_size();
     test_fixture_dequant();
@@ -376,6 +410,7 @@ int main(void) {
     test_dots_on_fixtures();
     test_roundtrip();
     test_drivers();
+    test_nonfinite_inputs();
     if (failures) {
         fprintf(stderr, "test_quants: %d failures\n", failures);
         return 1;
