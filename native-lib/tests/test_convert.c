@@ -19,6 +19,7 @@
 #include "json.h"
 #include "quants.h"
 #include "safetensors.h"
+#include "synth.h"
 
 static int g_fail, g_checks;
 #define CHECK(c, ...)                                                       \
@@ -511,6 +512,130 @@ static void test_bad_inputs(void) {
     free(st);
 }
 
+/* ------------------------------------------------------------ synth */
+
+static bool files_equal(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = read_all(a, &na), *y = read_all(b, &nb);
+    bool eq = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return eq;
+}
+
+static void test_synth(void) {
+    char a[512], b[512], c[512], conv[512], err[1024] = "", dir[512];
+    snprintf(a, sizeof a, "%s/test_synth_a.gguf", DS4J_BUILD_DIR);
+    snprintf(b, sizeof b, "%s/test_synth_b.gguf", DS4J_BUILD_DIR);
+    snprintf(c, sizeof c, "%s/test_synth_c.gguf", DS4J_BUILD_DIR);
+    snprintf(conv, sizeof conv, "%s/test_synth_conv.gguf", DS4J_BUILD_DIR);
+    ds4j_synth_opts o = {.preset = "tiny", .out_path = a, .seed = 7, .dense_type = -1, .expert_type = -1};
+    CHECK(ds4j_synth(&o, err, sizeof err) == 0, "synth tiny: %s", err);
+    o.out_path = b;
+    CHECK(ds4j_synth(&o, err, sizeof err) == 0, "synth tiny again: %s", err);
+    o.out_path = c;
+    o.seed = 8;
+    CHECK(ds4j_synth(&o, err, sizeof err) == 0, "synth tiny seed 8: %s", err);
+    CHECK(files_equal(a, b), "synth is not deterministic for a seed");
+    CHECK(!files_equal(a, c), "synth ignores the seed");
+    o.preset = "nonsense";
+    CHECK(ds4j_synth(&o, err, sizeof err) != 0 && strstr(err, "preset"), "unknown preset accepted");
+    o.preset = "demo";
+    CHECK(ds4j_synth(&o, err, sizeof err) != 0 && strstr(err, "tokenizer"), "demo without tokenizer accepted");
+
+    /* The tiny preset has tiny-a's layout: same tensors, types, shapes and model keys. */
+    snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
+    ds4j_convert_opts co = {.hf_dir = dir, .out_path = conv, .dense_type = DS4J_TYPE_F32, .expert_type = -1};
+    CHECK(ds4j_convert_hf(&co, err, sizeof err) == 0, "convert: %s", err);
+    gguf_file *gs = NULL, *gc = NULL;
+    if (gguf_open(&gs, a, err, sizeof err) || gguf_open(&gc, conv, err, sizeof err)) {
+        CHECK(0, "open: %s", err);
+    } else {
+        CHECK(gguf_tensor_count(gs) == gguf_tensor_count(gc), "tensor count %lld vs %lld",
+              (long long)gguf_tensor_count(gs), (long long)gguf_tensor_count(gc));
+        for (int64_t i = 0; i < gguf_tensor_count(gc); i++) {
+            const gguf_tensor *tc = gguf_tensor_at(gc, i), *ts = gguf_find_tensor(gs, tc->name);
+            CHECK(ts && ts->type == tc->type && !memcmp(ts->ne, tc->ne, sizeof ts->ne), "synth tensor %s differs in layout", tc->name);
+            if (ts && ts->type == DS4J_TYPE_F32) {
+                int bad = 0;
+                for (int64_t k = 0; k < (int64_t)(ts->nbytes / 4); k++) {
+                    float v;
+                    memcpy(&v, (const uint8_t *)ts->data + 4 * k, 4);
+                    bad += !isfinite(v) || fabsf(v) > 20;
+                }
+                CHECK(bad == 0, "synth %s: %d wild values", ts->name, bad);
+            }
+            if (ts && strstr(ts->name, "tid2eid")) {
+                int bad = 0;
+                for (int64_t t = 0; t < ts->ne[1]; t++)
+                    for (int64_t k = 0; k < ts->ne[0]; k++) {
+                        int32_t v, u;
+                        memcpy(&v, (const uint8_t *)ts->data + 4 * (t * ts->ne[0] + k), 4);
+                        bad += v < 0 || v >= 8;
+                        for (int64_t j = 0; j < k; j++) {
+                            memcpy(&u, (const uint8_t *)ts->data + 4 * (t * ts->ne[0] + j), 4);
+                            bad += u == v;
+                        }
+                    }
+                CHECK(bad == 0, "synth tid2eid: %d bad/duplicate ids", bad);
+            }
+        }
+        for (int64_t i = 0; i < gguf_kv_count(gc); i++) {
+            const gguf_kv *kc = gguf_kv_at(gc, i);
+            const char *key = gguf_kv_key(kc);
+            if (strncmp(key, "deepseek4.", 10)) continue;
+            const gguf_kv *ks = gguf_find_kv(gs, key);
+            const void *pc, *ps;
+            uint64_t lc, ls;
+            CHECK(ks != NULL, "synth lacks %s", key);
+            if (!ks) continue;
+            gguf_kv_raw(kc, &pc, &lc);
+            gguf_kv_raw(ks, &ps, &ls);
+            CHECK(gguf_kv_type(ks) == gguf_kv_type(kc) && lc == ls && !memcmp(pc, ps, lc), "synth %s differs from tiny-a", key);
+        }
+    }
+    gguf_close(gs);
+    gguf_close(gc);
+
+    /* Random quantized expert blocks dequantize to finite values of a sane size. */
+    ds4j_hparams hp;
+    int32_t d0, e0;
+    ds4j_synth_preset("tiny", &hp, &d0, &e0);
+    hp.n_embd = 256;
+    hp.n_ff_exp = 256;
+    hp.n_layer = 2;
+    hp.n_vocab = 64;
+    hp.n_expert = 4;
+    const int32_t qt[] = {DS4J_TYPE_IQ2_XXS, DS4J_TYPE_Q4_K, DS4J_TYPE_Q2_K, DS4J_TYPE_Q8_0};
+    for (size_t q = 0; q < sizeof qt / sizeof qt[0]; q++) {
+        ds4j_synth_opts so = {.hp = &hp, .out_path = a, .seed = 3, .dense_type = DS4J_TYPE_Q8_0, .expert_type = qt[q]};
+        CHECK(ds4j_synth(&so, err, sizeof err) == 0, "synth custom: %s", err);
+        gguf_file *g = NULL;
+        if (gguf_open(&g, a, err, sizeof err)) { CHECK(0, "open: %s", err); continue; }
+        const gguf_tensor *t = gguf_find_tensor(g, "blk.1.ffn_down_exps.weight");
+        const ds4j_type_traits *tr = t ? ds4j_type_get(t->type) : NULL;
+        CHECK(t && t->type == qt[q] && tr && tr->to_float, "expert type %d", qt[q]);
+        if (t && tr && tr->to_float) {
+            int64_t n = t->ne[0] * t->ne[1] * t->ne[2];
+            float *v = malloc((size_t)n * 4);
+            int64_t rs = ds4j_row_size(t->type, t->ne[0]);
+            for (int64_t r = 0; r < n / t->ne[0]; r++) tr->to_float((const uint8_t *)t->data + r * rs, v + r * t->ne[0], t->ne[0]);
+            double ss = 0;
+            int bad = 0;
+            for (int64_t i = 0; i < n; i++) { bad += !isfinite(v[i]); ss += (double)v[i] * v[i]; }
+            double rms = sqrt(ss / n), want = 1.0 / sqrt((double)t->ne[0]);
+            CHECK(bad == 0 && rms > want / 4 && rms < want * 4, "%s experts: rms %.4g (want ~%.4g), %d non-finite", tr->name, rms, want, bad);
+            printf("  synth %s experts: rms %.4g (target %.4g)\n", tr->name, rms, want);
+            free(v);
+        }
+        gguf_close(g);
+    }
+    unlink(a);
+    unlink(b);
+    unlink(c);
+    unlink(conv);
+}
+
 /* -------------------------------------------------------- tokenizer */
 
 static int fill_one(void *user, const char *name, void *dst, uint64_t nbytes, char *err, size_t cap) {
@@ -521,6 +646,8 @@ static int fill_one(void *user, const char *name, void *dst, uint64_t nbytes, ch
 static void test_tokenizer(void) {
     const char *tj = getenv("DS4J_TOKENIZER_JSON");
     struct stat stt;
+    static const char fallback[] = DS4J_BUILD_DIR "/../tokenizer/tokenizer.json"; /* scripts/fetch-tokenizer */
+    if ((!tj || !tj[0]) && !stat(fallback, &stt)) tj = fallback;
     if (!tj || stat(tj, &stt)) {
         printf("  SKIP tokenizer: set DS4J_TOKENIZER_JSON to the tokenizer.json from scripts/fetch-tokenizer\n");
         return;
@@ -559,7 +686,9 @@ static void test_tokenizer(void) {
         {0, "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
         {1, "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 3},
         {3, "!", 1}, {201, "\xc4\x8a", 1}, {223, "\xc4\xa0", 1},
-        {128803, "<\xef\xbd\x9c" "User\xef\xbd\x9c>", 3}, {128804, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>", 3},
+        /* V3's tokenizer.json marks User/Assistant "special": false -> user-defined (4) */
+        {128803, "<\xef\xbd\x9c" "User\xef\xbd\x9c>", 4}, {128804, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>", 4},
+        {128000, "<\xef\xbd\x9c" "place\xe2\x96\x81holder\xe2\x96\x81no\xe2\x96\x81" "0\xef\xbd\x9c>", 3},
         {128821, "<think>", 3}, {128822, "</think>", 3}, {128825, "\xef\xbd\x9c" "DSML\xef\xbd\x9c", 3},
         {128828, "<\xef\xbd\x9c" "latest_reminder\xef\xbd\x9c>", 3}, {128829, "<\xef\xbd\x9c" "action\xef\xbd\x9c>", 3},
         {128830, "<\xef\xbd\x9c" "query\xef\xbd\x9c>", 3}, {129000, "[PAD129000]", 5}, {128815, "[PAD128815]", 5},
@@ -615,6 +744,7 @@ int main(void) {
         test_fixture("dsv4-tiny-b", types[i]);
     }
     test_bad_inputs();
+    test_synth();
     test_tokenizer();
     printf("test_convert: %d checks, %d failures\n", g_checks, g_fail);
     return g_fail ? 1 : 0;

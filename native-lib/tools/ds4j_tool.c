@@ -28,6 +28,7 @@ static const struct {
     {"generate", cmd_generate, "greedy or sampled generation from token ids"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
     {"logits", cmd_logits, "write per-position logits for a token list"},
+    {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},
 };
 
 int main(int argc, char **argv) {
