@@ -63,7 +63,7 @@ public class ServedModel {
         String flag = m.string("ds4j.synthetic").orElse("").toLowerCase(Locale.ROOT);
         if (flag.equals("true") || flag.equals("1") || flag.equals("yes")) return true;
         String name = m.string("general.name").orElse("").toLowerCase(Locale.ROOT);
-        return name.contains("synthetic") || name.contains("random");
+        return name.startsWith("ds4j-synth") || name.contains("synthetic") || name.contains("random");
     }
 
     public String id() {
@@ -80,6 +80,11 @@ public class ServedModel {
 
     public boolean loaded() {
         return engine.modelLoaded();
+    }
+
+    /** Token ids a prompt may use: the engine's vocabulary. */
+    public int vocabSize() {
+        return engine.nVocab();
     }
 
     public int contextSize() {
@@ -112,7 +117,7 @@ public class ServedModel {
         requireLoaded();
         if (tokenizer == null) {
             throw ApiException.invalid(param, "model_has_no_tokenizer", "the model '" + id
-                    + "' has no tokenizer (" + tokenizerError + "); send token ids instead");
+                    + "' cannot tokenize text (" + tokenizerError + "); send token ids instead");
         }
         return tokenizer;
     }
