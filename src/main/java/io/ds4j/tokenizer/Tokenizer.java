@@ -173,6 +173,13 @@ public final class Tokenizer {
 
     // ------------------------------------------------------------------ encode
 
+    /** The single token of a text that is one token (convenience for tests and tools). */
+    public int encodeOne(String text) {
+        int[] ids = encode(text, true);
+        if (ids.length != 1) throw new IllegalArgumentException("'" + text + "' is " + ids.length + " tokens, not one");
+        return ids[0];
+    }
+
     /** Plain text: added/special-token strings are NOT matched (security default). */
     public int[] encode(String text) {
         return encode(text, false);
@@ -333,6 +340,12 @@ public final class Tokenizer {
     /** Added token (control or user-defined): structure, never shown as content. */
     public boolean isControl(int id) {
         return id >= 0 && id < types.length && isAddedType(types[id]);
+    }
+
+    /** The token that stands for one raw byte (0..255); every byte has one in a byte-level vocabulary. */
+    public int byteTokenId(int b) {
+        if (b < 0 || b > 255) throw new IllegalArgumentException("not a byte: " + b);
+        return bpe.byteIds[b];
     }
 
     /** GGUF token type (1 normal, 3 control, 4 user-defined, 5 unused, 6 byte). */
