@@ -78,6 +78,23 @@ int64_t gguf_tensor_count(const gguf_file *f);
 const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
+/* Additions (gguf engineer): */
+/* Absolute file offset of the (aligned) tensor data section. */
+uint64_t gguf_data_offset(const gguf_file *f);
+/* The encoded value bytes of a kv (after its type tag), e.g. to copy it. */
+void gguf_kv_raw(const gguf_kv *kv, const void **data, uint64_t *len);
+/* Packed little-endian elements of an array of a fixed-size scalar type
+ * (NULL for strings, arrays of arrays and non-arrays); unaligned. */
+const void *gguf_kv_arr_data(const gguf_kv *kv);
+/* Unsigned view of any integer type or bool; false if negative or not an
+ * integer (covers uint64 values above INT64_MAX, which get_int rejects). */
+bool gguf_kv_get_uint(const gguf_kv *kv, uint64_t *out);
+bool gguf_kv_arr_uint(const gguf_kv *kv, uint64_t i, uint64_t *out);
+/* "uint32", "string", ... ("unknown" for bad ids). */
+const char *gguf_value_type_name(int32_t type);
+/* ggml type name for a tensor type id the reader knows, else NULL. */
+const char *gguf_ggml_type_name(int32_t type);
+
 /* ---- writing ---- */
 typedef struct gguf_writer gguf_writer;
 /* Produces the bytes of one tensor into dst (exactly nbytes). Return 0 or a
@@ -97,6 +114,15 @@ void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 /* Arrays of a scalar type: `data` holds n packed little-endian elements. */
 void gguf_writer_set_arr(gguf_writer *w, const char *key, int32_t elem_type, const void *data, uint64_t n);
 void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+/* Additions (gguf engineer): any fixed-size scalar type, v = its LE bytes. */
+void gguf_writer_set_scalar(gguf_writer *w, const char *key, int32_t type, const void *v);
+/* Any value already encoded as in a GGUF file (after the type tag), incl.
+ * nested arrays; validated with the reader's parser. Returns 0 or < 0. */
+int gguf_writer_set_raw(gguf_writer *w, const char *key, int32_t type, const void *value, uint64_t len);
+/* Copy a kv from an open file (key NULL = same key). Returns 0 or < 0. */
+int gguf_writer_set_kv(gguf_writer *w, const char *key, const gguf_kv *kv);
+/* Errors from setters and add_tensor are sticky: gguf_writer_write reports
+ * the first one and writes nothing. */
 /* Declare a tensor; its bytes come from fill(user, name, ...) during write. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, int32_t type, uint32_t n_dims,
                            const int64_t *ne, gguf_tensor_fill_fn fill, void *user);
