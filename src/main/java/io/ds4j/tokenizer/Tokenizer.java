@@ -8,7 +8,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * DeepSeek V3/V4 byte-level BPE tokenizer built from GGUF {@code tokenizer.ggml.*} metadata
@@ -30,8 +29,8 @@ public final class Tokenizer {
     static final int TYPE_UNUSED = 5;
     static final int TYPE_BYTE = 6;
 
-    private static final int CACHE_MAX_ENTRIES = 100_000;
-    private static final int CACHE_MAX_PIECE = 64;
+    private static final int CACHE_SLOTS = 1 << 16;
+    private static final int CACHE_MAX_PIECE = 48;
 
     private final String[] tokens;
     private final int[] types;
@@ -43,7 +42,14 @@ public final class Tokenizer {
     private final BpeModel bpe;
     private final int bos;
     private final int eos;
-    private final ConcurrentHashMap<String, int[]> cache = new ConcurrentHashMap<>();
+    /**
+     * Piece cache: direct-mapped, shared by all threads without locks. Entries are immutable (final
+     * fields), so a racy read sees either null, an old entry or a complete new one; a hit needs no
+     * allocation (the key is compared in place with regionMatches).
+     */
+    private final CacheEntry[] cache = new CacheEntry[CACHE_SLOTS];
+
+    private record CacheEntry(String piece, int[] ids) {}
 
     private Tokenizer(String[] tokens, int[] types, BpeModel bpe, int bos, int eos) {
         this.tokens = tokens;
@@ -167,6 +173,13 @@ public final class Tokenizer {
 
     // ------------------------------------------------------------------ encode
 
+    /** The single token of a text that is one token (convenience for tests and tools). */
+    public int encodeOne(String text) {
+        int[] ids = encode(text, true);
+        if (ids.length != 1) throw new IllegalArgumentException("'" + text + "' is " + ids.length + " tokens, not one");
+        return ids[0];
+    }
+
     /** Plain text: added/special-token strings are NOT matched (security default). */
     public int[] encode(String text) {
         return encode(text, false);
@@ -207,16 +220,25 @@ public final class Tokenizer {
     }
 
     private void encodePiece(String s, int start, int end, IntList out) {
-        String piece = s.substring(start, end);
-        int[] ids = cache.get(piece);
-        if (ids == null) {
-            byte[] b = piece.getBytes(StandardCharsets.UTF_8);
-            ids = bpe.encode(b, 0, b.length);
-            if (piece.length() <= CACHE_MAX_PIECE) {
-                if (cache.size() >= CACHE_MAX_ENTRIES) cache.clear();
-                cache.put(piece, ids);
-            }
+        int len = end - start;
+        if (len > CACHE_MAX_PIECE) {
+            byte[] b = s.substring(start, end).getBytes(StandardCharsets.UTF_8);
+            out.addAll(bpe.encode(b, 0, b.length));
+            return;
         }
+        int h = 0;
+        for (int i = start; i < end; i++) h = 31 * h + s.charAt(i);
+        h *= 0x9E3779B9;
+        int slot = h >>> (32 - 16);
+        CacheEntry e = cache[slot];
+        if (e != null && e.piece.length() == len && s.regionMatches(start, e.piece, 0, len)) {
+            out.addAll(e.ids);
+            return;
+        }
+        String piece = s.substring(start, end);
+        byte[] b = piece.getBytes(StandardCharsets.UTF_8);
+        int[] ids = bpe.encode(b, 0, b.length);
+        cache[slot] = new CacheEntry(piece, ids);
         out.addAll(ids);
     }
 
@@ -318,6 +340,12 @@ public final class Tokenizer {
     /** Added token (control or user-defined): structure, never shown as content. */
     public boolean isControl(int id) {
         return id >= 0 && id < types.length && isAddedType(types[id]);
+    }
+
+    /** The token that stands for one raw byte (0..255); every byte has one in a byte-level vocabulary. */
+    public int byteTokenId(int b) {
+        if (b < 0 || b > 255) throw new IllegalArgumentException("not a byte: " + b);
+        return bpe.byteIds[b];
     }
 
     /** GGUF token type (1 normal, 3 control, 4 user-defined, 5 unused, 6 byte). */
