@@ -120,6 +120,7 @@ public record Ds4jProperties(
      * @param retryAfter value of the Retry-After header of a 429
      * @param toolCallMemory tool calls remembered for exact replay
      * @param shutdownDrain how long shutdown lets running and queued requests finish before stopping them
+     * @param defaultThinking thinking mode of chat requests that do not choose one (off | high | max)
      */
     public record Server(
             @Min(0) @Max(100000) @DefaultValue("16") int queueLimit,
@@ -129,13 +130,16 @@ public record Ds4jProperties(
             @NotNull @DefaultValue("5s") Duration keepAliveInterval,
             @NotNull @DefaultValue("1s") Duration retryAfter,
             @Min(0) @DefaultValue("1024") int toolCallMemory,
-            @NotNull @DefaultValue("20s") Duration shutdownDrain) {
+            @NotNull @DefaultValue("20s") Duration shutdownDrain,
+            @NotNull @DefaultValue("high") Thinking defaultThinking) {
         public Server {
             if (keepAliveInterval != null && keepAliveInterval.isNegative()) {
                 throw new IllegalArgumentException("ds4.server.keep-alive-interval must not be negative");
             }
         }
     }
+
+    public enum Thinking { off, high, max }
 
     public enum Backend { mpi, nccl, jaccl }
 
