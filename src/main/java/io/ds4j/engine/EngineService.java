@@ -275,6 +275,13 @@ public class EngineService implements DisposableBean {
         return shuttingDown || draining;
     }
 
+    /** Accept requests again (the context was restarted after a stop, e.g. a paused test context). */
+    public void resume() {
+        if (engine.equals(MemorySegment.NULL) && loadError == null && props.model().configured()) return;
+        draining = false;
+        shuttingDown = false;
+    }
+
     /** Refuse new requests; running and queued ones continue (first phase of a graceful shutdown). */
     public void beginDrain() {
         draining = true;

@@ -6,7 +6,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.availability.AvailabilityChangeEvent;
 import org.springframework.boot.availability.ReadinessState;
-import org.springframework.boot.context.event.ApplicationReadyEvent;
 import org.springframework.context.ApplicationContext;
 import org.springframework.context.event.ContextClosedEvent;
 import org.springframework.context.event.EventListener;
@@ -43,8 +42,10 @@ public class ReadinessPublisher {
         return null;
     }
 
-    @EventListener(ApplicationReadyEvent.class)
-    public void onReady() {
+    /** Spring Boot declares readiness after startup; without a model (or cluster) that is overruled. */
+    @EventListener
+    public void onAvailability(AvailabilityChangeEvent<?> event) {
+        if (event.getState() != ReadinessState.ACCEPTING_TRAFFIC) return;
         String reason = notReadyReason();
         if (reason != null) {
             log.warn("not ready for traffic: {}", reason);

@@ -30,6 +30,7 @@ public class ShutdownCoordinator implements SmartLifecycle {
 
     @Override
     public void start() {
+        engine.resume();
         running = true;
     }
 
