@@ -74,4 +74,27 @@ uint16_t ds4j_f32_to_f16(float f);   /* round to nearest even */
 float ds4j_bf16_to_f32(uint16_t h);
 uint16_t ds4j_f32_to_bf16(float f);  /* round to nearest even */
 
+/*
+ * Matrix drivers (decode and prefill). The activation is converted once per
+ * matrix into the weight type's act_type with ds4j_quantize_act (a buffer of
+ * ds4j_act_size bytes); every weight row is then dotted with it.
+ * w points at row 0; rows are row_stride_bytes apart (>= the row size).
+ * All return 0, or a negative DS4J_ERR_* code (bad type, length not a
+ * multiple of the block size, too-small stride) with ds4j_last_error set.
+ * They are single-threaded: callers parallelise by splitting rows.
+ */
+/* Bytes of one activation row for weights of this type; 0 if unsupported
+ * or n_cols is not a multiple of the block size. */
+size_t ds4j_act_size(int32_t weight_type, int64_t n_cols);
+int ds4j_quantize_act(int32_t weight_type, const float *x, int64_t n, void *act_q);
+/* out[r] = dot(row r, act) for r in [0, n_rows). */
+int ds4j_matvec(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n_rows, int64_t n_cols,
+                const void *act_q, float *out);
+/* out[t * out_stride_floats + r] = dot(row r, act row t); activation rows
+ * are act_stride_bytes apart. Weight rows are visited in cache-sized tiles
+ * and reused across all tokens. */
+int ds4j_matmul(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n_rows, int64_t n_cols,
+                const void *act_q, int64_t act_stride_bytes, int64_t n_tokens, float *out,
+                int64_t out_stride_floats);
+
 #endif /* DS4J_QUANTS_H */

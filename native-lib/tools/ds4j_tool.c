@@ -22,7 +22,10 @@ static const struct {
 } COMMANDS[] = {
     {"version", cmd_version, "print the library version"},
     /* subcommands: keep one line each, alphabetical */
+    {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
+    {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
+    {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},
 };
 
 int main(int argc, char **argv) {

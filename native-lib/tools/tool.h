@@ -12,5 +12,6 @@ int cmd_synth(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_quants(int argc, char **argv);
 
 #endif
