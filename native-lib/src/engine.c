@@ -1,22 +1,186 @@
 /*
- * engine.c — the public API's entry points (ds4j.h): version, engine
- * open/close and option parsing. Model loading and evaluation live in
- * model_dsv4.c; this file only validates and dispatches.
+ * engine.c — the public API's engine entry points (ds4j.h): version, option
+ * parsing, engine open/close, the metadata view and the JSON description.
+ * Model loading and evaluation live in model_dsv4.c / forward_dsv4.c,
+ * sessions in session.c, sampling in sampling.c.
  */
-#include "common.h"
-
+#include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct ds4j_engine {
-    char *path;
-};
+#include "common.h"
+#include "quants.h"
+#include "session.h"
 
 DS4J_API const char *ds4j_version(void) { return "ds4j " DS4J_VERSION_STRING; }
 
 DS4J_API int32_t ds4j_api_version(void) { return DS4J_API_VERSION; }
+
+/* ------------------------------------------------------------ options */
+
+int ds4j_parse_i64(const char *v, int64_t *out) {
+    if (!v || !*v) return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end) return -1;
+    *out = x;
+    return 0;
+}
+
+int ds4j_parse_f64(const char *v, double *out) {
+    if (!v || !*v) return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
+}
+
+int ds4j_opts_parse(const char *s, int (*cb)(void *, const char *, const char *), void *user) {
+    if (!s) return 0;
+    char item[512];
+    while (*s) {
+        size_t n = strcspn(s, ";\n");
+        if (n >= sizeof item) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "option item too long");
+        memcpy(item, s, n);
+        item[n] = 0;
+        s += n;
+        if (*s) s++;
+        char *b = item, *e = item + n;
+        while (*b && isspace((unsigned char)*b)) b++;
+        while (e > b && isspace((unsigned char)e[-1])) *--e = 0;
+        if (!*b) continue;
+        char *eq = strchr(b, '=');
+        if (!eq) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "option '%s' is not key=value", b);
+        *eq = 0;
+        char *k = b, *v = eq + 1, *ke = eq;
+        while (ke > k && isspace((unsigned char)ke[-1])) *--ke = 0;
+        while (*v && isspace((unsigned char)*v)) v++;
+        int rc = cb(user, k, v);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+typedef struct engine_opts {
+    int64_t threads, vocab_only, prefill_chunk, exp_lo, exp_hi;
+    int kv_fp8;
+} engine_opts;
+
+static int engine_opt_cb(void *user, const char *k, const char *v) {
+    engine_opts *o = user;
+    int64_t x;
+    if (!strcmp(k, "threads")) {
+        if (ds4j_parse_i64(v, &x) || x < 0 || x > 1024)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "threads=%s: expected an integer in [0, 1024]", v);
+        o->threads = x;
+    } else if (!strcmp(k, "vocab_only")) {
+        if (ds4j_parse_i64(v, &x) || (x != 0 && x != 1))
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "vocab_only=%s: expected 0 or 1", v);
+        o->vocab_only = x;
+    } else if (!strcmp(k, "prefill_chunk")) {
+        if (ds4j_parse_i64(v, &x) || x < 1 || x > 65536)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "prefill_chunk=%s: expected an integer in [1, 65536]", v);
+        o->prefill_chunk = x;
+    } else if (!strcmp(k, "expert_range")) {
+        const char *c = strchr(v, ':');
+        char a[32];
+        if (!c || (size_t)(c - v) >= sizeof a)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_range=%s: expected A:B", v);
+        memcpy(a, v, (size_t)(c - v));
+        a[c - v] = 0;
+        if (ds4j_parse_i64(a, &o->exp_lo) || ds4j_parse_i64(c + 1, &o->exp_hi) || o->exp_lo < 0 || o->exp_hi <= o->exp_lo)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_range=%s: expected A:B with 0 <= A < B", v);
+    } else if (!strcmp(k, "kv_precision")) {
+        if (!strcmp(v, "f32")) o->kv_fp8 = 0;
+        else if (!strcmp(v, "fp8")) o->kv_fp8 = 1;
+        else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "kv_precision=%s: expected f32 or fp8", v);
+    } else {
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "unknown engine option '%s'", k);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ describe */
+
+typedef struct sbuf { char *p; size_t n, cap; } sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        size_t avail = b->cap - b->n;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? avail : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (b->p && (size_t)k < avail) { b->n += (size_t)k; return; }
+        size_t nc = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
+        char *np = realloc(b->p, nc);
+        if (!np) return;
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+static char *build_describe(const ds4j_engine *e) {
+    sbuf b = {0};
+    sb_printf(&b, "{\"architecture\":\"deepseek4\",\"path\":\"");
+    for (const char *c = e->path; *c; c++) {
+        if (*c == '"' || *c == '\\') sb_printf(&b, "\\%c", *c);
+        else if ((unsigned char)*c < 0x20) sb_printf(&b, "\\u%04x", *c);
+        else sb_printf(&b, "%c", *c);
+    }
+    sb_printf(&b, "\",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
+              (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
+              ds4j_quants_kernel_name());
+    if (e->model) {
+        const dsv4_model *m = e->model;
+        const dsv4_hparams *hp = &m->hp;
+        sb_printf(&b,
+                  ",\"n_embd\":%lld,\"n_layer\":%lld,\"n_head\":%lld,\"head_dim\":%lld,\"n_rot\":%lld,\"q_lora_rank\":%lld,"
+                  "\"o_groups\":%lld,\"o_lora_rank\":%lld,\"n_expert\":%lld,\"n_expert_used\":%lld,\"expert_ff\":%lld,"
+                  "\"n_hash_layers\":%lld,\"sliding_window\":%lld,\"indexer_heads\":%lld,\"indexer_dim\":%lld,"
+                  "\"indexer_topk\":%lld,\"hc\":%lld,\"context_length\":%lld,\"expert_range\":[%lld,%lld],"
+                  "\"kv_precision\":\"%s\",\"n_params\":%lld,\"weight_bytes\":%lld,\"active_bytes_per_token\":%lld",
+                  (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->head_dim,
+                  (long long)hp->n_rot, (long long)hp->q_lora, (long long)hp->o_groups, (long long)hp->o_lora,
+                  (long long)hp->n_expert, (long long)hp->n_expert_used, (long long)hp->n_ff_exp, (long long)hp->n_hash,
+                  (long long)hp->window, (long long)hp->idx_heads, (long long)hp->idx_dim, (long long)hp->idx_topk,
+                  (long long)hp->hc, (long long)hp->ctx_train, (long long)m->expert_lo, (long long)m->expert_hi,
+                  e->kv_fp8 ? "fp8" : "f32", (long long)m->n_params, (long long)m->total_bytes,
+                  (long long)m->active_bytes);
+        sb_printf(&b, ",\"compress_ratios\":[");
+        for (int64_t l = 0; l < hp->n_layer; l++) sb_printf(&b, "%s%d", l ? "," : "", hp->ratio[l]);
+        sb_printf(&b, "],\"layer_kinds\":[");
+        for (int64_t l = 0; l < hp->n_layer; l++)
+            sb_printf(&b, "%s\"%s\"", l ? "," : "", hp->kind[l] == DSV4_SWA ? "swa" : hp->kind[l] == DSV4_CSA ? "csa" : "hca");
+        sb_printf(&b, "],\"tensor_types\":{");
+        int64_t counts[DS4J_TYPE_COUNT] = {0};
+        for (int64_t i = 0; i < gguf_tensor_count(e->gguf); i++) {
+            int32_t t = gguf_tensor_at(e->gguf, i)->type;
+            if (t >= 0 && t < DS4J_TYPE_COUNT) counts[t]++;
+        }
+        int first = 1;
+        for (int t = 0; t < DS4J_TYPE_COUNT; t++) {
+            if (!counts[t]) continue;
+            const ds4j_type_traits *tr = ds4j_type_get(t);
+            sb_printf(&b, "%s\"%s\":%lld", first ? "" : ",", tr ? tr->name : "?", (long long)counts[t]);
+            first = 0;
+        }
+        sb_printf(&b, "}");
+    }
+    sb_printf(&b, "}");
+    return b.p;
+}
+
+/* ------------------------------------------------------------ engine */
 
 DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options) {
     ds4j_clear_error();
@@ -24,24 +188,153 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "model path is empty");
         return NULL;
     }
-    FILE *f = fopen(gguf_path, "rb");
-    if (!f) {
+    engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0};
+    if (ds4j_opts_parse(options, engine_opt_cb, &o)) return NULL;
+    ds4j_quants_init();
+    ds4j_engine *e = calloc(1, sizeof *e);
+    if (!e) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
+    e->path = strdup(gguf_path);
+    e->vocab_only = (int)o.vocab_only;
+    e->kv_fp8 = o.kv_fp8;
+    e->prefill_chunk = o.prefill_chunk;
+    FILE *fp = fopen(gguf_path, "rb");
+    if (!fp) {
         ds4j_fail(DS4J_ERR_IO, "cannot open model file '%s': %s", gguf_path, strerror(errno));
-        return NULL;
+        goto fail;
     }
     char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
+    size_t got = fread(magic, 1, 4, fp);
+    fclose(fp);
     if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
         ds4j_fail(DS4J_ERR_FORMAT, "'%s' is not a GGUF file (bad magic)", gguf_path);
-        return NULL;
+        goto fail;
     }
-    ds4j_fail(DS4J_ERR_FORMAT, "'%s': model loading is not implemented yet", gguf_path);
+    char err[512] = {0};
+    int rc = gguf_open(&e->gguf, gguf_path, err, sizeof err);
+    if (rc) {
+        ds4j_fail(rc, "%s", err[0] ? err : "cannot open model file");
+        if (!strstr(ds4j_last_error(), gguf_path)) ds4j_fail(rc, "'%s': %s", gguf_path, err);
+        goto fail;
+    }
+    if (!e->vocab_only) {
+        if (dsv4_model_load(&e->model, e->gguf)) goto fail;
+        e->n_vocab = e->model->hp.n_vocab;
+        if (o.exp_lo >= 0 && dsv4_model_set_expert_range(e->model, o.exp_lo, o.exp_hi)) goto fail;
+        e->pool = ds4j_pool_new((int)o.threads);
+        if (!e->pool) { ds4j_fail(DS4J_ERR_NO_MEMORY, "cannot start worker threads"); goto fail; }
+        e->n_threads = ds4j_pool_size(e->pool);
+        e->scratch = dsv4_scratch_new(e->model, e->prefill_chunk, e->n_threads);
+        if (!e->scratch) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for evaluation scratch"); goto fail; }
+    } else {
+        const gguf_kv *kv = gguf_find_kv(e->gguf, "deepseek4.vocab_size");
+        int64_t v = 0;
+        if (kv && gguf_kv_get_int(kv, &v) && v > 0) e->n_vocab = v;
+        else if ((kv = gguf_find_kv(e->gguf, "tokenizer.ggml.tokens"))) e->n_vocab = (int64_t)gguf_kv_arr_len(kv);
+        else {
+            const gguf_tensor *t = gguf_find_tensor(e->gguf, "token_embd.weight");
+            e->n_vocab = t ? t->ne[1] : 0;
+        }
+    }
+    e->describe = build_describe(e);
+    if (!e->describe) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); goto fail; }
+    return e;
+fail:
+    ds4j_engine_close(e);
     return NULL;
 }
 
-DS4J_API void ds4j_engine_close(ds4j_engine *engine) {
-    if (!engine) return;
-    free(engine->path);
-    free(engine);
+DS4J_API void ds4j_engine_close(ds4j_engine *e) {
+    if (!e) return;
+    dsv4_scratch_free(e->scratch);
+    ds4j_pool_free(e->pool);
+    dsv4_model_free(e->model);
+    if (e->gguf) gguf_close(e->gguf);
+    free(e->describe);
+    free(e->path);
+    free(e);
+}
+
+DS4J_API const char *ds4j_engine_describe(const ds4j_engine *e) { return e ? e->describe : NULL; }
+
+DS4J_API int32_t ds4j_n_vocab(const ds4j_engine *e) { return e ? (int32_t)e->n_vocab : DS4J_ERR_INVALID_ARGUMENT; }
+
+/* ------------------------------------------------------------ metadata */
+
+static const gguf_kv *kv_at(const ds4j_engine *e, int32_t i) {
+    if (!e || !e->gguf || i < 0 || i >= gguf_kv_count(e->gguf)) return NULL;
+    return gguf_kv_at(e->gguf, i);
+}
+
+DS4J_API int32_t ds4j_meta_count(const ds4j_engine *e) { return e && e->gguf ? (int32_t)gguf_kv_count(e->gguf) : 0; }
+
+DS4J_API int32_t ds4j_meta_find(const ds4j_engine *e, const char *key) {
+    if (!e || !e->gguf || !key) return -1;
+    int64_t n = gguf_kv_count(e->gguf);
+    for (int64_t i = 0; i < n; i++)
+        if (!strcmp(gguf_kv_key(gguf_kv_at(e->gguf, i)), key)) return (int32_t)i;
+    return -1;
+}
+
+DS4J_API const char *ds4j_meta_key(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    return kv ? gguf_kv_key(kv) : NULL;
+}
+
+DS4J_API int32_t ds4j_meta_type(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    return kv ? gguf_kv_type(kv) : DS4J_ERR_INVALID_ARGUMENT;
+}
+
+DS4J_API int64_t ds4j_meta_int(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    int64_t v = 0;
+    if (kv) gguf_kv_get_int(kv, &v);
+    return v;
+}
+
+DS4J_API double ds4j_meta_float(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    double v = 0;
+    if (kv) gguf_kv_get_float(kv, &v);
+    return v;
+}
+
+DS4J_API const char *ds4j_meta_str(const ds4j_engine *e, int32_t i, int64_t *len) {
+    const gguf_kv *kv = kv_at(e, i);
+    gguf_string s;
+    if (!kv || !gguf_kv_get_str(kv, &s)) { if (len) *len = 0; return NULL; }
+    if (len) *len = (int64_t)s.len;
+    return s.ptr;
+}
+
+DS4J_API int32_t ds4j_meta_arr_type(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    return kv ? gguf_kv_arr_type(kv) : -1;
+}
+
+DS4J_API int64_t ds4j_meta_arr_len(const ds4j_engine *e, int32_t i) {
+    const gguf_kv *kv = kv_at(e, i);
+    return kv ? (int64_t)gguf_kv_arr_len(kv) : 0;
+}
+
+DS4J_API int64_t ds4j_meta_arr_int(const ds4j_engine *e, int32_t i, int64_t j) {
+    const gguf_kv *kv = kv_at(e, i);
+    int64_t v = 0;
+    if (kv && j >= 0) gguf_kv_arr_int(kv, (uint64_t)j, &v);
+    return v;
+}
+
+DS4J_API double ds4j_meta_arr_float(const ds4j_engine *e, int32_t i, int64_t j) {
+    const gguf_kv *kv = kv_at(e, i);
+    double v = 0;
+    if (kv && j >= 0) gguf_kv_arr_float(kv, (uint64_t)j, &v);
+    return v;
+}
+
+DS4J_API const char *ds4j_meta_arr_str(const ds4j_engine *e, int32_t i, int64_t j, int64_t *len) {
+    const gguf_kv *kv = kv_at(e, i);
+    gguf_string s;
+    if (!kv || j < 0 || !gguf_kv_arr_str(kv, (uint64_t)j, &s)) { if (len) *len = 0; return NULL; }
+    if (len) *len = (int64_t)s.len;
+    return s.ptr;
 }

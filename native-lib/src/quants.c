@@ -833,13 +833,23 @@ static ds4j_type_traits g_traits[DS4J_TYPE_COUNT] = {
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 static const char *g_kernel_name = "scalar";
 
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+#include <cpuid.h>
+/* F16C via CPUID leaf 1 ECX bit 29: clang 14's __builtin_cpu_supports does
+ * not know the "f16c" feature string. */
+static bool cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static void quants_init_once(void) {
 #if defined(DS4J_HAVE_AVX2_KERNELS)
     const char *env = getenv("DS4J_QUANTS_KERNELS");
     bool force_scalar = env && strcmp(env, "scalar") == 0;
     __builtin_cpu_init();
     if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c")) {
+        cpu_has_f16c()) {
         ds4j_quants_avx2_init();
         g_traits[DS4J_TYPE_F32].vec_dot = ds4j_dot_f32_avx2;
         g_traits[DS4J_TYPE_F16].vec_dot = ds4j_dot_f16_avx2;

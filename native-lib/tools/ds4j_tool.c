@@ -25,6 +25,9 @@ static const struct {
     {"bench-quants", cmd_bench_quants, "single-thread matvec/matmul throughput per weight type"},
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
     {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
+    {"bench", cmd_bench, "prefill/decode tokens per second and implied weight bandwidth"},
+    {"generate", cmd_generate, "greedy or sampled generation from token ids"},
+    {"logits", cmd_logits, "write per-position logits for a token list"},
     {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},
 };
 

@@ -1,0 +1,254 @@
+/*
+ * sampling.c — token sampling from a session's logits (ds4j.h): penalties
+ * over the recent history, greedy / temperature sampling with top-k,
+ * top-p and min-p filters, a seedable xoshiro256** generator (same seed and
+ * same logits give the same tokens), and log-probabilities of the raw
+ * distribution for the API's top-n logprobs. Work buffers are allocated
+ * once per vocabulary size, not per call.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "session.h"
+
+typedef struct cand { float logit; int32_t id; } cand;
+
+struct ds4j_sampler {
+    double temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+    int64_t top_k, penalty_last_n;
+    uint64_t seed;
+    uint64_t rng[4];
+    int32_t *hist;        /* ring of the last penalty_last_n accepted tokens */
+    int64_t hist_n, hist_head;
+    int64_t vocab_cap;
+    float *work;          /* [V] penalised logits */
+    int32_t *counts;      /* [V] occurrences in the history */
+    cand *cands;          /* [V] */
+};
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xoshiro_next(uint64_t *s) {
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+static double rng_uniform(ds4j_sampler *sp) { return (double)(xoshiro_next(sp->rng) >> 11) * (1.0 / 9007199254740992.0); }
+
+static void rng_seed(ds4j_sampler *sp) {
+    uint64_t x = sp->seed;
+    for (int i = 0; i < 4; i++) sp->rng[i] = splitmix64(&x);
+}
+
+static int sampler_opt_cb(void *user, const char *k, const char *v) {
+    ds4j_sampler *sp = user;
+    double d;
+    int64_t i;
+#define FLT(name, field, cond, what) \
+    if (!strcmp(k, name)) { \
+        if (ds4j_parse_f64(v, &d) || !(cond)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, name "=%s: expected " what, v); \
+        sp->field = d; return 0; }
+    FLT("temperature", temperature, d >= 0, "a number >= 0")
+    FLT("top_p", top_p, d > 0 && d <= 1, "a number in (0, 1]")
+    FLT("min_p", min_p, d >= 0 && d <= 1, "a number in [0, 1]")
+    FLT("repeat_penalty", repeat_penalty, d > 0, "a number > 0")
+    FLT("presence_penalty", presence_penalty, d >= -100 && d <= 100, "a number in [-100, 100]")
+    FLT("frequency_penalty", frequency_penalty, d >= -100 && d <= 100, "a number in [-100, 100]")
+#undef FLT
+    if (!strcmp(k, "top_k")) {
+        if (ds4j_parse_i64(v, &i) || i < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "top_k=%s: expected an integer >= 0", v);
+        sp->top_k = i;
+        return 0;
+    }
+    if (!strcmp(k, "penalty_last_n")) {
+        if (ds4j_parse_i64(v, &i) || i < 0 || i > (1 << 24))
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "penalty_last_n=%s: expected an integer in [0, 16777216]", v);
+        sp->penalty_last_n = i;
+        return 0;
+    }
+    if (!strcmp(k, "seed")) {
+        char *end;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-') return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "seed=%s: expected an unsigned integer", v);
+        sp->seed = s;
+        return 0;
+    }
+    return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "unknown sampler option '%s'", k);
+}
+
+DS4J_API ds4j_sampler *ds4j_sampler_new(const char *options) {
+    ds4j_clear_error();
+    ds4j_sampler *sp = calloc(1, sizeof *sp);
+    if (!sp) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
+    sp->temperature = 1.0;
+    sp->top_p = 1.0;
+    sp->repeat_penalty = 1.0;
+    sp->penalty_last_n = 64;
+    sp->seed = 0;
+    if (ds4j_opts_parse(options, sampler_opt_cb, sp)) { free(sp); return NULL; }
+    if (sp->penalty_last_n > 0) {
+        sp->hist = calloc((size_t)sp->penalty_last_n, sizeof(int32_t));
+        if (!sp->hist) { free(sp); ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
+    }
+    rng_seed(sp);
+    return sp;
+}
+
+DS4J_API void ds4j_sampler_free(ds4j_sampler *sp) {
+    if (!sp) return;
+    free(sp->hist);
+    free(sp->work);
+    free(sp->counts);
+    free(sp->cands);
+    free(sp);
+}
+
+DS4J_API void ds4j_sampler_accept(ds4j_sampler *sp, int32_t token) {
+    if (!sp || sp->penalty_last_n <= 0 || token < 0) return;
+    sp->hist[sp->hist_head] = token;
+    sp->hist_head = (sp->hist_head + 1) % sp->penalty_last_n;
+    if (sp->hist_n < sp->penalty_last_n) sp->hist_n++;
+}
+
+DS4J_API void ds4j_sampler_reset(ds4j_sampler *sp) {
+    if (!sp) return;
+    sp->hist_n = sp->hist_head = 0;
+    rng_seed(sp);
+}
+
+static int cand_desc(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int ensure_vocab(ds4j_sampler *sp, int64_t V) {
+    if (V <= sp->vocab_cap) return 0;
+    float *w = realloc(sp->work, (size_t)V * sizeof(float));
+    if (w) sp->work = w;
+    int32_t *c = realloc(sp->counts, (size_t)V * sizeof(int32_t));
+    if (c) sp->counts = c;
+    cand *cd = realloc(sp->cands, (size_t)V * sizeof(cand));
+    if (cd) sp->cands = cd;
+    if (!w || !c || !cd) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    memset(sp->counts, 0, (size_t)V * sizeof(int32_t));
+    sp->vocab_cap = V;
+    return 0;
+}
+
+DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, int32_t n_top, int32_t *top_ids,
+                                     float *top_logprobs, float *logprob) {
+    ds4j_clear_error();
+    if (!sp || !s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sampler or session is NULL");
+    const float *logits = ds4j_session_logits(s);
+    if (!logits) return ds4j_fail(DS4J_ERR_STATE, "the session has no logits (evaluate a token first)");
+    int64_t V = s->eng->n_vocab;
+    if (n_top < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_top must be >= 0");
+    if (ensure_vocab(sp, V)) return DS4J_ERR_NO_MEMORY;
+    float *w = sp->work;
+    memcpy(w, logits, (size_t)V * sizeof(float));
+
+    /* penalties over the distinct tokens of the history */
+    if (sp->hist_n > 0 && (sp->repeat_penalty != 1.0 || sp->presence_penalty != 0 || sp->frequency_penalty != 0)) {
+        for (int64_t i = 0; i < sp->hist_n; i++) {
+            int32_t t = sp->hist[i];
+            if (t < V) sp->counts[t]++;
+        }
+        for (int64_t i = 0; i < sp->hist_n; i++) {
+            int32_t t = sp->hist[i];
+            if (t >= V || sp->counts[t] == 0) continue;
+            int32_t c = sp->counts[t];
+            sp->counts[t] = 0; /* apply once per distinct token */
+            float x = w[t];
+            if (sp->repeat_penalty != 1.0) x = x > 0 ? (float)(x / sp->repeat_penalty) : (float)(x * sp->repeat_penalty);
+            x -= (float)(c * sp->frequency_penalty + sp->presence_penalty);
+            w[t] = x;
+        }
+    }
+
+    int32_t tok = 0;
+    if (sp->temperature <= 0) {
+        for (int64_t i = 1; i < V; i++) if (w[i] > w[tok]) tok = (int32_t)i;
+    } else {
+        int64_t n = V;
+        cand *cd = sp->cands;
+        for (int64_t i = 0; i < V; i++) { cd[i].logit = w[i]; cd[i].id = (int32_t)i; }
+        int sorted = 0;
+        if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0) {
+            qsort(cd, (size_t)V, sizeof(cand), cand_desc);
+            sorted = 1;
+            if (sp->top_k > 0 && sp->top_k < n) n = sp->top_k;
+        }
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++) if (cd[i].logit > mx) mx = cd[i].logit;
+        /* probabilities (unnormalised) stored in logit slot */
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double p = exp(((double)cd[i].logit - mx) / sp->temperature);
+            cd[i].logit = (float)p;
+            sum += p;
+        }
+        if (sorted && sp->top_p < 1.0) {
+            double cum = 0;
+            int64_t keep = n;
+            for (int64_t i = 0; i < n; i++) {
+                cum += cd[i].logit / sum;
+                if (cum >= sp->top_p) { keep = i + 1; break; }
+            }
+            n = keep;
+        }
+        if (sp->min_p > 0) {
+            double pmax = 0;
+            for (int64_t i = 0; i < n; i++) if (cd[i].logit > pmax) pmax = cd[i].logit;
+            double thr = sp->min_p * pmax;
+            int64_t k = 0;
+            for (int64_t i = 0; i < n; i++) if (cd[i].logit >= thr) cd[k++] = cd[i];
+            n = k;
+        }
+        sum = 0;
+        for (int64_t i = 0; i < n; i++) sum += cd[i].logit;
+        double r = rng_uniform(sp) * sum, acc = 0;
+        tok = cd[n - 1].id;
+        for (int64_t i = 0; i < n; i++) {
+            acc += cd[i].logit;
+            if (r < acc) { tok = cd[i].id; break; }
+        }
+    }
+
+    if (n_top > 0 || logprob) {
+        float mx = logits[0];
+        for (int64_t i = 1; i < V; i++) if (logits[i] > mx) mx = logits[i];
+        double sum = 0;
+        for (int64_t i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+        double lse = mx + log(sum);
+        if (logprob) *logprob = (float)(logits[tok] - lse);
+        if (n_top > V) n_top = (int32_t)V;
+        if (n_top > 256) n_top = 256; /* callers ask for <= 20 (OpenAI top_logprobs) */
+        int32_t picked[256];
+        for (int32_t k = 0; k < n_top; k++) {
+            int32_t best = -1;
+            for (int64_t i = 0; i < V; i++) {
+                if (best >= 0 && !(logits[i] > logits[best])) continue;
+                int taken = 0;
+                for (int32_t j = 0; j < k; j++) if (picked[j] == i) { taken = 1; break; }
+                if (!taken) best = (int32_t)i;
+            }
+            picked[k] = best;
+            if (top_ids) top_ids[k] = best;
+            if (top_logprobs) top_logprobs[k] = (float)(logits[best] - lse);
+        }
+    }
+    return tok;
+}

@@ -1,0 +1,215 @@
+/*
+ * session.c — sessions (ds4j.h): one timeline of evaluated tokens with its
+ * decoder state, prefix-reusing sync, batched evaluation, rewind.
+ *
+ * Rewind strategy: the sliding windows, compressor windows and CSA overlap
+ * slices cannot be "un-evaluated", so a session keeps a ring of
+ * DS4J_CK_SLOTS snapshots of that fixed-size state, taken whenever the
+ * position reaches a multiple of ck_interval (evaluation chunks are split
+ * at those boundaries). Compressed entries are append-only and need no
+ * snapshot: restoring a checkpoint at c just resets the entry counters to
+ * floor(c / ratio). Rewinding to pos restores the newest checkpoint at or
+ * before pos (or the empty state) and replays the tokens in between, so
+ * the cost is at most ~ck_interval tokens for recent positions, and a full
+ * replay for positions older than the ring covers.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "session.h"
+
+#define CK_INTERVAL 64
+
+static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *total) {
+    int64_t fixed = 0;
+    int64_t st = kv_state_bytes(e->model, n_ctx, &fixed);
+    if (st < 0) return -1;
+    int64_t t = st + fixed * DS4J_CK_SLOTS + n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session) +
+                dsv4_scratch_ctx_bytes(e->model, n_ctx);
+    *total = t;
+    return fixed;
+}
+
+DS4J_API int64_t ds4j_context_memory(const ds4j_engine *e, int32_t n_ctx) {
+    ds4j_clear_error();
+    if (!e || !e->model) return ds4j_fail(DS4J_ERR_STATE, "engine has no model loaded");
+    if (n_ctx <= 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx must be positive (got %d)", n_ctx);
+    int64_t total;
+    if (ck_fixed_bytes(e, n_ctx, &total) < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx %d too large", n_ctx);
+    return total;
+}
+
+DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
+    ds4j_clear_error();
+    if (!e || !e->model) { ds4j_fail(DS4J_ERR_STATE, "engine has no model loaded (vocab_only?)"); return NULL; }
+    if (n_ctx <= 0) { ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx must be positive (got %d)", n_ctx); return NULL; }
+    if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx)) return NULL;
+    ds4j_session *s = calloc(1, sizeof *s);
+    if (!s) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
+    s->eng = e;
+    s->n_ctx = n_ctx;
+    s->st = kv_state_new(e->model, n_ctx);
+    if (!s->st) { free(s); return NULL; }
+    s->st->kv_fp8 = e->kv_fp8;
+    s->tokens = ds4j_alloc((size_t)n_ctx * sizeof(int32_t));
+    s->logits = ds4j_alloc((size_t)e->n_vocab * sizeof(float));
+    s->ck_interval = CK_INTERVAL;
+    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_floats * DS4J_CK_SLOTS) * sizeof(float));
+    if (!s->tokens || !s->logits || !s->ck_data) {
+        ds4j_session_free(s);
+        ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a session of %d tokens", n_ctx);
+        return NULL;
+    }
+    for (int i = 0; i < DS4J_CK_SLOTS; i++) s->ck_pos[i] = -1;
+    kv_state_reset(s->st);
+    return s;
+}
+
+DS4J_API void ds4j_session_free(ds4j_session *s) {
+    if (!s) return;
+    kv_state_free(s->st);
+    ds4j_free(s->tokens);
+    ds4j_free(s->logits);
+    ds4j_free(s->ck_data);
+    free(s);
+}
+
+DS4J_API int32_t ds4j_session_n_ctx(const ds4j_session *s) { return s ? (int32_t)s->n_ctx : DS4J_ERR_INVALID_ARGUMENT; }
+
+DS4J_API int32_t ds4j_session_pos(const ds4j_session *s) { return s ? (int32_t)s->st->pos : DS4J_ERR_INVALID_ARGUMENT; }
+
+DS4J_API int32_t ds4j_session_tokens(const ds4j_session *s, int32_t *out, int32_t cap) {
+    if (!s || cap < 0 || (cap > 0 && !out)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
+    int64_t n = s->st->pos < cap ? s->st->pos : cap;
+    memcpy(out, s->tokens, (size_t)n * sizeof(int32_t));
+    return (int32_t)n;
+}
+
+DS4J_API const float *ds4j_session_logits(const ds4j_session *s) { return s && s->has_logits ? s->logits : NULL; }
+
+/* ------------------------------------------------------------ checkpoints */
+
+static void ck_save(ds4j_session *s) {
+    int64_t pos = s->st->pos;
+    int slot = (int)((pos / s->ck_interval) % DS4J_CK_SLOTS);
+    kv_state_save_fixed(s->st, s->ck_data + slot * s->st->fixed_floats);
+    s->ck_pos[slot] = pos;
+}
+
+static void ck_drop_after(ds4j_session *s, int64_t pos) {
+    for (int i = 0; i < DS4J_CK_SLOTS; i++)
+        if (s->ck_pos[i] > pos) s->ck_pos[i] = -1;
+}
+
+/* Restore the newest state at a position <= limit; returns that position. */
+static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
+    int best = -1;
+    for (int i = 0; i < DS4J_CK_SLOTS; i++)
+        if (s->ck_pos[i] > 0 && s->ck_pos[i] <= limit && (best < 0 || s->ck_pos[i] > s->ck_pos[best])) best = i;
+    int64_t at = best >= 0 ? s->ck_pos[best] : 0;
+    ck_drop_after(s, at);
+    if (at == s->st->pos && !force) return at;
+    if (best >= 0) kv_state_restore_fixed(s->st, s->ck_data + best * s->st->fixed_floats, at);
+    else kv_state_reset(s->st);
+    s->has_logits = 0;
+    return at;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/*
+ * Evaluate toks[0..n) after the current position in chunks of at most
+ * `chunk` tokens (split at checkpoint boundaries). Row t of logits_out (if
+ * given) gets the logits after toks[t].
+ */
+static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t chunk, float *logits_out,
+                       ds4j_progress_fn progress, void *user, int64_t prog_base, int64_t prog_total) {
+    ds4j_engine *e = s->eng;
+    if (chunk <= 0) chunk = e->prefill_chunk;
+    if (chunk > e->prefill_chunk) chunk = e->prefill_chunk;
+    if (s->st->pos + n > s->n_ctx)
+        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld tokens evaluated + %lld new exceed n_ctx = %lld",
+                         (long long)s->st->pos, (long long)n, (long long)s->n_ctx);
+    for (int64_t i = 0; i < n; i++)
+        if (toks[i] < 0 || toks[i] >= e->n_vocab)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d at index %lld is out of range [0, %lld)", toks[i],
+                             (long long)i, (long long)e->n_vocab);
+    int64_t done = 0;
+    while (done < n) {
+        int64_t pos = s->st->pos;
+        int64_t len = n - done;
+        if (len > chunk) len = chunk;
+        int64_t next_ck = (pos / s->ck_interval + 1) * s->ck_interval;
+        if (pos + len > next_ck) len = next_ck - pos;
+        int rc = dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len,
+                              logits_out ? logits_out + done * e->n_vocab : NULL, s->logits);
+        if (rc) {
+            /* a failure inside the layers (e.g. a peer's all-reduce) leaves the
+             * state half-updated: fall back to the last consistent checkpoint */
+            ck_restore(s, pos, 1);
+            s->has_logits = 0;
+            return rc;
+        }
+        memmove(s->tokens + pos, toks + done, (size_t)len * sizeof(int32_t));
+        s->has_logits = 1;
+        done += len;
+        if (s->st->pos % s->ck_interval == 0) ck_save(s);
+        if (progress && done < n && progress(user, (int32_t)(prog_base + done), (int32_t)prog_total))
+            return ds4j_fail(DS4J_ERR_CANCELLED, "evaluation cancelled after %lld of %lld tokens",
+                             (long long)(prog_base + done), (long long)prog_total);
+    }
+    return 0;
+}
+
+/* Bring the state to exactly `pos` tokens with logits after token pos-1. */
+static int rewind_to(ds4j_session *s, int64_t pos) {
+    if (pos == s->st->pos && (s->has_logits || pos == 0)) return 0;
+    int64_t at = ck_restore(s, pos > 0 ? pos - 1 : 0, 0);
+    if (pos == 0) { s->has_logits = 0; return 0; }
+    /* replay tokens[at..pos) from the session's own history */
+    return eval_tokens(s, s->tokens + at, pos - at, 0, NULL, NULL, NULL, 0, 0);
+}
+
+DS4J_API int32_t ds4j_session_rewind(ds4j_session *s, int32_t pos) {
+    ds4j_clear_error();
+    if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
+    if (pos < 0 || pos > s->st->pos)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "rewind position %d outside [0, %lld]", pos, (long long)s->st->pos);
+    int rc = rewind_to(s, pos);
+    return rc ? rc : DS4J_OK;
+}
+
+DS4J_API int32_t ds4j_session_eval(ds4j_session *s, int32_t token) {
+    ds4j_clear_error();
+    if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
+    int rc = eval_tokens(s, &token, 1, 1, NULL, NULL, NULL, 0, 0);
+    return rc ? rc : DS4J_OK;
+}
+
+DS4J_API int32_t ds4j_session_eval_batch(ds4j_session *s, const int32_t *tokens, int32_t n, int32_t chunk,
+                                         float *logits_out) {
+    ds4j_clear_error();
+    if (!s || n < 0 || (n > 0 && !tokens) || chunk < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
+    if (n == 0) return DS4J_OK;
+    int rc = eval_tokens(s, tokens, n, chunk, logits_out, NULL, NULL, 0, 0);
+    return rc ? rc : DS4J_OK;
+}
+
+DS4J_API int32_t ds4j_session_sync(ds4j_session *s, const int32_t *tokens, int32_t n, ds4j_progress_fn progress,
+                                   void *user) {
+    ds4j_clear_error();
+    if (!s || n < 0 || (n > 0 && !tokens)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
+    if (n > s->n_ctx)
+        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "prompt of %d tokens exceeds n_ctx = %lld", n, (long long)s->n_ctx);
+    int64_t cur = s->st->pos, lcp = 0;
+    while (lcp < cur && lcp < n && s->tokens[lcp] == tokens[lcp]) lcp++;
+    if (lcp == n) {
+        int rc = rewind_to(s, n);
+        return rc ? rc : n;
+    }
+    int64_t at = cur;
+    if (lcp < cur) at = ck_restore(s, lcp, 0);
+    int rc = eval_tokens(s, tokens + at, n - at, 0, NULL, progress, user, at, n);
+    return rc ? rc : (int32_t)at;
+}

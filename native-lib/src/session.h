@@ -1,0 +1,54 @@
+/*
+ * session.h — internal layout of the public handles (ds4j_engine,
+ * ds4j_session) shared by engine.c and session.c, plus the option-string
+ * parser used by the engine and the sampler.
+ */
+#ifndef DS4J_SESSION_H
+#define DS4J_SESSION_H
+
+#include <stdint.h>
+
+#include "ds4j.h"
+#include "gguf.h"
+#include "kv_state.h"
+#include "model_dsv4.h"
+#include "threadpool.h"
+
+struct ds4j_engine {
+    char *path;
+    gguf_file *gguf;
+    dsv4_model *model;      /* NULL with vocab_only */
+    ds4j_pool *pool;
+    dsv4_scratch *scratch;
+    int n_threads;
+    int vocab_only;
+    int kv_fp8;
+    int64_t prefill_chunk;
+    int64_t n_vocab;
+    char *describe;
+};
+
+/* Checkpoints: a ring of snapshots of the fixed-size decoder state taken
+ * every ck_interval tokens (see session.c for the rewind strategy). */
+#define DS4J_CK_SLOTS 8
+
+struct ds4j_session {
+    ds4j_engine *eng;
+    kv_state *st;
+    int64_t n_ctx;
+    int32_t *tokens;        /* [n_ctx] evaluated tokens */
+    float *logits;          /* [V] after the last token */
+    int has_logits;
+    int64_t ck_interval;
+    float *ck_data;         /* [DS4J_CK_SLOTS][fixed_floats] */
+    int64_t ck_pos[DS4J_CK_SLOTS]; /* -1 = empty */
+};
+
+/* Parse "k=v;k=v\n..." calling cb(user, key, value) for each pair; stops at
+ * the first non-zero return. Empty items are skipped. Returns 0 or the
+ * callback's error / DS4J_ERR_INVALID_ARGUMENT for malformed input. */
+int ds4j_opts_parse(const char *s, int (*cb)(void *user, const char *key, const char *val), void *user);
+int ds4j_parse_i64(const char *v, int64_t *out);
+int ds4j_parse_f64(const char *v, double *out);
+
+#endif

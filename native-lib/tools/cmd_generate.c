@@ -1,0 +1,79 @@
+/*
+ * cmd_generate.c — `ds4j-tool generate`: evaluate prompt token ids, then
+ * sample n tokens with the C sampler and print them comma-separated.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds4j.h"
+#include "tool.h"
+#include "tool_util.h"
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *tokens = NULL, *opts = NULL;
+    int n_gen = 16, threads = 0, chunk = 0;
+    char sopts[1024] = "";
+    size_t so = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *skey = NULL;
+        if (!strcmp(a, "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(a, "--tokens") && i + 1 < argc) tokens = argv[++i];
+        else if (!strcmp(a, "-n") && i + 1 < argc) n_gen = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
+        else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
+        else if (!strcmp(a, "--temperature")) skey = "temperature";
+        else if (!strcmp(a, "--seed")) skey = "seed";
+        else if (!strcmp(a, "--top-k")) skey = "top_k";
+        else if (!strcmp(a, "--top-p")) skey = "top_p";
+        else if (!strcmp(a, "--min-p")) skey = "min_p";
+        else if (!strcmp(a, "--repeat-penalty")) skey = "repeat_penalty";
+        else if (!strcmp(a, "--presence-penalty")) skey = "presence_penalty";
+        else if (!strcmp(a, "--frequency-penalty")) skey = "frequency_penalty";
+        else {
+            fprintf(stderr, "usage: ds4j-tool generate --model M.gguf --tokens 1,2,3 [-n N] [--temperature T] [--seed S]\n"
+                            "       [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--presence-penalty X]\n"
+                            "       [--frequency-penalty X] [--threads N] [--chunk N] [--options K=V;...]\n");
+            return 2;
+        }
+        if (skey) {
+            if (i + 1 >= argc) { fprintf(stderr, "ds4j-tool generate: %s needs a value\n", a); return 2; }
+            so += (size_t)snprintf(sopts + so, sizeof sopts - so, "%s=%s;", skey, argv[++i]);
+            if (so >= sizeof sopts) return 2;
+        }
+    }
+    if (!model || !tokens || n_gen < 0) {
+        fprintf(stderr, "ds4j-tool generate: --model and --tokens are required\n");
+        return 2;
+    }
+    if (!strstr(sopts, "temperature=")) so += (size_t)snprintf(sopts + so, sizeof sopts - so, "temperature=0;");
+    int32_t *ids = NULL;
+    int n = tool_parse_ids(tokens, &ids);
+    if (n <= 0) { fprintf(stderr, "ds4j-tool generate: bad --tokens list\n"); return 2; }
+    ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
+    if (!e) { free(ids); return 1; }
+    ds4j_sampler *sp = ds4j_sampler_new(sopts);
+    ds4j_session *s = sp ? ds4j_session_new(e, n + n_gen) : NULL;
+    int rc = 1;
+    if (!s) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+    if (ds4j_session_sync(s, ids, n, NULL, NULL) < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+    for (int i = 0; i < n; i++) ds4j_sampler_accept(sp, ids[i]);
+    for (int i = 0; i < n_gen; i++) {
+        int32_t t = ds4j_sampler_sample(sp, s, 0, NULL, NULL, NULL);
+        if (t < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+        printf("%s%d", i ? "," : "", t);
+        fflush(stdout);
+        ds4j_sampler_accept(sp, t);
+        if (i + 1 < n_gen && ds4j_session_eval(s, t) < 0) { fprintf(stderr, "\nds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+    }
+    printf("\n");
+    rc = 0;
+done:
+    ds4j_session_free(s);
+    ds4j_sampler_free(sp);
+    ds4j_engine_close(e);
+    free(ids);
+    return rc;
+}
