@@ -340,7 +340,20 @@ out:
     fx_free_ref(&ref);
 }
 
+/* Flash shapes (D 512, dr 64, DI 128; 21 CSA layers m=4, 20 HCA m'=128):
+ * per-token growth of the compressed state, reported for the docs. */
+static void flash_per_token(void) {
+    int64_t kv8 = kvq_kv_row_bytes(512, 64), ix8 = kvq_idx_row_bytes(128);
+    CHECK(kv8 == 448 + 7 + 128 && ix8 == 4 + 64);
+    double f32 = 21 * (512 + 128) * 4 / 4.0 + 20 * 512 * 4 / 128.0;
+    double fp8 = 21 * (kv8 + ix8) / 4.0 + 20 * kv8 / 128.0;
+    printf("Flash: KV row %lld B (f32 2048), indexer key %lld B (f32 512); compressed state per token f32 %.1f B, "
+           "fp8 %.1f B (%.2fx); window rows 43x128: f32 %lld B, fp8 %lld B\n",
+           (long long)kv8, (long long)ix8, f32, fp8, f32 / fp8, 43LL * 128 * 2048, 43LL * 128 * kv8);
+}
+
 int main(void) {
+    flash_per_token();
     test_e4m3();
     test_e2m1();
     test_scales();
