@@ -65,6 +65,7 @@ public class ChatController {
         OutputParser parser = new OutputParser(tok, thinking, o.stop(), toolsOn, api.model.toolCallMemory());
         Handler handler = new Handler(parser);
         String id = ApiSupport.newId("chatcmpl-");
+        response.getHeaders().set("X-Request-Id", id);
         var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? o.topLogprobs() : 0);
         Flux<Generations.Event> events = api.generations.start(id, arrival, req, handler);
         String modelId = api.model.id();

@@ -51,6 +51,7 @@ public class CompletionsController {
         int budget = api.budget(prompt.length, o.maxTokens(), "prompt");
         Tokenizer tok = api.model.tokenizer().orElse(null);
         String id = ApiSupport.newId("cmpl-");
+        response.getHeaders().set("X-Request-Id", id);
         Handler handler = new Handler(tok, api.model.eosId(), o.stop());
         var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? Math.max(o.topLogprobs(), 0) : 0);
         Flux<Generations.Event> events = api.generations.start(id, arrival, req, handler);

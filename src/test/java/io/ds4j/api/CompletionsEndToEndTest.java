@@ -168,13 +168,22 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
             });
             assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
             // queue-limit=1: one request may wait; a streaming one waits in the queue
+            StringBuffer received = new StringBuffer();
             var waiting = WebClient.create("http://localhost:" + port).post().uri("/v1/completions")
                     .contentType(MediaType.APPLICATION_JSON)
                     .bodyValue("{\"prompt\":[5,6],\"max_tokens\":2,\"stream\":true}")
-                    .retrieve().bodyToFlux(String.class).subscribe();
+                    .retrieve().bodyToFlux(org.springframework.core.io.buffer.DataBuffer.class)
+                    .subscribe(b -> {
+                        received.append(b.toString(java.nio.charset.StandardCharsets.UTF_8));
+                        org.springframework.core.io.buffer.DataBufferUtils.release(b);
+                    });
             long deadline = System.currentTimeMillis() + 10_000;
             while (scheduler.queueDepth() < 1 && System.currentTimeMillis() < deadline) Thread.sleep(10);
             assertThat(scheduler.queueDepth()).isEqualTo(1);
+            // a queued stream is kept alive with SSE comments
+            deadline = System.currentTimeMillis() + 10_000;
+            while (!received.toString().contains(": keep-alive\n\n") && System.currentTimeMillis() < deadline) Thread.sleep(10);
+            assertThat(received.toString()).startsWith(": keep-alive\n\n");
             web.post().uri("/v1/completions").contentType(MediaType.APPLICATION_JSON)
                     .bodyValue("{\"prompt\":[5,6],\"max_tokens\":2}").exchange()
                     .expectStatus().isEqualTo(429)
