@@ -121,6 +121,9 @@ public class EngineService implements DisposableBean {
         } catch (EngineException | NativeLibraryException e) {
             loadError = e.getMessage();
             log.error("cannot load model {}: {}", path, e.getMessage());
+        } catch (RuntimeException e) {
+            loadError = e.toString();
+            log.error("cannot load model {}", path, e);
         }
     }
 
