@@ -6,12 +6,19 @@
  * attention) run token by token in position order inside each layer, which
  * makes a chunk exactly equal to token-by-token evaluation (section 5.7).
  * All scratch memory is allocated up front in dsv4_scratch.
+ *
+ * kv_precision=fp8 (state->kv_fp8): rows and entries are written in the
+ * compact formats of kv_quant.h and the rows a query attends to are decoded
+ * once per token into `keys`; indexer queries get the Hadamard + FP4 round
+ * trip and indexer keys are decoded per thread while scoring. The f32 path
+ * does none of this and reads the state in place.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "kv_quant.h"
 #include "kv_state.h"
 #include "model_dsv4.h"
 #include "quants.h"
@@ -35,6 +42,10 @@ struct dsv4_scratch {
     float *iscore;         /* [max indexer entries] */
     int32_t *iidx;
     int32_t *isel;         /* [kI] */
+    float *etmp;           /* [max(D, DI)] entry being built */
+    float *keys;           /* fp8: [W + max visible entries][D] decoded rows */
+    float *ikbuf;          /* fp8: [n_threads][DI] decoded indexer key per thread */
+    int64_t keys_ctx;      /* n_ctx `keys` is sized for (0 = none) */
     void *block;
 };
 
@@ -74,6 +85,7 @@ static int64_t scratch_layout(const dsv4_model *m, int64_t S, dsv4_scratch *sc, 
     F(u, S * hp->n_expert_used * hp->n_ff_exp); F(dn, S * hp->n_expert_used * H);
     F(routed, S * H); F(sh, S * H);
     F(slot_tok, S * hp->n_expert_used); F(slot_wt, S * hp->n_expert_used);
+    F(etmp, max_i64(hp->head_dim, hp->idx_dim));
     int64_t ab = act_row_max(m) * S * max_i64(hp->n_expert_used, 1);
     if (base) { sc->act = base + off; sc->act_bytes = ab; }
     off += (ab + 63) & ~(int64_t)63;
@@ -106,23 +118,47 @@ void dsv4_scratch_free(dsv4_scratch *sc) {
     ds4j_free(sc->iscore);
     ds4j_free(sc->iidx);
     ds4j_free(sc->isel);
+    ds4j_free(sc->keys);
+    ds4j_free(sc->ikbuf);
     free(sc);
 }
 
-/* Attention buffers depend on the context length; grown (never in the hot
- * loop) when a session with a larger n_ctx is created. */
-int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *sc, int64_t n_ctx) {
-    if (n_ctx <= sc->ctx_cap) return 0;
+/* Rows a query may attend to at most (window + entries) and indexer keys
+ * at most, for sessions of n_ctx tokens. */
+static void ctx_extent(const dsv4_model *m, int64_t n_ctx, int64_t *rows, int64_t *maxidx) {
     const dsv4_hparams *hp = &m->hp;
-    int64_t maxent = 0, maxidx = 0;
+    int64_t maxent = 0, mi = 0;
     for (int64_t l = 0; l < hp->n_layer; l++) {
         if (hp->kind[l] == DSV4_HCA) maxent = max_i64(maxent, n_ctx / hp->ratio[l] + 1);
         if (hp->kind[l] == DSV4_CSA) {
             maxent = max_i64(maxent, hp->idx_topk);
-            maxidx = max_i64(maxidx, n_ctx / hp->ratio[l] + 1);
+            mi = max_i64(mi, n_ctx / hp->ratio[l] + 1);
         }
     }
-    int64_t stride = hp->window + maxent + 1;
+    *rows = hp->window + maxent + 1;
+    *maxidx = mi;
+}
+
+/* Attention buffers depend on the context length; grown (never in the hot
+ * loop) when a session with a larger n_ctx is created. */
+int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *sc, int64_t n_ctx, int kv_fp8) {
+    const dsv4_hparams *hp = &m->hp;
+    int64_t stride, maxidx;
+    ctx_extent(m, n_ctx, &stride, &maxidx);
+    if (kv_fp8 && n_ctx > sc->keys_ctx) {
+        float *keys = ds4j_alloc((size_t)(stride * hp->head_dim) * sizeof(float));
+        float *ik = sc->ikbuf ? sc->ikbuf : ds4j_alloc((size_t)(max_i64(sc->n_threads, 1) * hp->idx_dim + 1) * sizeof(float));
+        if (!keys || !ik) {
+            ds4j_free(keys);
+            if (ik != sc->ikbuf) ds4j_free(ik);
+            return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for fp8 key buffers (n_ctx %lld)", (long long)n_ctx);
+        }
+        ds4j_free(sc->keys);
+        sc->keys = keys;
+        sc->ikbuf = ik;
+        sc->keys_ctx = n_ctx;
+    }
+    if (n_ctx <= sc->ctx_cap) return 0;
     float *probs = ds4j_alloc((size_t)(stride * hp->n_head) * sizeof(float));
     float *is = ds4j_alloc((size_t)(maxidx + 1) * sizeof(float));
     int32_t *ii = ds4j_alloc((size_t)(maxidx + 1) * sizeof(int32_t));
@@ -137,17 +173,13 @@ int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *sc, int64_t n_ct
     return 0;
 }
 
-int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx) {
+int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx, int kv_fp8, int n_threads) {
     const dsv4_hparams *hp = &m->hp;
-    int64_t maxent = 0, maxidx = 0;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        if (hp->kind[l] == DSV4_HCA) maxent = max_i64(maxent, n_ctx / hp->ratio[l] + 1);
-        if (hp->kind[l] == DSV4_CSA) {
-            maxent = max_i64(maxent, hp->idx_topk);
-            maxidx = max_i64(maxidx, n_ctx / hp->ratio[l] + 1);
-        }
-    }
-    return (hp->window + maxent + 1) * hp->n_head * 4 + (maxidx + 1) * 8 + (hp->idx_topk + 1) * 4;
+    int64_t stride, maxidx;
+    ctx_extent(m, n_ctx, &stride, &maxidx);
+    int64_t b = stride * hp->n_head * 4 + (maxidx + 1) * 8 + (hp->idx_topk + 1) * 4;
+    if (kv_fp8) b += stride * hp->head_dim * 4 + (max_i64(n_threads, 1) * hp->idx_dim + 1) * 4;
+    return b;
 }
 
 /* ------------------------------------------------------------ matmul */
@@ -244,9 +276,10 @@ static void hc_post(const dsv4_model *m, dsv4_scratch *sc, const float *out, int
 
 /* ------------------------------------------------------------ compressor */
 
-/* Push one token's projections; emits an entry when the window completes. */
+/* Push one token's projections; emits an entry when the window completes.
+ * Compact formats build the entry in tmp and store it quantised. */
 static void comp_push(const dsv4_model *m, kv_comp *c, const dsv4_comp_w *w, const float *kv, const float *g,
-                      int64_t p) {
+                      int64_t p, float *tmp) {
     int64_t r = c->r, cw = c->cw, dout = c->dout, j = p % r;
     memcpy(c->pend_kv + j * cw, kv, (size_t)cw * sizeof(float));
     float *pg = c->pend_g + j * cw;
@@ -254,7 +287,7 @@ static void comp_push(const dsv4_model *m, kv_comp *c, const dsv4_comp_w *w, con
     for (int64_t i = 0; i < cw; i++) pg[i] = g[i] + ape[i];
     if (j != r - 1) return;
     if (c->n >= c->cap) return; /* cannot happen: the caller checks n_ctx */
-    float *ent = c->entries + c->n * dout;
+    float *ent = c->fmt == KV_FMT_F32 ? c->entries + c->n * dout : tmp;
     int has_prev = c->overlap && c->n > 0;
     int64_t off = c->overlap ? dout : 0; /* Cb half for overlap */
     for (int64_t ch = 0; ch < dout; ch++) {
@@ -280,6 +313,12 @@ static void comp_push(const dsv4_model *m, kv_comp *c, const dsv4_comp_w *w, con
     float cs[OPS_ROPE_MAX_PAIRS], sn[OPS_ROPE_MAX_PAIRS];
     ops_rope_cs(&m->rope_comp, c->n * r, cs, sn);
     ops_rope_apply(ent, dout, (int)m->hp.n_rot, cs, sn, 0);
+    if (c->fmt == KV_FMT_FP8) {
+        kvq_kv_row_encode(ent, dout, m->hp.n_rot, c->ent8 + c->n * c->row_bytes);
+    } else if (c->fmt == KV_FMT_FP4_IDX) {
+        kvq_hadamard(ent, dout);
+        kvq_idx_row_encode(ent, dout, c->ent8 + c->n * c->row_bytes);
+    }
     c->n++;
     if (c->overlap)
         for (int64_t s = 0; s < r; s++) {
@@ -292,6 +331,9 @@ static void comp_push(const dsv4_model *m, kv_comp *c, const dsv4_comp_w *w, con
 
 typedef struct idx_job {
     const float *q, *w, *keys;
+    const uint8_t *keys8;  /* compact keys (fp8 mode), row_bytes each */
+    int64_t row_bytes;
+    float *kbuf;           /* [nth][DI] per-thread decoded key */
     float *score;
     int64_t T, nI, DI;
     float scale;
@@ -301,7 +343,14 @@ static void idx_worker(void *ctx, int ith, int nth) {
     const idx_job *j = ctx;
     int64_t t0 = j->T * ith / nth, t1 = j->T * (ith + 1) / nth;
     for (int64_t t = t0; t < t1; t++) {
-        const float *k = j->keys + t * j->DI;
+        const float *k;
+        if (j->keys8) {
+            float *kb = j->kbuf + ith * j->DI;
+            kvq_idx_row_decode(j->keys8 + t * j->row_bytes, j->DI, kb);
+            k = kb;
+        } else {
+            k = j->keys + t * j->DI;
+        }
         double acc = 0;
         for (int64_t h = 0; h < j->nI; h++) {
             float d = ops_dot(j->q + h * j->DI, k, j->DI);
@@ -345,6 +394,7 @@ typedef struct att_job {
     const float *win;     /* [W][D] */
     const float *ent;     /* entries [n][D] */
     const int32_t *sel;   /* NULL: all n_ent entries in order */
+    const float *rows;    /* non-NULL: the window rows then the entries, decoded contiguously */
     int64_t n_ent;
     int64_t p, W, D, nh;
     const float *sinks;
@@ -366,10 +416,14 @@ static void att_worker(void *ctx, int ith, int nth) {
         const float *qh = j->q + h * D;
         float *z = j->probs + h * j->probs_stride;
         int64_t n = 0;
-        for (int64_t t = lo; t <= j->p; t++) z[n++] = ops_dot(qh, j->win + (t % j->W) * D, D) * j->scale;
-        for (int64_t e = 0; e < j->n_ent; e++) {
-            int64_t id = j->sel ? j->sel[e] : e;
-            z[n++] = ops_dot(qh, j->ent + id * D, D) * j->scale;
+        if (j->rows) {
+            for (int64_t i = 0; i < nw + j->n_ent; i++) z[n++] = ops_dot(qh, j->rows + i * D, D) * j->scale;
+        } else {
+            for (int64_t t = lo; t <= j->p; t++) z[n++] = ops_dot(qh, j->win + (t % j->W) * D, D) * j->scale;
+            for (int64_t e = 0; e < j->n_ent; e++) {
+                int64_t id = j->sel ? j->sel[e] : e;
+                z[n++] = ops_dot(qh, j->ent + id * D, D) * j->scale;
+            }
         }
         float mxv = j->sinks[h];
         for (int64_t i = 0; i < n; i++) mxv = fmaxf(mxv, z[i]);
@@ -380,7 +434,8 @@ static void att_worker(void *ctx, int ith, int nth) {
         memset(oh, 0, (size_t)D * sizeof(float));
         for (int64_t i = 0; i < n; i++) {
             const float *key;
-            if (i < nw) key = j->win + ((lo + i) % j->W) * D;
+            if (j->rows) key = j->rows + i * D;
+            else if (i < nw) key = j->win + ((lo + i) % j->W) * D;
             else { int64_t e = i - nw; key = j->ent + (j->sel ? j->sel[e] : e) * D; }
             float pw = z[i] * inv;
             for (int64_t d = 0; d < D; d++) oh[d] += pw * key[d];
@@ -425,26 +480,35 @@ static void attention_layer(const dsv4_model *m, int64_t l, kv_state *st, dsv4_s
         float *q = sc->q + s * nh * D, *kv = sc->kv + s * D;
         for (int64_t h = 0; h < nh; h++) ops_rope_apply(q + h * D, D, (int)dr, cs, sn, 0);
         ops_rope_apply(kv, D, (int)dr, cs, sn, 0);
-        memcpy(kl->win + (p % hp->window) * D, kv, (size_t)D * sizeof(float));
+        if (st->kv_fp8) kvq_kv_row_encode(kv, D, dr, kl->win8 + (p % hp->window) * kl->win_row_bytes);
+        else memcpy(kl->win + (p % hp->window) * D, kv, (size_t)D * sizeof(float));
         att_job aj = {
             .q = q, .win = kl->win, .ent = kl->comp.entries, .sel = NULL, .n_ent = 0, .p = p, .W = hp->window,
             .D = D, .nh = nh, .sinks = ly->sinks, .probs = sc->probs, .probs_stride = sc->probs_stride,
             .o = sc->o + s * nh * D, .scale = (float)(1.0 / sqrt((double)D)), .cs = cs, .sn = sn, .dr = (int)dr,
         };
         if (ly->kind != DSV4_SWA) {
-            comp_push(m, &kl->comp, &ly->comp, sc->ckv + s * cw, sc->cg + s * cw, p);
+            comp_push(m, &kl->comp, &ly->comp, sc->ckv + s * cw, sc->cg + s * cw, p, sc->etmp);
             aj.n_ent = kl->comp.n;
         }
         if (ly->kind == DSV4_CSA) {
-            comp_push(m, &kl->idx, &ly->idx_comp, sc->ikv + s * 2 * DI, sc->ig + s * 2 * DI, p);
+            comp_push(m, &kl->idx, &ly->idx_comp, sc->ikv + s * 2 * DI, sc->ig + s * 2 * DI, p, sc->etmp);
             int64_t T = kl->idx.n;
             if (T > hp->idx_topk) {
                 float *qI = sc->qI + s * nI * DI, *wI = sc->wI + s * nI;
                 for (int64_t h = 0; h < nI; h++) ops_rope_apply(qI + h * DI, DI, (int)dr, cs, sn, 0);
+                if (kl->idx.fmt == KV_FMT_FP4_IDX)
+                    for (int64_t h = 0; h < nI; h++) kvq_indexer_qat(qI + h * DI, DI);
                 float ws = (float)(1.0 / sqrt((double)nI));
                 for (int64_t h = 0; h < nI; h++) wI[h] *= ws;
                 idx_job ij = {.q = qI, .w = wI, .keys = kl->idx.entries, .score = sc->iscore, .T = T, .nI = nI,
                               .DI = DI, .scale = (float)(1.0 / sqrt((double)DI))};
+                if (kl->idx.fmt == KV_FMT_FP4_IDX) {
+                    ij.keys = NULL;
+                    ij.keys8 = kl->idx.ent8;
+                    ij.row_bytes = kl->idx.row_bytes;
+                    ij.kbuf = sc->ikbuf;
+                }
                 ds4j_pool_run(pool, idx_worker, &ij, (double)T * nI * DI < 65536.0 ? 1 : 0);
                 for (int64_t t = 0; t < T; t++) sc->iidx[t] = (int32_t)t;
                 idx_select(sc->iscore, sc->iidx, T, hp->idx_topk);
@@ -454,6 +518,17 @@ static void attention_layer(const dsv4_model *m, int64_t l, kv_state *st, dsv4_s
                 aj.n_ent = hp->idx_topk;
             }
             /* T <= kI: every entry is selected (order is irrelevant) */
+        }
+        if (st->kv_fp8) {
+            /* decode the visible rows once; every head reads them */
+            int64_t lo = p - hp->window + 1 < 0 ? 0 : p - hp->window + 1, r = 0;
+            for (int64_t t = lo; t <= p; t++, r++)
+                kvq_kv_row_decode(kl->win8 + (t % hp->window) * kl->win_row_bytes, D, dr, sc->keys + r * D);
+            for (int64_t e = 0; e < aj.n_ent; e++, r++) {
+                int64_t id = aj.sel ? aj.sel[e] : e;
+                kvq_kv_row_decode(kl->comp.ent8 + id * kl->comp.row_bytes, D, dr, sc->keys + r * D);
+            }
+            aj.rows = sc->keys;
         }
         double work = (double)nh * (double)(hp->window + aj.n_ent) * (double)D;
         ds4j_pool_run(pool, att_worker, &aj, work < 32768.0 ? 1 : 0);
@@ -552,7 +627,7 @@ int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool 
     if (st->pos + n > st->n_ctx)
         return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
                          (long long)st->pos, (long long)n, (long long)st->n_ctx);
-    if (sc->ctx_cap < st->n_ctx)
+    if (sc->ctx_cap < st->n_ctx || (st->kv_fp8 && sc->keys_ctx < st->n_ctx))
         return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
     for (int64_t s = 0; s < n; s++)
         if (tokens[s] < 0 || tokens[s] >= V)

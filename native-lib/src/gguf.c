@@ -34,9 +34,10 @@
 #define GGUF_WRITER_MAX_NAME 63
 
 /* ------------------------------------------------------------------------ */
-/* ggml type sizes (block elements, block bytes). Private until quants.c is
- * available everywhere; unknown ids have block_size 0. */
-
+/* Tensor type sizes come from quants.c (ds4j_type_get). The reader also
+ * knows the (block elements, block bytes) of the other ggml types so it can
+ * validate and list files the engine cannot compute with; test_gguf checks
+ * both tables agree wherever both know a type. */
 static const struct { const char *name; int32_t block_size, type_size; } GGML_TYPES[DS4J_TYPE_COUNT] = {
     [0] = {"F32", 1, 4},          [1] = {"F16", 1, 2},         [2] = {"Q4_0", 32, 18},
     [3] = {"Q4_1", 32, 20},       [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
@@ -51,15 +52,38 @@ static const struct { const char *name; int32_t block_size, type_size; } GGML_TY
     [35] = {"TQ2_0", 256, 66},    [39] = {"MXFP4", 32, 17},
 };
 
+bool gguf_ggml_type_info(int32_t type, const char **name, int32_t *block_size, int32_t *type_size) {
+    const ds4j_type_traits *t = ds4j_type_get(type);
+    if (t) {
+        if (name) *name = t->name;
+        if (block_size) *block_size = t->block_size;
+        if (type_size) *type_size = t->type_size;
+        return true;
+    }
+    if (type < 0 || type >= DS4J_TYPE_COUNT || !GGML_TYPES[type].block_size) return false;
+    if (name) *name = GGML_TYPES[type].name;
+    if (block_size) *block_size = GGML_TYPES[type].block_size;
+    if (type_size) *type_size = GGML_TYPES[type].type_size;
+    return true;
+}
+
+bool gguf_ggml_type_builtin(int32_t type, int32_t *block_size, int32_t *type_size) {
+    if (type < 0 || type >= DS4J_TYPE_COUNT || !GGML_TYPES[type].block_size) return false;
+    *block_size = GGML_TYPES[type].block_size;
+    *type_size = GGML_TYPES[type].type_size;
+    return true;
+}
+
 const char *gguf_ggml_type_name(int32_t type) {
-    if (type < 0 || type >= DS4J_TYPE_COUNT || !GGML_TYPES[type].block_size) return NULL;
-    return GGML_TYPES[type].name;
+    const char *n = NULL;
+    return gguf_ggml_type_info(type, &n, NULL, NULL) ? n : NULL;
 }
 
 static bool type_sizes(int32_t type, int64_t *block, int64_t *size) {
-    if (type < 0 || type >= DS4J_TYPE_COUNT || !GGML_TYPES[type].block_size) return false;
-    *block = GGML_TYPES[type].block_size;
-    *size = GGML_TYPES[type].type_size;
+    int32_t b, s;
+    if (!gguf_ggml_type_info(type, NULL, &b, &s) || b <= 0 || s <= 0) return false;
+    *block = b;
+    *size = s;
     return true;
 }
 
@@ -82,7 +106,7 @@ static uint64_t tensor_nbytes(int32_t type, uint32_t n_dims, const int64_t *ne, 
     }
     if (ne[0] % block != 0) {
         snprintf(why, why_cap, "ne[0] = %lld is not a multiple of the %s block size %lld", (long long)ne[0],
-                 GGML_TYPES[type].name, (long long)block);
+                 gguf_ggml_type_name(type), (long long)block);
         return 0;
     }
     int64_t total = (ne[0] / block), elems = ne[0];

@@ -92,8 +92,14 @@ bool gguf_kv_get_uint(const gguf_kv *kv, uint64_t *out);
 bool gguf_kv_arr_uint(const gguf_kv *kv, uint64_t i, uint64_t *out);
 /* "uint32", "string", ... ("unknown" for bad ids). */
 const char *gguf_value_type_name(int32_t type);
-/* ggml type name for a tensor type id the reader knows, else NULL. */
+/* Tensor types the reader accepts: those of ds4j_type_get() (quants.c) plus
+ * the other ggml types, which files may hold even if the engine cannot
+ * compute with them. Returns false for unknown ids; any out pointer may be
+ * NULL. gguf_ggml_type_name is the name or NULL. */
+bool gguf_ggml_type_info(int32_t type, const char **name, int32_t *block_size, int32_t *type_size);
 const char *gguf_ggml_type_name(int32_t type);
+/* The reader's own table only (for the test that it agrees with quants.c). */
+bool gguf_ggml_type_builtin(int32_t type, int32_t *block_size, int32_t *type_size);
 
 /* ---- writing ---- */
 typedef struct gguf_writer gguf_writer;

@@ -1,6 +1,8 @@
 /*
  * kv_state.c — allocation and checkpointing of the decoder state (see
- * kv_state.h). Entry capacity is n_ctx / ratio + 1 per compressor.
+ * kv_state.h). Entry capacity is n_ctx / ratio + 1 per compressor. One
+ * layout walk both measures and binds, so the reported size is exactly
+ * what is allocated.
  */
 #include "kv_state.h"
 
@@ -8,63 +10,91 @@
 #include <string.h>
 
 #include "common.h"
+#include "kv_quant.h"
 #include "model_dsv4.h"
 
-typedef struct sizing {
-    int64_t fixed, ent;
-} sizing;
+/* Sub-buffers start on 64-byte boundaries. */
+typedef struct walk {
+    int64_t fixed, ent;   /* running byte offsets */
+    uint8_t *fbase, *ebase; /* NULL while measuring */
+    int ok;
+} walk;
 
-static int comp_size(int64_t r, int64_t dout, int overlap, int64_t n_ctx, sizing *s) {
-    int64_t cw = overlap ? 2 * dout : dout, t;
-    int64_t f = 2 * r * cw + (overlap ? 2 * r * dout : 0);
-    int64_t cap = n_ctx / r + 1;
-    if (!ds4j_mul_ok(cap, dout, &t)) return -1;
-    if (!ds4j_add_ok(s->fixed, f, &s->fixed) || !ds4j_add_ok(s->ent, t, &s->ent)) return -1;
-    return 0;
+static void *take(walk *w, int64_t *off, uint8_t *base, int64_t n, int64_t size) {
+    int64_t b;
+    if (!w->ok || !ds4j_mul_ok(n, size, &b) || !ds4j_add_ok(b, 63, &b)) { w->ok = 0; return NULL; }
+    b &= ~(int64_t)63;
+    void *p = base ? base + *off : NULL;
+    if (!ds4j_add_ok(*off, b, off)) w->ok = 0;
+    return p;
 }
 
-static int state_sizes(const dsv4_model *m, int64_t n_ctx, sizing *s) {
-    const dsv4_hparams *hp = &m->hp;
-    s->fixed = s->ent = 0;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        int64_t t;
-        if (!ds4j_mul_ok(hp->window, hp->head_dim, &t) || !ds4j_add_ok(s->fixed, t, &s->fixed)) return -1;
-        int kind = hp->kind[l];
-        if (kind == DSV4_SWA) continue;
-        if (comp_size(hp->ratio[l], hp->head_dim, kind == DSV4_CSA, n_ctx, s)) return -1;
-        if (kind == DSV4_CSA && comp_size(hp->ratio[l], hp->idx_dim, 1, n_ctx, s)) return -1;
-    }
-    return 0;
-}
-
-int64_t kv_state_bytes(const dsv4_model *m, int64_t n_ctx, int64_t *fixed_bytes) {
-    sizing s;
-    if (state_sizes(m, n_ctx, &s)) return -1;
-    int64_t total = (s.fixed + s.ent) * (int64_t)sizeof(float) + m->hp.n_layer * (int64_t)sizeof(kv_layer) + 256;
-    if (fixed_bytes) *fixed_bytes = s.fixed * (int64_t)sizeof(float);
-    return total;
-}
-
-static void comp_bind(kv_comp *c, int64_t r, int64_t dout, int overlap, int64_t n_ctx, float **fx, float **en) {
+static void comp_walk(walk *w, kv_comp *c, int64_t r, int64_t dout, int overlap, int fmt, int64_t n_rot,
+                      int64_t n_ctx) {
+    kv_comp tmp;
+    if (!c) c = &tmp;
     c->r = r;
     c->dout = dout;
     c->overlap = overlap;
     c->cw = overlap ? 2 * dout : dout;
-    c->pend_kv = *fx; *fx += r * c->cw;
-    c->pend_g = *fx; *fx += r * c->cw;
+    c->fmt = fmt;
+    c->pend_kv = take(w, &w->fixed, w->fbase, r * c->cw, 4);
+    c->pend_g = take(w, &w->fixed, w->fbase, r * c->cw, 4);
+    c->prev_kv = c->prev_g = NULL;
     if (overlap) {
-        c->prev_kv = *fx; *fx += r * dout;
-        c->prev_g = *fx; *fx += r * dout;
+        c->prev_kv = take(w, &w->fixed, w->fbase, r * dout, 4);
+        c->prev_g = take(w, &w->fixed, w->fbase, r * dout, 4);
     }
     c->cap = n_ctx / r + 1;
-    c->entries = *en; *en += c->cap * dout;
+    c->entries = NULL;
+    c->ent8 = NULL;
+    if (fmt == KV_FMT_F32) {
+        c->row_bytes = dout * 4;
+        c->entries = take(w, &w->ent, w->ebase, c->cap, c->row_bytes);
+    } else {
+        c->row_bytes = fmt == KV_FMT_FP8 ? kvq_kv_row_bytes(dout, n_rot) : kvq_idx_row_bytes(dout);
+        c->ent8 = take(w, &w->ent, w->ebase, c->cap, c->row_bytes);
+    }
     c->n = 0;
 }
 
-kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx) {
+static void state_walk(const dsv4_model *m, int64_t n_ctx, int kv_fp8, walk *w, kv_layer *layers) {
     const dsv4_hparams *hp = &m->hp;
-    sizing s;
-    if (n_ctx <= 0 || state_sizes(m, n_ctx, &s)) {
+    int64_t D = hp->head_dim, dr = hp->n_rot;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        kv_layer tmp, *L = layers ? &layers[l] : &tmp;
+        memset(L, 0, sizeof *L);
+        if (kv_fp8) {
+            L->win_row_bytes = kvq_kv_row_bytes(D, dr);
+            L->win8 = take(w, &w->fixed, w->fbase, hp->window, L->win_row_bytes);
+        } else {
+            L->win_row_bytes = D * 4;
+            L->win = take(w, &w->fixed, w->fbase, hp->window, L->win_row_bytes);
+        }
+        int kind = hp->kind[l];
+        if (kind == DSV4_SWA) continue;
+        comp_walk(w, &L->comp, hp->ratio[l], D, kind == DSV4_CSA, kv_fp8 ? KV_FMT_FP8 : KV_FMT_F32, dr, n_ctx);
+        if (kind == DSV4_CSA)
+            comp_walk(w, &L->idx, hp->ratio[l], hp->idx_dim, 1, kv_fp8 ? KV_FMT_FP4_IDX : KV_FMT_F32, dr, n_ctx);
+    }
+}
+
+int64_t kv_state_bytes(const dsv4_model *m, int64_t n_ctx, int kv_fp8, int64_t *fixed_bytes) {
+    if (n_ctx <= 0) return -1;
+    walk w = {.ok = 1};
+    state_walk(m, n_ctx, kv_fp8, &w, NULL);
+    int64_t total;
+    if (!w.ok || !ds4j_add_ok(w.fixed, w.ent, &total)) return -1;
+    total += m->hp.n_layer * (int64_t)sizeof(kv_layer) + (int64_t)sizeof(kv_state);
+    if (fixed_bytes) *fixed_bytes = w.fixed;
+    return total;
+}
+
+kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx, int kv_fp8) {
+    const dsv4_hparams *hp = &m->hp;
+    walk w = {.ok = 1};
+    if (n_ctx > 0) state_walk(m, n_ctx, kv_fp8, &w, NULL);
+    if (n_ctx <= 0 || !w.ok) {
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid context size %lld", (long long)n_ctx);
         return NULL;
     }
@@ -74,22 +104,16 @@ kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx) {
     st->n_ctx = n_ctx;
     st->W = hp->window;
     st->D = hp->head_dim;
+    st->n_rot = hp->n_rot;
+    st->kv_fp8 = kv_fp8;
     st->layers = calloc((size_t)hp->n_layer, sizeof(kv_layer));
-    st->fixed_floats = s.fixed;
-    st->ent_floats = s.ent;
-    st->fixed = ds4j_alloc((size_t)s.fixed * sizeof(float));
-    st->ent = ds4j_alloc((size_t)(s.ent ? s.ent : 1) * sizeof(float));
+    st->fixed_bytes = w.fixed;
+    st->ent_bytes = w.ent;
+    st->fixed = ds4j_alloc((size_t)(w.fixed ? w.fixed : 64));
+    st->ent = ds4j_alloc((size_t)(w.ent ? w.ent : 64));
     if (!st->layers || !st->fixed || !st->ent) goto oom;
-    float *fx = st->fixed, *en = st->ent;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        kv_layer *L = &st->layers[l];
-        L->win = fx;
-        fx += hp->window * hp->head_dim;
-        int kind = hp->kind[l];
-        if (kind == DSV4_SWA) continue;
-        comp_bind(&L->comp, hp->ratio[l], hp->head_dim, kind == DSV4_CSA, n_ctx, &fx, &en);
-        if (kind == DSV4_CSA) comp_bind(&L->idx, hp->ratio[l], hp->idx_dim, 1, n_ctx, &fx, &en);
-    }
+    walk b = {.ok = 1, .fbase = st->fixed, .ebase = st->ent};
+    state_walk(m, n_ctx, kv_fp8, &b, st->layers);
     return st;
 oom:
     kv_state_free(st);
@@ -115,15 +139,13 @@ static void set_counters(kv_state *st, int64_t pos) {
 }
 
 void kv_state_reset(kv_state *st) {
-    memset(st->fixed, 0, (size_t)st->fixed_floats * sizeof(float));
+    memset(st->fixed, 0, (size_t)st->fixed_bytes);
     set_counters(st, 0);
 }
 
-void kv_state_save_fixed(const kv_state *st, float *dst) {
-    memcpy(dst, st->fixed, (size_t)st->fixed_floats * sizeof(float));
-}
+void kv_state_save_fixed(const kv_state *st, void *dst) { memcpy(dst, st->fixed, (size_t)st->fixed_bytes); }
 
-void kv_state_restore_fixed(kv_state *st, const float *src, int64_t pos) {
-    memcpy(st->fixed, src, (size_t)st->fixed_floats * sizeof(float));
+void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos) {
+    memcpy(st->fixed, src, (size_t)st->fixed_bytes);
     set_counters(st, pos);
 }

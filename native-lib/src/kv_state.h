@@ -7,6 +7,10 @@
  * contiguous "fixed" block so a checkpoint is a single memcpy; compressed
  * entries are append-only, so restoring a checkpoint taken at position c
  * only needs the entry counters reset to floor(c / ratio).
+ *
+ * With kv_fp8 the window rows and the compressed entries are stored in the
+ * compact formats of kv_quant.h (FP8 + f16 RoPE tail, FP4 indexer keys)
+ * instead of f32; the compressor's pending windows stay f32 (as in ds4).
  */
 #ifndef DS4J_KV_STATE_H
 #define DS4J_KV_STATE_H
@@ -24,13 +28,20 @@ typedef struct kv_comp {
     float *pend_g;    /* [r][cw] gate logits + ape */
     float *prev_kv;   /* [r][dout] Ca half of the previous window (overlap) */
     float *prev_g;    /* [r][dout] */
-    float *entries;   /* [cap][dout] post-norm, post-RoPE */
+    float *entries;   /* [cap][dout] post-norm, post-RoPE (f32 mode) */
+    uint8_t *ent8;    /* [cap][row_bytes] compact entries (fp8 mode) */
+    int64_t row_bytes;
+    int fmt;          /* KV_FMT_* of the entries */
     int64_t cap;
     int64_t n;        /* entries emitted */
 } kv_comp;
 
+enum { KV_FMT_F32 = 0, KV_FMT_FP8 = 1, KV_FMT_FP4_IDX = 2 };
+
 typedef struct kv_layer {
-    float *win;       /* [W][D], row of position p at p % W */
+    float *win;       /* [W][D], row of position p at p % W (f32 mode) */
+    uint8_t *win8;    /* [W][win_row_bytes] compact rows (fp8 mode) */
+    int64_t win_row_bytes;
     kv_comp comp;     /* CSA/HCA */
     kv_comp idx;      /* CSA indexer */
 } kv_layer;
@@ -38,22 +49,23 @@ typedef struct kv_layer {
 typedef struct kv_state {
     int64_t n_layer, n_ctx, pos, W, D;
     kv_layer *layers;
-    float *fixed;         /* contiguous fixed-size part */
-    int64_t fixed_floats;
-    float *ent;           /* all entry arrays */
-    int64_t ent_floats;
-    int kv_fp8;           /* round-trip kv rows / entries through FP8 (ds4 numerics) */
+    int64_t n_rot;        /* dr: RoPE tail kept in f16 by the compact rows */
+    uint8_t *fixed;       /* contiguous fixed-size part */
+    int64_t fixed_bytes;
+    uint8_t *ent;         /* all entry arrays */
+    int64_t ent_bytes;
+    int kv_fp8;           /* compact FP8/FP4 storage, ds4 numerics (kv_precision=fp8) */
 } kv_state;
 
-/* Bytes kv_state_new(m, n_ctx) allocates; *fixed_bytes gets the size of
- * one checkpoint. -1 on overflow. */
-int64_t kv_state_bytes(const struct dsv4_model *m, int64_t n_ctx, int64_t *fixed_bytes);
-kv_state *kv_state_new(const struct dsv4_model *m, int64_t n_ctx);
+/* Bytes kv_state_new(m, n_ctx, kv_fp8) allocates; *fixed_bytes gets the
+ * size of one checkpoint. -1 on overflow. */
+int64_t kv_state_bytes(const struct dsv4_model *m, int64_t n_ctx, int kv_fp8, int64_t *fixed_bytes);
+kv_state *kv_state_new(const struct dsv4_model *m, int64_t n_ctx, int kv_fp8);
 void kv_state_free(kv_state *st);
 void kv_state_reset(kv_state *st);
-/* Copy the fixed part into dst (fixed_floats floats). */
-void kv_state_save_fixed(const kv_state *st, float *dst);
+/* Copy the fixed part into dst (fixed_bytes bytes). */
+void kv_state_save_fixed(const kv_state *st, void *dst);
 /* Restore a fixed part saved at position pos. */
-void kv_state_restore_fixed(kv_state *st, const float *src, int64_t pos);
+void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos);
 
 #endif

@@ -136,12 +136,13 @@ void dsv4_scratch_free(dsv4_scratch *s);
 int64_t dsv4_scratch_bytes(const dsv4_model *m, int64_t max_tokens, int n_threads);
 /* Grow the context-dependent attention buffers for sessions of n_ctx
  * tokens (called at session creation, never while evaluating). */
-int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *s, int64_t n_ctx);
-int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx);
+int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *s, int64_t n_ctx, int kv_fp8);
+int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx, int kv_fp8, int n_threads);
 
 /*
  * Evaluate tokens[0..n) at positions st->pos .. st->pos+n-1 (n <= the
- * scratch's max_tokens), advancing the state. logits_all (n rows of V) if
+ * scratch's max_tokens), advancing the state. A state with kv_fp8 needs a
+ * scratch reserved with kv_fp8 (decoded-key buffers). logits_all (n rows of V) if
  * not NULL receives every row; logits_last (V) if not NULL the last row.
  * A plain function of (state, tokens): peers replay it in lockstep.
  */

@@ -23,10 +23,10 @@
 
 static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *total) {
     int64_t fixed = 0;
-    int64_t st = kv_state_bytes(e->model, n_ctx, &fixed);
+    int64_t st = kv_state_bytes(e->model, n_ctx, e->kv_fp8, &fixed);
     if (st < 0) return -1;
     int64_t t = st + fixed * DS4J_CK_SLOTS + n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session) +
-                dsv4_scratch_ctx_bytes(e->model, n_ctx);
+                dsv4_scratch_ctx_bytes(e->model, n_ctx, e->kv_fp8, e->n_threads);
     *total = t;
     return fixed;
 }
@@ -44,18 +44,17 @@ DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
     ds4j_clear_error();
     if (!e || !e->model) { ds4j_fail(DS4J_ERR_STATE, "engine has no model loaded (vocab_only?)"); return NULL; }
     if (n_ctx <= 0) { ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx must be positive (got %d)", n_ctx); return NULL; }
-    if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx)) return NULL;
+    if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) return NULL;
     ds4j_session *s = calloc(1, sizeof *s);
     if (!s) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
     s->eng = e;
     s->n_ctx = n_ctx;
-    s->st = kv_state_new(e->model, n_ctx);
+    s->st = kv_state_new(e->model, n_ctx, e->kv_fp8);
     if (!s->st) { free(s); return NULL; }
-    s->st->kv_fp8 = e->kv_fp8;
     s->tokens = ds4j_alloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = ds4j_alloc((size_t)e->n_vocab * sizeof(float));
     s->ck_interval = CK_INTERVAL;
-    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_floats * DS4J_CK_SLOTS) * sizeof(float));
+    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_bytes * DS4J_CK_SLOTS));
     if (!s->tokens || !s->logits || !s->ck_data) {
         ds4j_session_free(s);
         ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a session of %d tokens", n_ctx);
@@ -93,7 +92,7 @@ DS4J_API const float *ds4j_session_logits(const ds4j_session *s) { return s && s
 static void ck_save(ds4j_session *s) {
     int64_t pos = s->st->pos;
     int slot = (int)((pos / s->ck_interval) % DS4J_CK_SLOTS);
-    kv_state_save_fixed(s->st, s->ck_data + slot * s->st->fixed_floats);
+    kv_state_save_fixed(s->st, s->ck_data + slot * s->st->fixed_bytes);
     s->ck_pos[slot] = pos;
 }
 
@@ -110,7 +109,7 @@ static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
     int64_t at = best >= 0 ? s->ck_pos[best] : 0;
     ck_drop_after(s, at);
     if (at == s->st->pos && !force) return at;
-    if (best >= 0) kv_state_restore_fixed(s->st, s->ck_data + best * s->st->fixed_floats, at);
+    if (best >= 0) kv_state_restore_fixed(s->st, s->ck_data + best * s->st->fixed_bytes, at);
     else kv_state_reset(s->st);
     s->has_logits = 0;
     return at;

@@ -40,7 +40,7 @@ struct ds4j_session {
     float *logits;          /* [V] after the last token */
     int has_logits;
     int64_t ck_interval;
-    float *ck_data;         /* [DS4J_CK_SLOTS][fixed_floats] */
+    uint8_t *ck_data;       /* [DS4J_CK_SLOTS][fixed_bytes] */
     int64_t ck_pos[DS4J_CK_SLOTS]; /* -1 = empty */
 };
 

@@ -838,6 +838,29 @@ static void test_ggufpy_file(void) {
     gguf_close(f);
 }
 
+/* The reader's fallback type table agrees with quants.c wherever both know
+ * a type, and accepts every type quants.c knows. */
+static void test_type_tables(void) {
+    int both = 0;
+    for (int32_t t = -1; t <= DS4J_TYPE_COUNT; t++) {
+        const ds4j_type_traits *q = ds4j_type_get(t);
+        int32_t b, s;
+        bool mine = gguf_ggml_type_builtin(t, &b, &s);
+        if (q && mine) {
+            both++;
+            if (q->block_size != b || q->type_size != s) {
+                fprintf(stderr, "type %d: quants.c says (%d, %d), gguf.c says (%d, %d)\n", t, q->block_size,
+                        q->type_size, b, s);
+                failures++;
+            }
+        }
+        if (q) CHECK(gguf_ggml_type_info(t, NULL, NULL, NULL) && !strcmp(gguf_ggml_type_name(t), q->name));
+    }
+    CHECK(both >= 19);
+    CHECK(gguf_ggml_type_name(4) == NULL && gguf_ggml_type_name(DS4J_TYPE_COUNT) == NULL);
+    CHECK(gguf_ggml_type_name(DS4J_TYPE_Q4_K) && !strcmp(gguf_ggml_type_name(DS4J_TYPE_Q4_K), "Q4_K"));
+}
+
 /* v2 files share v3's layout. */
 static void test_v2(void) {
     bb b = {0};
@@ -1064,6 +1087,7 @@ int main(int argc, char **argv) {
     test_writer_errors();
     test_open_errors();
     test_v2();
+    test_type_tables();
     test_ggufpy_file();
     test_bad_files(regen);
     test_info_tool();

@@ -2,7 +2,7 @@
  * cmd_info.c — `ds4j-tool info FILE.gguf`: everything the GGUF reader sees in
  * a file (header, every metadata key with its type and value, the tensor
  * table) and, for deepseek4 files, a parameter summary: total, per routed
- * expert and active per token. Uses only the reader's public interface.
+ * expert and active per token. Uses only gguf.h and quants.h.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "quants.h"
 #include "tool.h"
 
 #define STR_SHOW 72 /* characters of a string value shown before "..." */
@@ -95,8 +96,15 @@ static int64_t elements(const gguf_tensor *t) {
 }
 
 static const char *type_name(int32_t type) {
-    const char *n = gguf_ggml_type_name(type);
+    const ds4j_type_traits *t = ds4j_type_get(type);
+    if (t) return t->name;
+    const char *n = gguf_ggml_type_name(type); /* ggml types quants.c does not list */
     return n ? n : "?";
+}
+
+static const char *engine_support(int32_t type) {
+    const ds4j_type_traits *t = ds4j_type_get(type);
+    return t && t->supported ? "" : "  (engine cannot compute with this type)";
 }
 
 static void human(double bytes, char *out, size_t cap) {
@@ -263,7 +271,8 @@ int cmd_info(int argc, char **argv) {
     for (int i = 0; i < 64; i++)
         if (cnt_type[i]) {
             human((double)by_type[i], hs, sizeof hs);
-            printf("  %-8s %5" PRId64 " tensors %14" PRIu64 " bytes (%s)\n", type_name(i), cnt_type[i], by_type[i], hs);
+            printf("  %-8s %5" PRId64 " tensors %14" PRIu64 " bytes (%s)%s\n", type_name(i), cnt_type[i], by_type[i], hs,
+                   engine_support(i));
         }
 
     gguf_string arch;

@@ -12,7 +12,7 @@
 #include "tool_util.h"
 
 int cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *tokens = NULL, *out = NULL, *opts = NULL;
+    const char *model = NULL, *tokens = NULL, *out = NULL, *opts = NULL, *kvp = NULL;
     int chunk = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -22,8 +22,9 @@ int cmd_logits(int argc, char **argv) {
         else if (!strcmp(a, "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
+        else if (!strcmp(a, "--kv-precision") && i + 1 < argc) kvp = argv[++i];
         else {
-            fprintf(stderr, "usage: ds4j-tool logits --model M.gguf --tokens 1,2,3 [--chunk N] [--out F.f32] [--threads N] [--options K=V;...]\n");
+            fprintf(stderr, "usage: ds4j-tool logits --model M.gguf --tokens 1,2,3 [--chunk N] [--out F.f32] [--threads N] [--kv-precision f32|fp8] [--options K=V;...]\n");
             return 2;
         }
     }
@@ -34,6 +35,12 @@ int cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     int n = tool_parse_ids(tokens, &ids);
     if (n <= 0) { fprintf(stderr, "ds4j-tool logits: bad --tokens list\n"); return 2; }
+    char optbuf[768];
+    if (kvp) {
+        /* shorthand for --options kv_precision=...; the engine validates the value */
+        snprintf(optbuf, sizeof optbuf, "kv_precision=%s%s%s", kvp, opts ? ";" : "", opts ? opts : "");
+        opts = optbuf;
+    }
     ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
     if (!e) { free(ids); return 1; }
     int V = ds4j_n_vocab(e);

@@ -1,36 +1,69 @@
 package io.ds4j.config;
 
 import jakarta.validation.Valid;
+import jakarta.validation.constraints.DecimalMax;
+import jakarta.validation.constraints.DecimalMin;
+import jakarta.validation.constraints.Max;
 import jakarta.validation.constraints.Min;
 import jakarta.validation.constraints.NotBlank;
+import jakarta.validation.constraints.NotNull;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 import org.springframework.validation.annotation.Validated;
 
 /**
  * All ds4j settings under the {@code ds4} prefix (see docs/configuration.md).
+ * Bound once at startup; Bean Validation plus the cross-field checks in the
+ * compact constructors stop the application with a message naming the property.
  *
  * @param engine where the native library is and how the engine runs
  * @param model the GGUF model to serve (none: the server starts in a "no model" state)
+ * @param sampling default sampling parameters (a request's fields override them)
+ * @param server request limits, queueing and response options
+ * @param distributed expert-parallel operation across processes
  */
 @Validated
 @ConfigurationProperties("ds4")
-public record Ds4jProperties(@Valid @DefaultValue Engine engine, @Valid @DefaultValue Model model) {
+public record Ds4jProperties(
+        @Valid @DefaultValue Engine engine,
+        @Valid @DefaultValue Model model,
+        @Valid @DefaultValue Sampling sampling,
+        @Valid @DefaultValue Server server,
+        @Valid @DefaultValue Distributed distributed) {
 
     /**
      * @param library path of libds4j.so (default: the build output of scripts/setup)
      * @param threads worker threads of the native pool (0 = all cores)
+     * @param contextSize tokens of the serving session (its KV memory is allocated at startup)
+     * @param prefillChunk tokens per batched prefill step (0 = engine default)
+     * @param kvPrecision f32 | fp8
      */
     public record Engine(
             @NotBlank @DefaultValue("build/native/libds4j.so") String library,
-            @Min(0) @DefaultValue("0") int threads) {}
+            @Min(0) @Max(1024) @DefaultValue("0") int threads,
+            @Min(16) @Max(1048576) @DefaultValue("4096") int contextSize,
+            @Min(0) @Max(65536) @DefaultValue("0") int prefillChunk,
+            @NotNull @DefaultValue("f32") KvPrecision kvPrecision) {}
+
+    public enum KvPrecision { f32, fp8 }
 
     /**
      * @param path GGUF file; empty means no model is configured
-     * @param id the model id reported by /v1/models (default: file name)
+     * @param id the model id reported by /v1/models (default: file name without .gguf)
+     * @param aliases other model names requests may use for it
      */
-    public record Model(@DefaultValue("") String path, @DefaultValue("") String id) {
+    public record Model(@DefaultValue("") String path, @DefaultValue("") String id,
+                        @DefaultValue("ds4j") java.util.List<String> aliases) {
+        public Model {
+            if (path != null && !path.isBlank() && !Files.isRegularFile(Path.of(path))) {
+                throw new IllegalArgumentException("ds4.model.path: no such file: " + Path.of(path).toAbsolutePath());
+            }
+            aliases = aliases == null ? java.util.List.of() : java.util.List.copyOf(aliases);
+        }
+
         public boolean configured() {
             return path != null && !path.isBlank();
         }
@@ -40,6 +73,132 @@ public record Ds4jProperties(@Valid @DefaultValue Engine engine, @Valid @Default
             if (!configured()) return "none";
             String name = Path.of(path).getFileName().toString();
             return name.endsWith(".gguf") ? name.substring(0, name.length() - 5) : name;
+        }
+    }
+
+    /**
+     * Defaults applied when a request leaves a field out.
+     *
+     * @param temperature 0 = greedy
+     * @param topP 1 = off
+     * @param topK 0 = off
+     * @param minP 0 = off
+     * @param repeatPenalty 1 = off
+     * @param presencePenalty OpenAI presence penalty
+     * @param frequencyPenalty OpenAI frequency penalty
+     * @param penaltyLastN tokens of history the penalties look at
+     */
+    public record Sampling(
+            @DecimalMin("0") @DecimalMax("2") @DefaultValue("1.0") double temperature,
+            @DecimalMin("0") @DecimalMax("1") @DefaultValue("1.0") double topP,
+            @Min(0) @DefaultValue("0") int topK,
+            @DecimalMin("0") @DecimalMax("1") @DefaultValue("0") double minP,
+            @DecimalMin("0") @DefaultValue("1.0") double repeatPenalty,
+            @DecimalMin("-2") @DecimalMax("2") @DefaultValue("0") double presencePenalty,
+            @DecimalMin("-2") @DecimalMax("2") @DefaultValue("0") double frequencyPenalty,
+            @Min(0) @DefaultValue("64") int penaltyLastN) {}
+
+    /** Where the model's reasoning text goes in responses. */
+    public enum ReasoningField {
+        reasoning_content, reasoning, both;
+
+        public boolean content() {
+            return this != reasoning;
+        }
+
+        public boolean plain() {
+            return this != reasoning_content;
+        }
+    }
+
+    /**
+     * @param queueLimit requests that may wait while one generates; more get 429
+     * @param maxPromptTokens longest accepted prompt (0 = the context size)
+     * @param maxOutputTokens upper bound of max_tokens (and its default)
+     * @param reasoningField reasoning_content | reasoning | both
+     * @param keepAliveInterval SSE keep-alive comment period while the prompt is evaluated or queued
+     * @param retryAfter value of the Retry-After header of a 429
+     * @param toolCallMemory tool calls remembered for exact replay
+     */
+    public record Server(
+            @Min(0) @Max(100000) @DefaultValue("16") int queueLimit,
+            @Min(0) @DefaultValue("0") int maxPromptTokens,
+            @Min(1) @DefaultValue("4096") int maxOutputTokens,
+            @NotNull @DefaultValue("reasoning_content") ReasoningField reasoningField,
+            @NotNull @DefaultValue("5s") Duration keepAliveInterval,
+            @NotNull @DefaultValue("1s") Duration retryAfter,
+            @Min(0) @DefaultValue("1024") int toolCallMemory) {
+        public Server {
+            if (keepAliveInterval != null && keepAliveInterval.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.keep-alive-interval must not be negative");
+            }
+        }
+    }
+
+    public enum Backend { mpi, nccl, jaccl }
+
+    public enum AllSumDtype { f32, bf16, f16 }
+
+    /**
+     * Expert parallelism: process {@code rank} of {@code worldSize} owns a
+     * contiguous slice of the routed experts; partial MoE outputs are summed
+     * across processes with the chosen backend.
+     *
+     * @param enabled run as one rank of a cluster
+     * @param backend mpi | nccl | jaccl
+     * @param rank this process, 0 .. world-size-1 (rank 0 serves HTTP)
+     * @param worldSize number of processes
+     * @param coordinator host:port rank 0 listens on for the rendezvous
+     * @param jaccl JACCL settings
+     * @param expertCompact store only this rank's experts compactly (env DS4_EXPERT_COMPACT)
+     * @param allSumDtype precision of the all-reduce payload
+     */
+    public record Distributed(
+            @DefaultValue("false") boolean enabled,
+            @NotNull @DefaultValue("mpi") Backend backend,
+            @Min(0) @DefaultValue("0") int rank,
+            @Min(1) @Max(4096) @DefaultValue("1") int worldSize,
+            @DefaultValue("") String coordinator,
+            @Valid @DefaultValue Jaccl jaccl,
+            Boolean expertCompact,
+            @NotNull @DefaultValue("f32") AllSumDtype allSumDtype) {
+        public Distributed {
+            if (expertCompact == null) expertCompact = envFlag("DS4_EXPERT_COMPACT");
+            if (enabled) {
+                if (rank >= worldSize) {
+                    throw new IllegalArgumentException("ds4.distributed.rank (" + rank
+                            + ") must be smaller than ds4.distributed.world-size (" + worldSize + ")");
+                }
+                if (worldSize > 1 && (coordinator == null || !coordinator.matches("[^:\\s]+:\\d{1,5}"))) {
+                    throw new IllegalArgumentException("ds4.distributed.coordinator must be host:port when "
+                            + "ds4.distributed.world-size > 1 (got '" + coordinator + "')");
+                }
+                if (backend == Backend.jaccl) {
+                    String dev = jaccl == null ? "" : jaccl.effectiveIbvDevices();
+                    if (dev.isBlank()) {
+                        throw new IllegalArgumentException("ds4.distributed.jaccl.ibv-devices (or the JACCL_IBV_DEVICES "
+                                + "environment variable) must name the IBV devices JSON file when ds4.distributed.backend=jaccl");
+                    }
+                    if (!Files.isRegularFile(Path.of(dev))) {
+                        throw new IllegalArgumentException("ds4.distributed.jaccl.ibv-devices: no such file: "
+                                + Path.of(dev).toAbsolutePath());
+                    }
+                }
+            }
+        }
+
+        static boolean envFlag(String name) {
+            String v = System.getenv(name);
+            return v != null && !v.isBlank() && !v.equals("0") && !v.equalsIgnoreCase("false");
+        }
+    }
+
+    /** @param ibvDevices path of the JACCL_IBV_DEVICES JSON (default: that environment variable) */
+    public record Jaccl(@DefaultValue("") String ibvDevices) {
+        public String effectiveIbvDevices() {
+            if (ibvDevices != null && !ibvDevices.isBlank()) return ibvDevices;
+            String env = System.getenv("JACCL_IBV_DEVICES");
+            return env == null ? "" : env;
         }
     }
 }

@@ -1,7 +1,10 @@
 package io.ds4j.engine;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -9,29 +12,101 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
- * FFM downcalls into libds4j (native-lib/include/ds4j.h). One instance per
- * loaded library; holds no mutable state besides the bound handles.
+ * FFM downcalls into libds4j (native-lib/include/ds4j.h): every DS4J_API
+ * function is declared in {@link #SIGNATURES} (a test parses the header and
+ * fails when one is missing or its shape differs). Handles are plain
+ * {@link MemorySegment} addresses; callers own them and must use them from
+ * one thread (EngineService's owner thread). Failures become typed
+ * {@link EngineException}s carrying ds4j_last_error().
+ *
+ * <p>Symbols the loaded library does not export (an older build) are bound
+ * lazily: calling one throws {@link NativeLibraryException}; only the core
+ * identity functions are required at load time.
  */
 public final class Ds4jNative {
+    /** C signature of every function in ds4j.h, keyed by symbol name. */
+    public static final Map<String, FunctionDescriptor> SIGNATURES;
+
+    static {
+        Map<String, FunctionDescriptor> m = new LinkedHashMap<>();
+        m.put("ds4j_version", FunctionDescriptor.of(ADDRESS));
+        m.put("ds4j_api_version", FunctionDescriptor.of(JAVA_INT));
+        m.put("ds4j_last_error", FunctionDescriptor.of(ADDRESS));
+        // engine
+        m.put("ds4j_engine_open", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS));
+        m.put("ds4j_engine_close", FunctionDescriptor.ofVoid(ADDRESS));
+        m.put("ds4j_engine_describe", FunctionDescriptor.of(ADDRESS, ADDRESS));
+        // metadata
+        m.put("ds4j_meta_count", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_meta_find", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        m.put("ds4j_meta_key", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_type", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_int", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_float", FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_str", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, ADDRESS));
+        m.put("ds4j_meta_arr_type", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_arr_len", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT));
+        m.put("ds4j_meta_arr_int", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG));
+        m.put("ds4j_meta_arr_float", FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_INT, JAVA_LONG));
+        m.put("ds4j_meta_arr_str", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS));
+        // sessions
+        m.put("ds4j_context_memory", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_new", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_free", FunctionDescriptor.ofVoid(ADDRESS));
+        m.put("ds4j_session_n_ctx", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_session_pos", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_session_tokens", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_sync", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
+        m.put("ds4j_session_eval", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_eval_batch", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
+        m.put("ds4j_session_rewind", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_logits", FunctionDescriptor.of(ADDRESS, ADDRESS));
+        m.put("ds4j_n_vocab", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        // sampling
+        m.put("ds4j_sampler_new", FunctionDescriptor.of(ADDRESS, ADDRESS));
+        m.put("ds4j_sampler_free", FunctionDescriptor.ofVoid(ADDRESS));
+        m.put("ds4j_sampler_accept", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT));
+        m.put("ds4j_sampler_reset", FunctionDescriptor.ofVoid(ADDRESS));
+        m.put("ds4j_sampler_sample", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        SIGNATURES = Collections.unmodifiableMap(m);
+    }
+
+    /** ds4j_progress_fn: int32_t (*)(void *user, int32_t done, int32_t total). */
+    static final FunctionDescriptor PROGRESS_FN = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT);
+
+    private static final Set<String> REQUIRED = Set.of("ds4j_version", "ds4j_api_version", "ds4j_last_error",
+            "ds4j_engine_open", "ds4j_engine_close");
+
     private final Path library;
-    private final MethodHandle version;
-    private final MethodHandle apiVersion;
-    private final MethodHandle lastError;
-    private final MethodHandle engineOpen;
-    private final MethodHandle engineClose;
+    private final Map<String, MethodHandle> handles = new LinkedHashMap<>();
+    private final Set<String> missing = new TreeSet<>();
 
     private Ds4jNative(Path library, SymbolLookup lookup) {
         this.library = library;
         Linker linker = Linker.nativeLinker();
-        this.version = bind(linker, lookup, "ds4j_version", FunctionDescriptor.of(ADDRESS));
-        this.apiVersion = bind(linker, lookup, "ds4j_api_version", FunctionDescriptor.of(JAVA_INT));
-        this.lastError = bind(linker, lookup, "ds4j_last_error", FunctionDescriptor.of(ADDRESS));
-        this.engineOpen = bind(linker, lookup, "ds4j_engine_open", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS));
-        this.engineClose = bind(linker, lookup, "ds4j_engine_close", FunctionDescriptor.ofVoid(ADDRESS));
+        for (var e : SIGNATURES.entrySet()) {
+            var symbol = lookup.find(e.getKey());
+            if (symbol.isPresent()) {
+                handles.put(e.getKey(), linker.downcallHandle(symbol.get(), e.getValue()));
+            } else if (REQUIRED.contains(e.getKey())) {
+                throw new NativeLibraryException("native engine library lacks symbol " + e.getKey()
+                        + " (stale build? rerun ./scripts/setup)", null);
+            } else {
+                missing.add(e.getKey());
+            }
+        }
     }
 
     /** Loads the library at {@code path} for the lifetime of the JVM. */
@@ -48,43 +123,77 @@ public final class Ds4jNative {
         }
     }
 
-    private static MethodHandle bind(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
-        MemorySegment symbol = lookup.find(name).orElseThrow(() -> new NativeLibraryException(
-                "native engine library lacks symbol " + name + " (stale build? rerun ./scripts/setup)", null));
-        return linker.downcallHandle(symbol, fd);
-    }
-
     public Path library() {
         return library;
     }
 
+    /** Functions of ds4j.h this library build does not export (empty for a complete build). */
+    public Set<String> missingSymbols() {
+        return Collections.unmodifiableSet(missing);
+    }
+
+    public boolean has(String symbol) {
+        return handles.containsKey(symbol);
+    }
+
+    private MethodHandle h(String name) {
+        MethodHandle mh = handles.get(name);
+        if (mh == null) {
+            throw new NativeLibraryException("native engine library " + library + " does not export " + name
+                    + " (this build of native-lib is incomplete or stale; rerun ./scripts/setup)", null);
+        }
+        return mh;
+    }
+
+    // ------------------------------------------------------------ identity
+
     public String version() {
-        return string(invokeAddress(version));
+        try {
+            return string((MemorySegment) h("ds4j_version").invokeExact());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     public int apiVersion() {
         try {
-            return (int) apiVersion.invokeExact();
+            return (int) h("ds4j_api_version").invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     public String lastError() {
-        return string(invokeAddress(lastError));
+        try {
+            return string((MemorySegment) h("ds4j_last_error").invokeExact());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
+
+    private EngineException failure(int code, String what) {
+        String msg = lastError();
+        return EngineException.of(code, msg.isEmpty() ? what + " failed (error " + code + ")" : msg);
+    }
+
+    private int check(int rc, String what) {
+        if (rc < 0) throw failure(rc, what);
+        return rc;
+    }
+
+    private MemorySegment checkPtr(MemorySegment p, String what, int code) {
+        if (p.equals(MemorySegment.NULL)) throw failure(code, what);
+        return p;
+    }
+
+    // -------------------------------------------------------------- engine
 
     /** Opens a model; throws EngineException with the native message on failure. */
     public MemorySegment engineOpen(String path, String options) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment handle = (MemorySegment) engineOpen.invokeExact(
+            MemorySegment handle = (MemorySegment) h("ds4j_engine_open").invokeExact(
                     arena.allocateFrom(path), arena.allocateFrom(options == null ? "" : options));
-            if (handle.equals(MemorySegment.NULL)) {
-                throw new EngineException(-1, lastError());
-            }
-            return handle;
-        } catch (EngineException e) {
-            throw e;
+            return checkPtr(handle, "ds4j_engine_open", EngineException.INVALID_ARGUMENT);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -92,23 +201,364 @@ public final class Ds4jNative {
 
     public void engineClose(MemorySegment engine) {
         try {
-            engineClose.invokeExact(engine);
+            h("ds4j_engine_close").invokeExact(engine);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    private static MemorySegment invokeAddress(MethodHandle h) {
+    public String engineDescribe(MemorySegment engine) {
         try {
-            return (MemorySegment) h.invokeExact();
+            return string((MemorySegment) h("ds4j_engine_describe").invokeExact(engine));
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    public int nVocab(MemorySegment engine) {
+        try {
+            return check((int) h("ds4j_n_vocab").invokeExact(engine), "ds4j_n_vocab");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------ metadata
+
+    public int metaCount(MemorySegment engine) {
+        try {
+            return check((int) h("ds4j_meta_count").invokeExact(engine), "ds4j_meta_count");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Index of {@code key}, or -1 if absent. */
+    public int metaFind(MemorySegment engine, String key) {
+        try (Arena arena = Arena.ofConfined()) {
+            int i = (int) h("ds4j_meta_find").invokeExact(engine, arena.allocateFrom(key));
+            return i < 0 ? -1 : i;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public String metaKey(MemorySegment engine, int index) {
+        try {
+            MemorySegment p = (MemorySegment) h("ds4j_meta_key").invokeExact(engine, index);
+            return string(checkPtr(p, "ds4j_meta_key", EngineException.INVALID_ARGUMENT));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int metaType(MemorySegment engine, int index) {
+        try {
+            return check((int) h("ds4j_meta_type").invokeExact(engine, index), "ds4j_meta_type");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long metaInt(MemorySegment engine, int index) {
+        try {
+            return (long) h("ds4j_meta_int").invokeExact(engine, index);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public double metaFloat(MemorySegment engine, int index) {
+        try {
+            return (double) h("ds4j_meta_float").invokeExact(engine, index);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public String metaStr(MemorySegment engine, int index) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment len = arena.allocate(JAVA_LONG);
+            MemorySegment p = (MemorySegment) h("ds4j_meta_str").invokeExact(engine, index, len);
+            return utf8(checkPtr(p, "ds4j_meta_str", EngineException.INVALID_ARGUMENT), len.get(JAVA_LONG, 0));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int metaArrType(MemorySegment engine, int index) {
+        try {
+            return check((int) h("ds4j_meta_arr_type").invokeExact(engine, index), "ds4j_meta_arr_type");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long metaArrLen(MemorySegment engine, int index) {
+        try {
+            long n = (long) h("ds4j_meta_arr_len").invokeExact(engine, index);
+            if (n < 0) throw failure((int) n, "ds4j_meta_arr_len");
+            return n;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long metaArrInt(MemorySegment engine, int index, long i) {
+        try {
+            return (long) h("ds4j_meta_arr_int").invokeExact(engine, index, i);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public double metaArrFloat(MemorySegment engine, int index, long i) {
+        try {
+            return (double) h("ds4j_meta_arr_float").invokeExact(engine, index, i);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Array string element; {@code scratch} holds the int64 length out-parameter (reused across calls). */
+    public String metaArrStr(MemorySegment engine, int index, long i, MemorySegment scratch) {
+        try {
+            MemorySegment p = (MemorySegment) h("ds4j_meta_arr_str").invokeExact(engine, index, i, scratch);
+            return utf8(checkPtr(p, "ds4j_meta_arr_str", EngineException.INVALID_ARGUMENT), scratch.get(JAVA_LONG, 0));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------ sessions
+
+    public long contextMemory(MemorySegment engine, int nCtx) {
+        try {
+            long n = (long) h("ds4j_context_memory").invokeExact(engine, nCtx);
+            if (n < 0) throw failure((int) n, "ds4j_context_memory");
+            return n;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment sessionNew(MemorySegment engine, int nCtx) {
+        try {
+            MemorySegment p = (MemorySegment) h("ds4j_session_new").invokeExact(engine, nCtx);
+            return checkPtr(p, "ds4j_session_new", EngineException.NO_MEMORY);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void sessionFree(MemorySegment session) {
+        try {
+            h("ds4j_session_free").invokeExact(session);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int sessionNCtx(MemorySegment session) {
+        try {
+            return check((int) h("ds4j_session_n_ctx").invokeExact(session), "ds4j_session_n_ctx");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int sessionPos(MemorySegment session) {
+        try {
+            return check((int) h("ds4j_session_pos").invokeExact(session), "ds4j_session_pos");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int[] sessionTokens(MemorySegment session) {
+        int n = sessionPos(session);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, n));
+            int got = check((int) h("ds4j_session_tokens").invokeExact(session, out, n), "ds4j_session_tokens");
+            return out.asSlice(0, (long) got * 4).toArray(JAVA_INT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Progress of a long evaluation; return false to cancel. Must not throw. */
+    @FunctionalInterface
+    public interface Progress {
+        boolean onProgress(int done, int total);
+    }
+
+    /**
+     * ds4j_session_sync with {@code progress} as an FFM upcall (null = none).
+     * Returns the number of reused prompt tokens; CancelledException when the
+     * callback asked to stop.
+     */
+    public int sessionSync(MemorySegment session, int[] tokens, Progress progress) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ids = arena.allocateFrom(JAVA_INT, tokens.length == 0 ? new int[] {0} : tokens);
+            MemorySegment fn = progress == null ? MemorySegment.NULL : upcall(progress, arena);
+            int rc = (int) h("ds4j_session_sync").invokeExact(session, ids, tokens.length, fn, MemorySegment.NULL);
+            return check(rc, "ds4j_session_sync");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void sessionEval(MemorySegment session, int token) {
+        try {
+            check((int) h("ds4j_session_eval").invokeExact(session, token), "ds4j_session_eval");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Evaluates tokens; returns n rows of n_vocab logits when {@code nVocab > 0}, else null. */
+    public float[] sessionEvalBatch(MemorySegment session, int[] tokens, int chunk, int nVocab) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ids = arena.allocateFrom(JAVA_INT, tokens.length == 0 ? new int[] {0} : tokens);
+            MemorySegment out = nVocab > 0 ? arena.allocate(JAVA_FLOAT, Math.multiplyExact((long) tokens.length, nVocab))
+                    : MemorySegment.NULL;
+            check((int) h("ds4j_session_eval_batch").invokeExact(session, ids, tokens.length, chunk, out),
+                    "ds4j_session_eval_batch");
+            return nVocab > 0 ? out.toArray(JAVA_FLOAT) : null;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void sessionRewind(MemorySegment session, int pos) {
+        try {
+            check((int) h("ds4j_session_rewind").invokeExact(session, pos), "ds4j_session_rewind");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Copy of the current next-token logits, or null before any token. */
+    public float[] sessionLogits(MemorySegment session, int nVocab) {
+        try {
+            MemorySegment p = (MemorySegment) h("ds4j_session_logits").invokeExact(session);
+            if (p.equals(MemorySegment.NULL)) return null;
+            return p.reinterpret((long) nVocab * 4).toArray(JAVA_FLOAT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------- sampling
+
+    public MemorySegment samplerNew(String options) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment p = (MemorySegment) h("ds4j_sampler_new").invokeExact(arena.allocateFrom(options));
+            return checkPtr(p, "ds4j_sampler_new", EngineException.INVALID_ARGUMENT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void samplerFree(MemorySegment sampler) {
+        try {
+            h("ds4j_sampler_free").invokeExact(sampler);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void samplerAccept(MemorySegment sampler, int token) {
+        try {
+            h("ds4j_sampler_accept").invokeExact(sampler, token);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void samplerReset(MemorySegment sampler) {
+        try {
+            h("ds4j_sampler_reset").invokeExact(sampler);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** A sampled token with its log-probability and the n_top alternatives (temperature-1 distribution). */
+    public record Sample(int token, float logprob, int[] topIds, float[] topLogprobs) {}
+
+    /** Buffers for repeated sampling (allocate once per request on the owner thread). */
+    public static final class SampleBuffers {
+        final int nTop;
+        final MemorySegment ids;
+        final MemorySegment lps;
+        final MemorySegment lp;
+
+        public SampleBuffers(Arena arena, int nTop) {
+            this.nTop = nTop;
+            this.ids = arena.allocate(JAVA_INT, Math.max(1, nTop));
+            this.lps = arena.allocate(JAVA_FLOAT, Math.max(1, nTop));
+            this.lp = arena.allocate(JAVA_FLOAT);
+        }
+    }
+
+    public Sample samplerSample(MemorySegment sampler, MemorySegment session, SampleBuffers buf) {
+        try {
+            int tok = (int) h("ds4j_sampler_sample").invokeExact(sampler, session, buf.nTop,
+                    buf.nTop > 0 ? buf.ids : MemorySegment.NULL, buf.nTop > 0 ? buf.lps : MemorySegment.NULL, buf.lp);
+            check(tok, "ds4j_sampler_sample");
+            int[] ids = buf.nTop > 0 ? buf.ids.asSlice(0, 4L * buf.nTop).toArray(JAVA_INT) : new int[0];
+            float[] lps = buf.nTop > 0 ? buf.lps.asSlice(0, 4L * buf.nTop).toArray(JAVA_FLOAT) : new float[0];
+            return new Sample(tok, buf.lp.get(JAVA_FLOAT, 0), ids, lps);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // -------------------------------------------------------------- helpers
+
+    /** Adapts a Java Progress to the C callback; exceptions never cross into native code. */
+    static final class ProgressBridge {
+        private final Progress target;
+
+        ProgressBridge(Progress target) {
+            this.target = target;
+        }
+
+        int call(MemorySegment user, int done, int total) {
+            try {
+                return target.onProgress(done, total) ? 0 : 1;
+            } catch (Throwable t) {
+                return 1; // a failing listener cancels rather than unwinding through C
+            }
+        }
+    }
+
+    private static final MethodHandle PROGRESS_CALL;
+
+    static {
+        try {
+            PROGRESS_CALL = MethodHandles.lookup().findVirtual(ProgressBridge.class, "call",
+                    MethodType.methodType(int.class, MemorySegment.class, int.class, int.class));
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    static MemorySegment upcall(Progress progress, Arena arena) {
+        MethodHandle target = PROGRESS_CALL.bindTo(new ProgressBridge(progress));
+        return Linker.nativeLinker().upcallStub(target, PROGRESS_FN, arena);
     }
 
     static String string(MemorySegment p) {
         if (p.equals(MemorySegment.NULL)) return "";
         return p.reinterpret(Long.MAX_VALUE).getString(0);
+    }
+
+    static String utf8(MemorySegment p, long len) {
+        if (len < 0 || len > Integer.MAX_VALUE) throw new EngineException(EngineException.FORMAT, "bad string length " + len);
+        byte[] b = p.reinterpret(len).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        return new String(b, StandardCharsets.UTF_8);
     }
 
     private static RuntimeException rethrow(Throwable t) {

@@ -1,20 +1,28 @@
 package io.ds4j.engine;
 
 import io.ds4j.config.Ds4jProperties;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.DisposableBean;
 import org.springframework.stereotype.Service;
 
 /**
- * Owns the native engine: loads the library, opens the configured model and
- * runs every engine call on one dedicated platform thread (native calls block
- * for long and the engine is single-timeline).
+ * Owns the native engine: loads the library, opens the configured model,
+ * creates the one long-lived serving session and runs every engine call on
+ * one dedicated platform thread (native calls block for long and the engine
+ * has a single timeline). The session keeps the tokens of the previous
+ * request, so a request sharing a prompt prefix only evaluates the rest.
  */
 @Service
 public class EngineService implements DisposableBean {
@@ -23,8 +31,16 @@ public class EngineService implements DisposableBean {
     private final Ds4jNative nativeLib;
     private final Ds4jProperties props;
     private final ExecutorService owner;
+    private volatile Thread ownerThread;
     private volatile MemorySegment engine = MemorySegment.NULL;
+    private volatile MemorySegment session = MemorySegment.NULL;
     private volatile String loadError;
+    private volatile boolean shuttingDown;
+    private volatile GgufMetadata metadata = new GgufMetadata(java.util.Map.of());
+    private volatile String describeJson = "{}";
+    private volatile int nVocab;
+    private volatile int contextSize;
+    private volatile int contextUsed;
 
     public EngineService(Ds4jProperties props) {
         this.props = props;
@@ -32,9 +48,14 @@ public class EngineService implements DisposableBean {
         this.owner = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "ds4j-engine");
             t.setDaemon(true);
+            ownerThread = t;
             return t;
         });
         log.info("native engine: {} ({})", nativeLib.version(), nativeLib.library());
+        if (!nativeLib.missingSymbols().isEmpty()) {
+            log.warn("native library lacks {} of ds4j.h's functions (incomplete build): {}",
+                    nativeLib.missingSymbols().size(), nativeLib.missingSymbols());
+        }
         if (props.model().configured()) {
             openModel(props.model().path());
         } else {
@@ -42,24 +63,83 @@ public class EngineService implements DisposableBean {
         }
     }
 
-    private void openModel(String path) {
-        String options = "threads=" + props.engine().threads();
+    String engineOptions(String path) {
+        var e = props.engine();
+        StringBuilder sb = new StringBuilder("threads=").append(e.threads());
+        if (e.prefillChunk() > 0) sb.append(";prefill_chunk=").append(e.prefillChunk());
+        sb.append(";kv_precision=").append(e.kvPrecision().name());
+        var d = props.distributed();
+        if (d.enabled() && d.worldSize() > 1) {
+            long experts = expertCount(path);
+            long per = (experts + d.worldSize() - 1) / d.worldSize();
+            long a = Math.min(experts, per * d.rank());
+            long b = Math.min(experts, a + per);
+            sb.append(";expert_range=").append(a).append(':').append(b);
+        }
+        return sb.toString();
+    }
+
+    private long expertCount(String path) {
+        MemorySegment probe = nativeLib.engineOpen(path, "vocab_only=1");
         try {
-            engine = call(() -> nativeLib.engineOpen(path, options));
-            log.info("model loaded: {}", path);
-        } catch (EngineException e) {
+            GgufMetadata m = GgufMetadata.read(nativeLib, probe);
+            String arch = m.string("general.architecture").orElse("deepseek4");
+            return m.integer(arch + ".expert_count").orElseThrow(() -> new EngineException(EngineException.FORMAT,
+                    path + ": no " + arch + ".expert_count, cannot split experts across ranks"));
+        } finally {
+            nativeLib.engineClose(probe);
+        }
+    }
+
+    private void openModel(String path) {
+        try {
+            call(() -> {
+                long t0 = System.nanoTime();
+                String options = engineOptions(path);
+                MemorySegment e = nativeLib.engineOpen(path, options);
+                try {
+                    metadata = GgufMetadata.read(nativeLib, e);
+                    describeJson = nativeLib.engineDescribe(e);
+                    nVocab = nativeLib.nVocab(e);
+                    int nCtx = props.engine().contextSize();
+                    long bytes = nativeLib.contextMemory(e, nCtx);
+                    session = nativeLib.sessionNew(e, nCtx);
+                    contextSize = nativeLib.sessionNCtx(session);
+                    log.info("model loaded: {} ({} metadata keys, vocab {}, context {} tokens, {} MiB KV state, options '{}') in {} ms",
+                            path, metadata.size(), nVocab, contextSize, bytes >> 20, options,
+                            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
+                } catch (RuntimeException ex) {
+                    if (!session.equals(MemorySegment.NULL)) nativeLib.sessionFree(session);
+                    session = MemorySegment.NULL;
+                    nativeLib.engineClose(e);
+                    throw ex;
+                }
+                engine = e;
+                return null;
+            });
+        } catch (EngineException | NativeLibraryException e) {
             loadError = e.getMessage();
             log.error("cannot load model {}: {}", path, e.getMessage());
         }
     }
 
     /** Runs {@code task} on the engine owner thread and waits for it. */
-    public <T> T call(java.util.concurrent.Callable<T> task) {
+    public <T> T call(Callable<T> task) {
+        if (Thread.currentThread() == ownerThread) {
+            try {
+                return task.call();
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
         Future<T> f = owner.submit(task);
         try {
             return f.get();
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
             throw new IllegalStateException(e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -68,12 +148,98 @@ public class EngineService implements DisposableBean {
         }
     }
 
+    /** The owner thread, as an Executor (the scheduler queues generations on it). */
+    public Executor executor() {
+        return owner;
+    }
+
+    /**
+     * Runs one generation on the serving session. Must be called on the owner
+     * thread. {@code cancelled} is polled between prefill chunks and before
+     * every token, so a cancel takes effect within one token.
+     */
+    public GenerationResult generate(GenerationRequest req, GenerationListener listener, BooleanSupplier cancelled) {
+        if (Thread.currentThread() != ownerThread) throw new IllegalStateException("generate() off the engine thread");
+        MemorySegment s = session;
+        if (s.equals(MemorySegment.NULL)) throw new EngineException(EngineException.STATE, "no model loaded");
+        int[] prompt = req.prompt();
+        if (prompt.length == 0) throw new EngineException(EngineException.INVALID_ARGUMENT, "empty prompt");
+        if (prompt.length >= contextSize) {
+            throw new ContextOverflowException("the prompt has " + prompt.length + " tokens but the context holds "
+                    + contextSize + " (prompt plus at least one generated token)");
+        }
+        BooleanSupplier stop = () -> shuttingDown || cancelled.getAsBoolean();
+        long t0 = System.nanoTime();
+        int cached;
+        try {
+            cached = nativeLib.sessionSync(s, prompt, (done, total) -> !stop.getAsBoolean()
+                    && listener.onPrefillProgress(done, total));
+        } catch (CancelledException e) {
+            contextUsed = nativeLib.sessionPos(s);
+            return new GenerationResult(GenerationResult.Stop.CANCELLED, prompt.length, 0, 0,
+                    System.nanoTime() - t0, 0, contextUsed, contextSize);
+        } finally {
+            contextUsed = safePos(s);
+        }
+        long t1 = System.nanoTime();
+        listener.onPromptDone(prompt.length, cached);
+        MemorySegment sampler = nativeLib.samplerNew(req.sampling().toOptions());
+        int generated = 0;
+        GenerationResult.Stop why;
+        try (Arena arena = Arena.ofConfined()) {
+            if (req.sampling().penalised()) {
+                int from = Math.max(0, prompt.length - Math.max(req.sampling().penaltyLastN(), 1));
+                for (int i = from; i < prompt.length; i++) nativeLib.samplerAccept(sampler, prompt[i]);
+            }
+            var buf = new Ds4jNative.SampleBuffers(arena, req.topLogprobs());
+            while (true) {
+                if (stop.getAsBoolean()) {
+                    why = GenerationResult.Stop.CANCELLED;
+                    break;
+                }
+                if (generated >= req.maxTokens()) {
+                    why = GenerationResult.Stop.LENGTH;
+                    break;
+                }
+                Ds4jNative.Sample sample = nativeLib.samplerSample(sampler, s, buf);
+                generated++;
+                if (!listener.onToken(sample)) {
+                    why = GenerationResult.Stop.LISTENER;
+                    break;
+                }
+                if (generated >= req.maxTokens()) {
+                    why = GenerationResult.Stop.LENGTH;
+                    break;
+                }
+                if (nativeLib.sessionPos(s) + 1 >= contextSize) {
+                    why = GenerationResult.Stop.CONTEXT;
+                    break;
+                }
+                nativeLib.samplerAccept(sampler, sample.token());
+                nativeLib.sessionEval(s, sample.token());
+            }
+        } finally {
+            nativeLib.samplerFree(sampler);
+            contextUsed = safePos(s);
+        }
+        return new GenerationResult(why, prompt.length, cached, generated, t1 - t0, System.nanoTime() - t1,
+                contextUsed, contextSize);
+    }
+
+    private int safePos(MemorySegment s) {
+        try {
+            return nativeLib.sessionPos(s);
+        } catch (RuntimeException e) {
+            return contextUsed;
+        }
+    }
+
     public Ds4jNative nativeLib() {
         return nativeLib;
     }
 
     public boolean modelLoaded() {
-        return !engine.equals(MemorySegment.NULL);
+        return !engine.equals(MemorySegment.NULL) && !session.equals(MemorySegment.NULL);
     }
 
     /** Why the configured model failed to load, or null. */
@@ -81,15 +247,53 @@ public class EngineService implements DisposableBean {
         return loadError;
     }
 
+    public GgufMetadata metadata() {
+        return metadata;
+    }
+
+    /** ds4j_engine_describe's JSON ("{}" without a model). */
+    public String describeJson() {
+        return describeJson;
+    }
+
+    public int nVocab() {
+        return nVocab;
+    }
+
+    public int contextSize() {
+        return contextSize;
+    }
+
+    /** Tokens in the serving session (its KV usage). */
+    public int contextUsed() {
+        return contextUsed;
+    }
+
+    public boolean shuttingDown() {
+        return shuttingDown;
+    }
+
+    /** Makes running generations stop at the next token (graceful shutdown's last phase). */
+    public void beginShutdown() {
+        shuttingDown = true;
+    }
+
     @Override
     public void destroy() {
+        shuttingDown = true;
         MemorySegment e = engine;
+        MemorySegment s = session;
         engine = MemorySegment.NULL;
+        session = MemorySegment.NULL;
         if (!e.equals(MemorySegment.NULL)) {
-            call(() -> {
-                nativeLib.engineClose(e);
-                return null;
-            });
+            try {
+                owner.submit(() -> {
+                    if (!s.equals(MemorySegment.NULL)) nativeLib.sessionFree(s);
+                    nativeLib.engineClose(e);
+                }).get(30, TimeUnit.SECONDS);
+            } catch (Exception ex) {
+                log.warn("engine did not close cleanly: {}", ex.toString());
+            }
         }
         owner.shutdown();
     }

@@ -1,0 +1,125 @@
+package io.ds4j.api;
+
+import io.ds4j.config.Ds4jProperties;
+import io.ds4j.engine.GenerationResult;
+import io.ds4j.metrics.ServerMetrics;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.core.io.buffer.DataBuffer;
+import org.springframework.http.HttpHeaders;
+import org.springframework.http.MediaType;
+import org.springframework.http.server.reactive.ServerHttpResponse;
+import org.springframework.stereotype.Component;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import tools.jackson.databind.node.JsonNodeFactory;
+import tools.jackson.databind.node.ObjectNode;
+
+/** Shared plumbing of the generation endpoints: ids, responses, SSE writing, usage, request logs. */
+@Component
+public class ApiSupport {
+    static final Logger requestLog = LoggerFactory.getLogger("io.ds4j.requests");
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final char[] ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".toCharArray();
+
+    final Ds4jProperties props;
+    final ServedModel model;
+    final Generations generations;
+    final ServerMetrics metrics;
+
+    public ApiSupport(Ds4jProperties props, ServedModel model, Generations generations, ServerMetrics metrics) {
+        this.props = props;
+        this.model = model;
+        this.generations = generations;
+        this.metrics = metrics;
+    }
+
+    static String newId(String prefix) {
+        StringBuilder sb = new StringBuilder(prefix);
+        for (int i = 0; i < 24; i++) sb.append(ALPHABET[RANDOM.nextInt(ALPHABET.length)]);
+        return sb.toString();
+    }
+
+    static ObjectNode object() {
+        return JsonNodeFactory.instance.objectNode();
+    }
+
+    static Mono<Void> json(ServerHttpResponse response, ObjectNode body) {
+        response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
+        byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
+        return response.writeWith(Mono.just(response.bufferFactory().wrap(bytes)));
+    }
+
+    /** Writes SSE text, flushing after every event. */
+    static Mono<Void> sse(ServerHttpResponse response, Flux<String> events) {
+        response.getHeaders().setContentType(MediaType.TEXT_EVENT_STREAM);
+        response.getHeaders().setCacheControl("no-cache");
+        response.getHeaders().set("X-Accel-Buffering", "no");
+        return response.writeAndFlushWith(events.map(s -> {
+            DataBuffer b = response.bufferFactory().wrap(s.getBytes(StandardCharsets.UTF_8));
+            return Mono.just(b);
+        }));
+    }
+
+    /** A stream's error event: data: {"error":{...}} (the stream ends after it). */
+    static String errorEvent(Throwable t) {
+        return Sse.data(OpenAiErrors.body(OpenAiErrors.toApi(t)).toString());
+    }
+
+    static ObjectNode usage(GenerationResult r, int reasoningTokens) {
+        ObjectNode u = object();
+        u.put("prompt_tokens", r.promptTokens());
+        u.put("completion_tokens", r.generatedTokens());
+        u.put("total_tokens", r.promptTokens() + r.generatedTokens());
+        u.putObject("prompt_tokens_details").put("cached_tokens", r.cachedTokens());
+        if (reasoningTokens >= 0) u.putObject("completion_tokens_details").put("reasoning_tokens", reasoningTokens);
+        return u;
+    }
+
+    static String finishReason(GenerationResult.Stop stop, String fromHandler) {
+        return switch (stop) {
+            case LENGTH, CONTEXT -> "length";
+            default -> fromHandler == null ? "stop" : fromHandler;
+        };
+    }
+
+    void logRequest(String id, String endpoint, String user, String status, String finish, GenerationResult r,
+                    long arrivalNanos) {
+        long nanos = System.nanoTime() - arrivalNanos;
+        metrics.request(endpoint, status, finish, nanos);
+        if (r == null) {
+            requestLog.info("id={} endpoint={} status={} user={} duration_ms={}", id, endpoint, status,
+                    user == null ? "-" : user, nanos / 1_000_000);
+        } else {
+            requestLog.info("id={} endpoint={} status={} finish={} prompt_tokens={} cached_tokens={} completion_tokens={} "
+                            + "prefill_ms={} decode_ms={} duration_ms={} user={}", id, endpoint, status, finish,
+                    r.promptTokens(), r.cachedTokens(), r.generatedTokens(), r.prefillNanos() / 1_000_000,
+                    r.decodeNanos() / 1_000_000, nanos / 1_000_000, user == null ? "-" : user);
+        }
+    }
+
+    static String statusOf(Throwable t) {
+        ApiException a = OpenAiErrors.toApi(t);
+        return a.code() != null ? a.code() : Integer.toString(a.status().value());
+    }
+
+    /** Checks prompt length against the limits; returns the output budget. */
+    int budget(int promptTokens, Integer requestedMax, String promptParam) {
+        int ctx = model.contextSize();
+        int maxPrompt = props.server().maxPromptTokens() > 0 ? Math.min(props.server().maxPromptTokens(), ctx - 1) : ctx - 1;
+        if (promptTokens > maxPrompt) {
+            throw new ApiException(org.springframework.http.HttpStatus.BAD_REQUEST, "invalid_request_error", promptParam,
+                    "context_length_exceeded", "This model's maximum context length is " + ctx + " tokens and prompts "
+                    + "may use at most " + maxPrompt + "; your prompt has " + promptTokens + " tokens.");
+        }
+        int room = ctx - promptTokens;
+        int max = requestedMax != null ? requestedMax : props.server().maxOutputTokens();
+        return Math.max(1, Math.min(max, room));
+    }
+
+    static void retryAfter(ServerHttpResponse response, long seconds) {
+        response.getHeaders().set(HttpHeaders.RETRY_AFTER, Long.toString(seconds));
+    }
+}

@@ -1,0 +1,82 @@
+package io.ds4j.metrics;
+
+import io.ds4j.engine.EngineService;
+import io.ds4j.engine.GenerationResult;
+import io.ds4j.scheduler.RequestScheduler;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import org.springframework.stereotype.Component;
+
+/**
+ * The server's Micrometer meters (exported at /actuator/prometheus with a
+ * ds4j_ prefix): requests by endpoint, status and finish reason; queue depth;
+ * prompt / generated / cached tokens; time to first token; inter-token
+ * latency; request duration; prefill and decode speed; context usage.
+ */
+@Component
+public class ServerMetrics {
+    private final MeterRegistry registry;
+    private final Counter promptTokens;
+    private final Counter generatedTokens;
+    private final Counter cachedTokens;
+    private final Timer ttft;
+    private final Timer itl;
+    private final DistributionSummary prefillSpeed;
+    private final DistributionSummary decodeSpeed;
+
+    public ServerMetrics(MeterRegistry registry, RequestScheduler scheduler, EngineService engine) {
+        this.registry = registry;
+        Gauge.builder("ds4j.queue.depth", scheduler, RequestScheduler::queueDepth)
+                .description("requests waiting for the engine").register(registry);
+        Gauge.builder("ds4j.requests.active", scheduler, RequestScheduler::active)
+                .description("requests generating (0 or 1)").register(registry);
+        Gauge.builder("ds4j.context.used", engine, EngineService::contextUsed).baseUnit("tokens")
+                .description("tokens held by the serving session").register(registry);
+        Gauge.builder("ds4j.context.size", engine, EngineService::contextSize).baseUnit("tokens")
+                .description("context size of the serving session").register(registry);
+        Gauge.builder("ds4j.context.usage", engine, e -> e.contextSize() == 0 ? 0.0 : (double) e.contextUsed() / e.contextSize())
+                .description("fraction of the context in use").register(registry);
+        promptTokens = Counter.builder("ds4j.tokens.prompt").description("prompt tokens received").register(registry);
+        generatedTokens = Counter.builder("ds4j.tokens.generated").description("tokens generated").register(registry);
+        cachedTokens = Counter.builder("ds4j.tokens.cached").description("prompt tokens reused from the session")
+                .register(registry);
+        ttft = Timer.builder("ds4j.time.to.first.token").publishPercentileHistogram()
+                .description("request arrival to first generated token").register(registry);
+        itl = Timer.builder("ds4j.inter.token.latency").publishPercentileHistogram()
+                .description("time between generated tokens").register(registry);
+        prefillSpeed = DistributionSummary.builder("ds4j.prefill.speed").baseUnit("tokens_per_second")
+                .description("prompt tokens evaluated per second").register(registry);
+        decodeSpeed = DistributionSummary.builder("ds4j.decode.speed").baseUnit("tokens_per_second")
+                .description("tokens generated per second").register(registry);
+    }
+
+    public void firstToken(long nanos) {
+        ttft.record(Duration.ofNanos(nanos));
+    }
+
+    public void interToken(long nanos) {
+        itl.record(Duration.ofNanos(nanos));
+    }
+
+    public void generation(GenerationResult r) {
+        promptTokens.increment(r.promptTokens());
+        cachedTokens.increment(r.cachedTokens());
+        generatedTokens.increment(r.generatedTokens());
+        int evaluated = r.promptTokens() - r.cachedTokens();
+        if (evaluated > 0 && r.prefillNanos() > 0) prefillSpeed.record(evaluated * 1e9 / r.prefillNanos());
+        if (r.generatedTokens() > 1 && r.decodeNanos() > 0) decodeSpeed.record(r.generatedTokens() * 1e9 / r.decodeNanos());
+    }
+
+    /** One finished request: status is "ok", "cancelled" or an error code; finish reason "" when none. */
+    public void request(String endpoint, String status, String finishReason, long nanos) {
+        Counter.builder("ds4j.requests").tag("endpoint", endpoint).tag("status", status)
+                .tag("finish_reason", finishReason == null ? "" : finishReason)
+                .description("finished requests").register(registry).increment();
+        Timer.builder("ds4j.request.duration").tag("endpoint", endpoint).tag("status", status)
+                .description("request duration").register(registry).record(Duration.ofNanos(nanos));
+    }
+}

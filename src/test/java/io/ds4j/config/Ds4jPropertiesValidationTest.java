@@ -1,0 +1,138 @@
+package io.ds4j.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.boot.validation.autoconfigure.ValidationAutoConfiguration;
+import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.context.annotation.Configuration;
+
+/** Binding and validation of the ds4.* properties: bad values stop the context with a message naming the property. */
+class Ds4jPropertiesValidationTest {
+    @Configuration
+    @EnableConfigurationProperties(Ds4jProperties.class)
+    static class Config {}
+
+    final ApplicationContextRunner runner = new ApplicationContextRunner()
+            .withConfiguration(AutoConfigurations.of(ValidationAutoConfiguration.class))
+            .withUserConfiguration(Config.class);
+
+    static String failureText(Throwable t) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable c = t; c != null; c = c.getCause()) sb.append(c.getMessage()).append('\n');
+        return sb.toString();
+    }
+
+    @Test
+    void defaultsBind() {
+        runner.run(ctx -> {
+            assertThat(ctx).hasNotFailed();
+            Ds4jProperties p = ctx.getBean(Ds4jProperties.class);
+            assertThat(p.engine().contextSize()).isEqualTo(4096);
+            assertThat(p.server().queueLimit()).isEqualTo(16);
+            assertThat(p.server().reasoningField()).isEqualTo(Ds4jProperties.ReasoningField.reasoning_content);
+            assertThat(p.sampling().temperature()).isEqualTo(1.0);
+            assertThat(p.distributed().enabled()).isFalse();
+            assertThat(p.model().effectiveId()).isEqualTo("none");
+        });
+    }
+
+    @Test
+    void relaxedNamesBind(@TempDir Path dir) throws Exception {
+        Path model = Files.writeString(dir.resolve("m.gguf"), "x");
+        runner.withPropertyValues("ds4.model.path=" + model, "ds4.server.reasoning-field=both",
+                "ds4.sampling.top-p=0.9", "ds4.distributed.all-sum-dtype=bf16", "ds4.engine.kv-precision=fp8")
+                .run(ctx -> {
+                    assertThat(ctx).hasNotFailed();
+                    Ds4jProperties p = ctx.getBean(Ds4jProperties.class);
+                    assertThat(p.model().effectiveId()).isEqualTo("m");
+                    assertThat(p.server().reasoningField().content()).isTrue();
+                    assertThat(p.server().reasoningField().plain()).isTrue();
+                    assertThat(p.sampling().topP()).isEqualTo(0.9);
+                    assertThat(p.distributed().allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.bf16);
+                });
+    }
+
+    @Test
+    void outOfRangeValueNamesTheProperty() {
+        runner.withPropertyValues("ds4.engine.context-size=3").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("engine.contextSize").contains("16");
+        });
+        runner.withPropertyValues("ds4.sampling.temperature=7").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("sampling.temperature");
+        });
+    }
+
+    @Test
+    void unknownEnumValueNamesTheProperty() {
+        runner.withPropertyValues("ds4.server.reasoning-field=thoughts").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.reasoning-field").contains("thoughts");
+        });
+        runner.withPropertyValues("ds4.distributed.backend=tcp").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.backend");
+        });
+    }
+
+    @Test
+    void missingModelFileNamesTheProperty() {
+        runner.withPropertyValues("ds4.model.path=/nonexistent/model.gguf").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.model.path").contains("/nonexistent/model.gguf");
+        });
+    }
+
+    @Test
+    void rankMustBeBelowWorldSize() {
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.rank=2",
+                "ds4.distributed.world-size=2", "ds4.distributed.coordinator=h0:7000").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure()))
+                    .contains("ds4.distributed.rank (2) must be smaller than ds4.distributed.world-size (2)");
+        });
+    }
+
+    @Test
+    void coordinatorRequiredForAClusterAndIgnoredWhenDisabled() {
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.world-size=2").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.coordinator");
+        });
+        runner.withPropertyValues("ds4.distributed.rank=5").run(ctx -> assertThat(ctx).hasNotFailed());
+    }
+
+    @Test
+    void jacclNeedsAnExistingDevicesFile(@TempDir Path dir) throws Exception {
+        String[] base = {"ds4.distributed.enabled=true", "ds4.distributed.backend=jaccl",
+                "ds4.distributed.world-size=2", "ds4.distributed.rank=1", "ds4.distributed.coordinator=h0:7000"};
+        runner.withPropertyValues(base).withPropertyValues("ds4.distributed.jaccl.ibv-devices=" + dir.resolve("none.json"))
+                .run(ctx -> {
+                    assertThat(ctx).hasFailed();
+                    assertThat(failureText(ctx.getStartupFailure()))
+                            .contains("ds4.distributed.jaccl.ibv-devices: no such file").contains("none.json");
+                });
+        Path devices = Files.writeString(dir.resolve("devices.json"), "[[null, \"rdma_en0\"], [\"rdma_en0\", null]]");
+        runner.withPropertyValues(base).withPropertyValues("ds4.distributed.jaccl.ibv-devices=" + devices)
+                .run(ctx -> {
+                    assertThat(ctx).hasNotFailed();
+                    assertThat(ctx.getBean(Ds4jProperties.class).distributed().jaccl().effectiveIbvDevices())
+                            .isEqualTo(devices.toString());
+                });
+    }
+
+    @Test
+    void expertCompactBindsExplicitly() {
+        runner.withPropertyValues("ds4.distributed.expert-compact=true").run(ctx ->
+                assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertCompact()).isTrue());
+        runner.withPropertyValues("ds4.distributed.expert-compact=false").run(ctx ->
+                assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertCompact()).isFalse());
+    }
+}
