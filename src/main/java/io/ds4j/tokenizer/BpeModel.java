@@ -77,22 +77,27 @@ final class BpeModel {
         return new int[][] {bytes.length < 2 ? a : mergeShort(a), bytes.length < 2 ? b : mergeLong(b)};
     }
 
+    /** O(n^2) scan with the pair ranks cached: after a merge only the two neighbouring pairs change. */
     private int[] mergeShort(int[] syms) {
         int n = syms.length;
+        int[] slot = new int[n]; // slot[i]: table slot of pair (i, i+1), or -1
+        for (int i = 0; i + 1 < n; i++) slot[i] = find(syms[i], syms[i + 1]);
         while (n > 1) {
-            int best = Integer.MAX_VALUE, at = -1, res = 0;
+            int best = Integer.MAX_VALUE, at = -1;
             for (int i = 0; i + 1 < n; i++) {
-                int s = find(syms[i], syms[i + 1]);
+                int s = slot[i];
                 if (s >= 0 && ranks[s] < best) {
                     best = ranks[s];
                     at = i;
-                    res = results[s];
                 }
             }
             if (at < 0) break;
-            syms[at] = res;
+            syms[at] = results[slot[at]];
             System.arraycopy(syms, at + 2, syms, at + 1, n - at - 2);
+            System.arraycopy(slot, at + 2, slot, at + 1, n - at - 2);
             n--;
+            if (at > 0) slot[at - 1] = find(syms[at - 1], syms[at]);
+            slot[at] = at + 1 < n ? find(syms[at], syms[at + 1]) : -1;
         }
         return n == syms.length ? syms : Arrays.copyOf(syms, n);
     }
