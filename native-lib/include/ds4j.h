@@ -94,6 +94,15 @@ DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *engine, int32_t *toke
 /* Collective: returns when every rank has called it. */
 DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
 /*
+ * Follower loop for ranks > 0 of a comm= engine: mirrors the session
+ * operations the leader (rank 0) makes on the same engine (session new/free,
+ * sync, eval, eval_batch, rewind), which the leader broadcasts automatically
+ * when world size > 1, and returns 0 when the leader closes its engine (or a
+ * negative error, e.g. DS4J_ERR_COMM when a peer dies). Rank 0 gets
+ * DS4J_ERR_STATE.
+ */
+DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
+/*
  * all_sum latency of the routed-expert reduction, measured on this rank
  * (includes waiting for slower peers). Cumulative since open for one layer,
  * or summed over layers (max over layers) with layer = -1; zeros without

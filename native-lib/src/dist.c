@@ -197,6 +197,12 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *e) {
     return e->comm ? ds4j_comm_barrier(e->comm) : DS4J_OK;
 }
 
+DS4J_API int32_t ds4j_engine_follow(ds4j_engine *e) {
+    ds4j_clear_error();
+    if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "follow: engine is NULL");
+    return ds4j_fail(DS4J_ERR_STATE, "follow: the follower loop is not implemented in this build");
+}
+
 DS4J_API int32_t ds4j_engine_allsum_stats(const ds4j_engine *e, int32_t layer, int64_t *count, int64_t *total_ns,
                                           int64_t *max_ns) {
     if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allsum_stats: engine is NULL");
