@@ -841,12 +841,21 @@ static bool cpu_has_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
+
+/* AVX-512 with byte permutes (VBMI) and byte popcount (BITALG); GCC's
+ * checks include the OS's XCR0 support for the zmm state. */
+bool ds4j_cpu_has_avx512_iq(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+}
 #endif
 
 static void quants_init_once(void) {
 #if defined(DS4J_HAVE_AVX2_KERNELS)
     const char *env = getenv("DS4J_QUANTS_KERNELS");
     bool force_scalar = env && strcmp(env, "scalar") == 0;
+    bool no_avx512 = env && strcmp(env, "avx2") == 0;   /* DS4J_QUANTS_KERNELS=avx2: AVX2 only */
     __builtin_cpu_init();
     if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         cpu_has_f16c()) {
@@ -865,6 +874,11 @@ static void quants_init_once(void) {
         g_traits[DS4J_TYPE_Q5_K].vec_dot = ds4j_dot_q5_K_avx2;
         g_traits[DS4J_TYPE_IQ4_XS].vec_dot = ds4j_dot_iq4_xs_avx2;
         g_kernel_name = "avx2";
+        if (!no_avx512 && ds4j_cpu_has_avx512_iq()) {
+            ds4j_quants_avx512_init();
+            g_traits[DS4J_TYPE_IQ2_XXS].vec_dot = ds4j_dot_iq2_xxs_avx512;
+            g_kernel_name = "avx2+avx512";
+        }
     }
 #endif
 }

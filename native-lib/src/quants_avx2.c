@@ -294,6 +294,17 @@ void ds4j_quants_avx2_init(void) {
     }
 }
 
+static inline __m256i iq2xxs_grid4(const uint8_t *idx) {
+    return _mm256_set_epi64x((long long)ds4j_iq2xxs_grid[idx[3]], (long long)ds4j_iq2xxs_grid[idx[2]],
+                             (long long)ds4j_iq2xxs_grid[idx[1]], (long long)ds4j_iq2xxs_grid[idx[0]]);
+}
+
+/* Two groups (64 weights) per step: the grid indices are read as bytes
+ * straight from the block (no shift/mask), the signs come from the 128-entry
+ * table. On Zen 5 this lookup-and-insert form measured faster than deriving
+ * the signs with SIMD bit tricks, than vpgatherqq, and than assembling the
+ * rows through a stack buffer; it is bound by the 32 grid and 32 sign
+ * lookups per block, not by memory. */
 float ds4j_dot_iq2_xxs_avx2(const void *w, const void *a, int64_t n) {
     const blk_iq2_xxs *x = w;
     const blk_q8_K *y = a;
@@ -302,21 +313,25 @@ float ds4j_dot_iq2_xxs_avx2(const void *w, const void *a, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
-        __m256i isum = _mm256_setzero_si256();
-        for (int g = 0; g < 8; g++) {
-            uint32_t wd[2];
-            memcpy(wd, &x[i].qs[4 * g], 8);
-            __m256i grid = _mm256_set_epi64x((long long)ds4j_iq2xxs_grid[wd[0] >> 24],
-                                             (long long)ds4j_iq2xxs_grid[(wd[0] >> 16) & 0xFF],
-                                             (long long)ds4j_iq2xxs_grid[(wd[0] >> 8) & 0xFF],
-                                             (long long)ds4j_iq2xxs_grid[wd[0] & 0xFF]);
-            __m256i sgn = _mm256_set_epi64x((long long)sg[(wd[1] >> 21) & 127], (long long)sg[(wd[1] >> 14) & 127],
-                                            (long long)sg[(wd[1] >> 7) & 127], (long long)sg[wd[1] & 127]);
-            __m256i yv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g)), sgn);
-            __m256i p = _mm256_maddubs_epi16(grid, yv);
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(2 * (wd[1] >> 28) + 1))));
+        const uint8_t *qb = (const uint8_t *)x[i].qs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int g = 0; g < 8; g += 2) {
+            uint32_t u0, u1;
+            memcpy(&u0, qb + 8 * g + 4, 4);
+            memcpy(&u1, qb + 8 * g + 12, 4);
+            __m256i sg0 = _mm256_set_epi64x((long long)sg[(u0 >> 21) & 127], (long long)sg[(u0 >> 14) & 127],
+                                            (long long)sg[(u0 >> 7) & 127], (long long)sg[u0 & 127]);
+            __m256i sg1 = _mm256_set_epi64x((long long)sg[(u1 >> 21) & 127], (long long)sg[(u1 >> 14) & 127],
+                                            (long long)sg[(u1 >> 7) & 127], (long long)sg[u1 & 127]);
+            __m256i y0 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g)), sg0);
+            __m256i y1 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g + 32)), sg1);
+            __m256i p0 = _mm256_maddubs_epi16(iq2xxs_grid4(qb + 8 * g), y0);
+            __m256i p1 = _mm256_maddubs_epi16(iq2xxs_grid4(qb + 8 * g + 8), y1);
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)(2 * (u0 >> 28) + 1))));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)(2 * (u1 >> 28) + 1))));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d) * 0.125f), _mm256_cvtepi32_ps(isum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d) * 0.125f),
+                              _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
     }
     return hsum_ps(acc);
 }

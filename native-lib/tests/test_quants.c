@@ -394,7 +394,7 @@ static void test_drivers(void) {
 int main(void) {
     ds4j_quants_init();
     printf("quants kernels: %s\n", ds4j_quants_kernel_name());
-    if (!strcmp(ds4j_quants_kernel_name(), "avx2")) {
+    if (!strncmp(ds4j_quants_kernel_name(), "avx2", 4)) {
         /* the decode-critical types must actually have SIMD kernels */
         static const int32_t SIMD[] = {DS4J_TYPE_F32, DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0, DS4J_TYPE_Q4_0,
                                        DS4J_TYPE_Q2_K, DS4J_TYPE_Q4_K, DS4J_TYPE_Q5_K, DS4J_TYPE_Q6_K,

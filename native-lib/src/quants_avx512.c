@@ -1,0 +1,118 @@
+/*
+ * quants_avx512.c — AVX-512 (F, BW, VBMI, BITALG) kernels for the types
+ * whose AVX2 dot is bound by table lookups rather than memory: IQ2_XXS.
+ * Functions carry target attributes (no special compile flags) and are only
+ * installed by ds4j_quants_init() after a CPUID check for every feature they
+ * use; x86-64 AVX2 builds only.
+ *
+ * IQ2_XXS without scalar lookups: every grid row is 8 magnitudes from
+ * {8, 25, 43}, so the 256-entry grid shrinks to 2-bit codes, one 16-bit word
+ * per row (512 bytes = 8 registers). The 32 rows of a block are fetched with
+ * four two-register word permutes (vpermt2w) selected by index bits 6..7;
+ * vpmultishiftqb then spreads the codes to one per byte and vpermb maps
+ * them to magnitudes. The 7 stored sign bits per 8 weights are pulled out
+ * the same way, and the eighth (parity) comes from a byte popcount.
+ */
+#include <stdalign.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quants.h"
+#include "quants_impl.h"
+#include "quants_iq_tables.h"
+
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+#include <immintrin.h>
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512bitalg,f16c,fma")))
+
+/* All constant vectors, filled once by ds4j_quants_avx512_init(). */
+static struct {
+    alignas(64) uint16_t codes[256];     /* 2-bit codes of the IQ2_XXS grid rows */
+    alignas(64) uint8_t gidx[64];        /* word t <- grid index byte of row t */
+    alignas(64) uint16_t rowq[4][32];    /* chunk k: qword q <- code of row 8k+q */
+    alignas(64) uint8_t ctl_grid[64];    /* byte j of a qword <- bits 2j.. */
+    alignas(64) uint8_t mag[64];         /* code (low 2 bits) -> magnitude */
+    alignas(64) uint32_t sgnq[4][16];    /* chunk k: qword q <- sign word of group 2k + q/4 */
+    alignas(64) uint8_t ctl_sign[64];    /* sub-group m: byte j <- bit 7m+j; byte 7 <- bits 7m..7m+7 */
+    alignas(64) uint8_t sign_keep[64];   /* 0x01 for bytes 0..6, 0x7F for byte 7 */
+    alignas(64) uint16_t mulw[4][32];    /* chunk k: words of group 2k, then 2k+1 <- their multiplier */
+} K;
+
+void ds4j_quants_avx512_init(void) {
+    for (int e = 0; e < 256; e++) {
+        uint16_t c = 0;
+        for (int j = 0; j < 8; j++) {
+            unsigned v = (unsigned)(ds4j_iq2xxs_grid[e] >> (8 * j)) & 0xFF;
+            c |= (uint16_t)((v == 8 ? 0 : v == 25 ? 1 : 2) << (2 * j));
+        }
+        K.codes[e] = c;
+    }
+    for (int t = 0; t < 32; t++) {
+        K.gidx[2 * t] = (uint8_t)(8 * (t / 4) + t % 4);
+        K.gidx[2 * t + 1] = 0;
+    }
+    static const uint8_t MAG[4] = {8, 25, 43, 0};
+    for (int b = 0; b < 64; b++) {
+        int q = b / 8, j = b % 8;
+        K.ctl_grid[b] = (uint8_t)(2 * j);
+        K.mag[b] = MAG[b & 3];
+        K.ctl_sign[b] = (uint8_t)(7 * (q % 4) + (j < 7 ? j : 0));
+        K.sign_keep[b] = j < 7 ? 0x01 : 0x7F;
+    }
+    for (int k = 0; k < 4; k++) {
+        for (int w = 0; w < 32; w++) {
+            K.rowq[k][w] = (uint16_t)(8 * k + w / 4);
+            /* multiplier of group g sits in the low word of dword 2g+1 */
+            K.mulw[k][w] = (uint16_t)(2 * (2 * (2 * k + w / 16) + 1));
+        }
+        for (int d = 0; d < 16; d++) K.sgnq[k][d] = (uint32_t)(2 * (2 * k + d / 8) + 1);
+    }
+}
+
+AVX512_TARGET
+float ds4j_dot_iq2_xxs_avx512(const void *w, const void *a, int64_t n) {
+    const blk_iq2_xxs *x = w;
+    const blk_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i T0 = _mm512_load_si512(K.codes), T1 = _mm512_load_si512(K.codes + 32);
+    const __m512i T2 = _mm512_load_si512(K.codes + 64), T3 = _mm512_load_si512(K.codes + 96);
+    const __m512i T4 = _mm512_load_si512(K.codes + 128), T5 = _mm512_load_si512(K.codes + 160);
+    const __m512i T6 = _mm512_load_si512(K.codes + 192), T7 = _mm512_load_si512(K.codes + 224);
+    const __m512i gidx = _mm512_load_si512(K.gidx), ctl_grid = _mm512_load_si512(K.ctl_grid);
+    const __m512i mag = _mm512_load_si512(K.mag), ctl_sign = _mm512_load_si512(K.ctl_sign);
+    const __m512i keep = _mm512_load_si512(K.sign_keep);
+    const __m512i one8 = _mm512_set1_epi8(1), b6 = _mm512_set1_epi16(0x40), b7 = _mm512_set1_epi16(0x80);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i q = _mm512_loadu_si512(x[i].qs);
+        /* the 32 grid indices as words, then their 2-bit code rows */
+        const __m512i idx = _mm512_maskz_permutexvar_epi8(0x5555555555555555ull, gidx, q);
+        __m512i c01 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T0, idx, T1), _mm512_test_epi16_mask(idx, b6),
+                                            _mm512_permutex2var_epi16(T2, idx, T3));
+        __m512i c23 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T4, idx, T5), _mm512_test_epi16_mask(idx, b6),
+                                            _mm512_permutex2var_epi16(T6, idx, T7));
+        const __m512i codes = _mm512_mask_mov_epi16(c01, _mm512_test_epi16_mask(idx, b7), c23);
+        /* 2 * scale + 1 in the low word of every odd dword */
+        const __m512i mul = _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(q, 28), 1), _mm512_set1_epi32(1));
+        const int8_t *q8 = y[i].qs;
+        __m512i isum = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+            __m512i rows = _mm512_permutexvar_epi16(_mm512_load_si512(K.rowq[k]), codes);
+            __m512i gv = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(ctl_grid, rows), mag);
+            __m512i sw = _mm512_permutexvar_epi32(_mm512_load_si512(K.sgnq[k]), q);
+            __m512i sb = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctl_sign, sw), keep);
+            __mmask64 neg = _mm512_test_epi8_mask(_mm512_popcnt_epi8(sb), one8);
+            __m512i yv = _mm512_loadu_si512(q8 + 64 * k);
+            yv = _mm512_mask_sub_epi8(yv, neg, zero, yv);
+            __m512i p = _mm512_maddubs_epi16(gv, yv);
+            __m512i m = _mm512_permutexvar_epi16(_mm512_load_si512(K.mulw[k]), mul);
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(p, m));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * _cvtsh_ss(x[i].d) * 0.125f), _mm512_cvtepi32_ps(isum), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+#endif
