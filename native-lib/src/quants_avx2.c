@@ -126,6 +126,102 @@ float ds4j_dot_q8_0_avx2(const void *w, const void *a, int64_t n) {
     return hsum_ps(_mm256_add_ps(c0, c1));
 }
 
+/* Q8_0 row against up to 4 tokens: the |w| bytes are computed once per
+ * block; each token keeps the two alternating accumulators of the
+ * single-token kernel, so every result is bit-identical to it. */
+static inline __attribute__((always_inline)) void mdot_q8_0_nt(const blk_q8_0 *x, const uint8_t *a, int64_t a_stride,
+                                                               int64_t nb, const int NT, float *out, int64_t out_stride) {
+    const blk_q8_0 *y[DS4J_MDOT_MAX];
+    __m256 c0[DS4J_MDOT_MAX], c1[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_0 *)(a + t * a_stride);
+        c0[t] = c1[t] = _mm256_setzero_ps();
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        __m256i a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1);
+        float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(a0, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i].qs), x0)), ones);
+            __m256i p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(a1, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i + 1].qs), x1)), ones);
+            c0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16(y[t][i].d)), _mm256_cvtepi32_ps(p0), c0[t]);
+            c1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * f16(y[t][i + 1].d)), _mm256_cvtepi32_ps(p1), c1[t]);
+        }
+    }
+    for (; i < nb; i++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = dot_i8x32(x0, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
+            c0[t] = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[t][i].d)), _mm256_cvtepi32_ps(p0), c0[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(_mm256_add_ps(c0[t], c1[t]));
+}
+
+/* Q8_0 row against up to 4 tokens: the |w| bytes are computed once per
+ * block; each token keeps the two alternating accumulators of the
+ * single-token kernel, so every result is bit-identical to it. The token
+ * count is a compile-time constant in each branch so the per-token state
+ * lives in registers. */
+void ds4j_mdot_q8_0_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const blk_q8_0 *x = w;
+    const uint8_t *ab = a;
+    const int64_t nb = n / QK8_0;
+    switch (ntok) {
+    case 4: mdot_q8_0_nt(x, ab, a_stride, nb, 4, out, out_stride); break;
+    case 3: mdot_q8_0_nt(x, ab, a_stride, nb, 3, out, out_stride); break;
+    case 2: mdot_q8_0_nt(x, ab, a_stride, nb, 2, out, out_stride); break;
+    default:
+        for (int t = 0; t < ntok; t++) out[t * out_stride] = ds4j_dot_q8_0_avx2(w, ab + t * a_stride, n);
+    }
+}
+
+/* F16 row against up to 2 tokens (4 accumulators each, as in the single
+ * kernel): each 8-weight conversion is shared. Bit-identical results. */
+void ds4j_mdot_f16_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                        int64_t out_stride) {
+    const uint16_t *x = w;
+    for (int t0 = 0; t0 < ntok; t0 += 2) {
+        const float *y0 = (const float *)((const uint8_t *)a + t0 * a_stride);
+        if (t0 + 1 >= ntok) {
+            out[t0 * out_stride] = ds4j_dot_f16_avx2(w, y0, n);
+            break;
+        }
+        const float *y1 = (const float *)((const uint8_t *)a + (t0 + 1) * a_stride);
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            __m256 w0 = load_f16x8(x + i), w1 = load_f16x8(x + i + 8), w2 = load_f16x8(x + i + 16), w3 = load_f16x8(x + i + 24);
+            c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + i), c0);
+            c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y0 + i + 8), c1);
+            c2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(y0 + i + 16), c2);
+            c3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(y0 + i + 24), c3);
+            e0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y1 + i), e0);
+            e1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y1 + i + 8), e1);
+            e2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(y1 + i + 16), e2);
+            e3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(y1 + i + 24), e3);
+        }
+        for (; i + 8 <= n; i += 8) {
+            __m256 w0 = load_f16x8(x + i);
+            c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + i), c0);
+            e0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y1 + i), e0);
+        }
+        float s0 = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+        float s1 = hsum_ps(_mm256_add_ps(_mm256_add_ps(e0, e1), _mm256_add_ps(e2, e3)));
+        for (; i < n; i++) {
+            s0 += f16(x[i]) * y0[i];
+            s1 += f16(x[i]) * y1[i];
+        }
+        out[t0 * out_stride] = s0;
+        out[(t0 + 1) * out_stride] = s1;
+    }
+}
+
 float ds4j_dot_q4_0_avx2(const void *w, const void *a, int64_t n) {
     const blk_q4_0 *x = w;
     const blk_q8_0 *y = a;

@@ -115,4 +115,71 @@ float ds4j_dot_iq2_xxs_avx512(const void *w, const void *a, int64_t n) {
     return _mm512_reduce_add_ps(acc);
 }
 
+/* Up to 4 tokens per weight row: the grid bytes and sign masks of each
+ * 64-weight chunk are built once and reused for every token; per token the
+ * arithmetic is the single-token kernel's, so results are bit-identical. */
+AVX512_TARGET static inline __attribute__((always_inline)) void
+mdot_iq2_xxs_nt(const blk_iq2_xxs *x, const uint8_t *a, int64_t a_stride, int64_t n, const int ntok, float *out,
+                int64_t out_stride) {
+    const int64_t nb = n / QK_K;
+    const __m512i T0 = _mm512_load_si512(K.codes), T1 = _mm512_load_si512(K.codes + 32);
+    const __m512i T2 = _mm512_load_si512(K.codes + 64), T3 = _mm512_load_si512(K.codes + 96);
+    const __m512i T4 = _mm512_load_si512(K.codes + 128), T5 = _mm512_load_si512(K.codes + 160);
+    const __m512i T6 = _mm512_load_si512(K.codes + 192), T7 = _mm512_load_si512(K.codes + 224);
+    const __m512i gidx = _mm512_load_si512(K.gidx), ctl_grid = _mm512_load_si512(K.ctl_grid);
+    const __m512i mag = _mm512_load_si512(K.mag), ctl_sign = _mm512_load_si512(K.ctl_sign);
+    const __m512i keep = _mm512_load_si512(K.sign_keep);
+    const __m512i one8 = _mm512_set1_epi8(1), b6 = _mm512_set1_epi16(0x40), b7 = _mm512_set1_epi16(0x80);
+    const __m512i zero = _mm512_setzero_si512();
+    const blk_q8_K *y[4];
+    __m512 acc[4];
+    for (int t = 0; t < 4; t++) {
+        y[t] = (const blk_q8_K *)(a + (t < ntok ? t : 0) * a_stride);
+        acc[t] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i q = _mm512_loadu_si512(x[i].qs);
+        const __m512i idx = _mm512_maskz_permutexvar_epi8(0x5555555555555555ull, gidx, q);
+        __m512i c01 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T0, idx, T1), _mm512_test_epi16_mask(idx, b6),
+                                            _mm512_permutex2var_epi16(T2, idx, T3));
+        __m512i c23 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T4, idx, T5), _mm512_test_epi16_mask(idx, b6),
+                                            _mm512_permutex2var_epi16(T6, idx, T7));
+        const __m512i codes = _mm512_mask_mov_epi16(c01, _mm512_test_epi16_mask(idx, b7), c23);
+        const __m512i mul = _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(q, 28), 1), _mm512_set1_epi32(1));
+        __m512i isum[4] = {zero, zero, zero, zero};
+        for (int k = 0; k < 4; k++) {
+            __m512i rows = _mm512_permutexvar_epi16(_mm512_load_si512(K.rowq[k]), codes);
+            __m512i gv = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(ctl_grid, rows), mag);
+            __m512i sw = _mm512_permutexvar_epi32(_mm512_load_si512(K.sgnq[k]), q);
+            __m512i sb = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctl_sign, sw), keep);
+            __mmask64 neg = _mm512_test_epi8_mask(_mm512_popcnt_epi8(sb), one8);
+            __m512i m = _mm512_permutexvar_epi16(_mm512_load_si512(K.mulw[k]), mul);
+            for (int t = 0; t < 4; t++) {
+                if (t >= ntok) break;
+                __m512i yv = _mm512_loadu_si512(y[t][i].qs + 64 * k);
+                yv = _mm512_mask_sub_epi8(yv, neg, zero, yv);
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(_mm512_maddubs_epi16(gv, yv), m));
+            }
+        }
+        const float dx = _cvtsh_ss(x[i].d);
+        for (int t = 0; t < 4; t++) {
+            if (t >= ntok) break;
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(y[t][i].d * dx * 0.125f), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < ntok; t++) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
+}
+
+AVX512_TARGET
+void ds4j_mdot_iq2_xxs_avx512(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                              int64_t out_stride) {
+    switch (ntok) {
+    case 4: mdot_iq2_xxs_nt(w, a, a_stride, n, 4, out, out_stride); break;
+    case 3: mdot_iq2_xxs_nt(w, a, a_stride, n, 3, out, out_stride); break;
+    case 2: mdot_iq2_xxs_nt(w, a, a_stride, n, 2, out, out_stride); break;
+    default:
+        for (int t = 0; t < ntok; t++) out[t * out_stride] = ds4j_dot_iq2_xxs_avx512(w, (const uint8_t *)a + t * a_stride, n);
+    }
+}
+
 #endif

@@ -62,7 +62,20 @@ static inline uint8_t ds4j_iq2_signs(uint32_t s7) {
     return (uint8_t)(s7 | ((__builtin_popcount(s7) & 1) << 7));
 }
 
+/* Multi-token row kernel: out[t * out_stride] = dot(w, a + t * a_stride) for
+ * t < ntok (1..DS4J_MDOT_MAX), each bit-identical to the type's vec_dot, so
+ * prefill through ds4j_matmul equals token-by-token decode exactly. */
+#define DS4J_MDOT_MAX 4
+typedef void (*ds4j_mdot_fn)(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                             int64_t out_stride);
+
 #if defined(DS4J_HAVE_AVX2_KERNELS)
+void ds4j_mdot_q8_0_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
+void ds4j_mdot_f16_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                        int64_t out_stride);
+void ds4j_mdot_iq2_xxs_avx512(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                              int64_t out_stride);
 float ds4j_dot_f32_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_f16_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_bf16_avx2(const void *w, const void *a, int64_t n);
