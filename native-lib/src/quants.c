@@ -877,6 +877,9 @@ static void quants_init_once(void) {
         g_traits[DS4J_TYPE_IQ4_XS].vec_dot = ds4j_dot_iq4_xs_avx2;
         g_mdot[DS4J_TYPE_Q8_0] = ds4j_mdot_q8_0_avx2;
         g_mdot[DS4J_TYPE_F16] = ds4j_mdot_f16_avx2;
+        g_mdot[DS4J_TYPE_IQ2_XXS] = ds4j_mdot_iq2_xxs_avx2;
+        g_mdot[DS4J_TYPE_Q4_K] = ds4j_mdot_q4_K_avx2;
+        g_mdot[DS4J_TYPE_Q2_K] = ds4j_mdot_q2_K_avx2;
         g_kernel_name = "avx2";
         if (!no_avx512 && ds4j_cpu_has_avx512_iq()) {
             ds4j_quants_avx512_init();

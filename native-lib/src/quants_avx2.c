@@ -526,3 +526,159 @@ float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n) {
     }
     return hsum_ps(acc);
 }
+
+/* ------------------------------------------------ multi-token (prefill) */
+
+/* The token count NT is a compile-time constant in each instantiation (the
+ * dispatchers below switch on it), so per-token accumulators stay in
+ * registers. Integer sums are exact, and every float operation is the
+ * single-token kernel's, so results are bit-identical to it. */
+#define MDOT_DISPATCH(kernel_nt, single, x, ab, a_stride, n, ntok, out, out_stride)             \
+    switch (ntok) {                                                                         \
+    case 4: kernel_nt(x, ab, a_stride, n, 4, out, out_stride); break;                       \
+    case 3: kernel_nt(x, ab, a_stride, n, 3, out, out_stride); break;                       \
+    case 2: kernel_nt(x, ab, a_stride, n, 2, out, out_stride); break;                       \
+    default:                                                                                \
+        for (int t_ = 0; t_ < (ntok); t_++) (out)[t_ * (out_stride)] = single(x, ab + t_ * (a_stride), n); \
+    }
+
+static inline __attribute__((always_inline)) void mdot_iq2_xxs_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                                  int64_t n, const int NT, float *out,
+                                                                  int64_t out_stride) {
+    const blk_iq2_xxs *x = w;
+    const uint64_t *sg = g_iq2_sign_bytes;
+    const int64_t nb = n / QK_K;
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *qb = (const uint8_t *)x[i].qs;
+        __m256i s[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            uint32_t u;
+            memcpy(&u, qb + 8 * g + 4, 4);
+            __m256i sgn = _mm256_set_epi64x((long long)sg[(u >> 21) & 127], (long long)sg[(u >> 14) & 127],
+                                            (long long)sg[(u >> 7) & 127], (long long)sg[u & 127]);
+            __m256i grid = iq2xxs_grid4(qb + 8 * g);
+            __m256i mul = _mm256_set1_epi16((short)(2 * (u >> 28) + 1));
+            for (int t = 0; t < NT; t++) {
+                __m256i yv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * g)), sgn);
+                s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(_mm256_maddubs_epi16(grid, yv), mul));
+            }
+        }
+        const float dx = f16(x[i].d);
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t][i].d * dx * 0.125f), _mm256_cvtepi32_ps(s[t]), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]);
+}
+
+void ds4j_mdot_iq2_xxs_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                            int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_iq2_xxs_nt, ds4j_dot_iq2_xxs_avx2, w, ab, a_stride, n, ntok, out, out_stride)
+}
+
+static inline __attribute__((always_inline)) void mdot_q4_K_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                               int64_t n, const int NT, float *out, int64_t out_stride) {
+    const blk_q4_K *x = w;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    float acc_m[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t u[3];
+        memcpy(u, x[i].scales, 12);
+        uint32_t sc_w[2] = {u[0] & 0x3F3F3F3Fu, (u[2] & 0x0F0F0F0Fu) | ((u[0] >> 2) & 0x30303030u)};
+        uint32_t mn_w[2] = {u[1] & 0x3F3F3F3Fu, ((u[2] >> 4) & 0x0F0F0F0Fu) | ((u[1] >> 2) & 0x30303030u)};
+        uint8_t sc[8], mn[8];
+        memcpy(sc, sc_w, 8);
+        memcpy(mn, mn_w, 8);
+        __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        __m256i isum[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < NT; t++) {
+                const int8_t *q8 = y[t][i].qs;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
+                __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            int32_t summ = hsum_epi32(_mm256_madd_epi16(mn_pairs, _mm256_loadu_si256((const __m256i *)y[t][i].bsums)));
+            float d = y[t][i].d * f16(x[i].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc_m[t] += y[t][i].d * f16(x[i].dmin) * (float)summ;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]) - acc_m[t];
+}
+
+void ds4j_mdot_q4_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_q4_K_nt, ds4j_dot_q4_K_avx2, w, ab, a_stride, n, ntok, out, out_stride)
+}
+
+static inline __attribute__((always_inline)) void mdot_q2_K_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                               int64_t n, const int NT, float *out, int64_t out_stride) {
+    const blk_q2_K *x = w;
+    const int64_t nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    float acc_m[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        __m256i scb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, m4));
+        __m256i isum[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            for (int s = 0; s < 4; s++) {
+                __m256i v = _mm256_and_si256(q, m3);
+                q = _mm256_srli_epi16(q, 2);
+                __m256i scl = pair_scales_u8(scb, 8 * h + 2 * s);
+                for (int t = 0; t < NT; t++) {
+                    __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 128 * h + 32 * s)));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, scl));
+                }
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            int32_t summ = hsum_epi32(_mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *)y[t][i].bsums)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t][i].d * f16(x[i].d)), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc_m[t] += y[t][i].d * f16(x[i].dmin) * (float)summ;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]) - acc_m[t];
+}
+
+void ds4j_mdot_q2_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_q2_K_nt, ds4j_dot_q2_K_avx2, w, ab, a_stride, n, ntok, out, out_stride)
+}

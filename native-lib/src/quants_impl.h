@@ -74,6 +74,12 @@ void ds4j_mdot_q8_0_avx2(const void *w, const void *a, int64_t a_stride, int64_t
                          int64_t out_stride);
 void ds4j_mdot_f16_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
                         int64_t out_stride);
+void ds4j_mdot_iq2_xxs_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                            int64_t out_stride);
+void ds4j_mdot_q4_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
+void ds4j_mdot_q2_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
 void ds4j_mdot_iq2_xxs_avx512(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
                               int64_t out_stride);
 float ds4j_dot_f32_avx2(const void *w, const void *a, int64_t n);

@@ -463,6 +463,22 @@ static void test_iq2_xxs_kernels(void) {
             for (int64_t r = 0; r < rows; r++) bad += mm[j * 16 + r] != mv[r];
         }
         CHECKF(bad == 0, "IQ2_XXS matmul differs from matvec in %d places", bad);
+        /* each multi-token kernel against its own single-token kernel, every token count */
+        struct { const char *name; ds4j_vec_dot_fn one; ds4j_mdot_fn multi; bool ok; } M[] = {
+            {"avx2", ds4j_dot_iq2_xxs_avx2, ds4j_mdot_iq2_xxs_avx2, K[0].ok},
+            {"avx512", ds4j_dot_iq2_xxs_avx512, ds4j_mdot_iq2_xxs_avx512, K[1].ok},
+        };
+        for (size_t k = 0; k < sizeof M / sizeof M[0]; k++) {
+            if (!M[k].ok) continue;
+            int mbad = 0;
+            for (int nt = 1; nt <= 4; nt++)
+                for (int64_t r = 0; r < rows; r++) {
+                    float o[4 * 3];
+                    M[k].multi(wm + r * stride, am + (7 - nt) * asz, (int64_t)asz, n, nt, o, 3);
+                    for (int t = 0; t < nt; t++) mbad += o[3 * t] != M[k].one(wm + r * stride, am + (7 - nt + t) * asz, n);
+                }
+            CHECKF(mbad == 0, "IQ2_XXS %s multi-token kernel differs from the single one in %d places", M[k].name, mbad);
+        }
         free(wm);
         free(am);
         free(xm);
