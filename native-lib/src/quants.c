@@ -885,6 +885,7 @@ static void quants_init_once(void) {
             ds4j_quants_avx512_init();
             g_traits[DS4J_TYPE_IQ2_XXS].vec_dot = ds4j_dot_iq2_xxs_avx512;
             g_mdot[DS4J_TYPE_IQ2_XXS] = ds4j_mdot_iq2_xxs_avx512;
+            g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx512;
             g_kernel_name = "avx2+avx512";
         }
     }

@@ -37,17 +37,25 @@ static struct {
     alignas(64) uint8_t ctl_sign[64];    /* sub-group m: byte j <- bit 7m+j; byte 7 <- bits 7m..7m+7 */
     alignas(64) uint8_t sign_keep[64];   /* 0x01 for bytes 0..6, 0x7F for byte 7 */
     alignas(64) uint16_t mulw[4][32];    /* chunk k: words of group 2k, then 2k+1 <- their multiplier */
+    /* IQ2_XS: 512 grid rows, 9-bit index + 7-bit signs per 16-bit entry */
+    alignas(64) uint16_t xs_codes[512];
+    alignas(64) uint16_t xs_rowq[4][32];  /* chunk k: qword q <- entry 8k+q (all 4 words) */
+    alignas(64) uint8_t xs_ctl_sign[64];  /* byte j <- bit 9+j; byte 7 <- bits 9..16 */
+    alignas(64) uint16_t xs_mulw[4][32];  /* chunk k: word w <- multiplier of half-group 4k + w/8 */
 } K;
 
-void ds4j_quants_avx512_init(void) {
-    for (int e = 0; e < 256; e++) {
-        uint16_t c = 0;
-        for (int j = 0; j < 8; j++) {
-            unsigned v = (unsigned)(ds4j_iq2xxs_grid[e] >> (8 * j)) & 0xFF;
-            c |= (uint16_t)((v == 8 ? 0 : v == 25 ? 1 : 2) << (2 * j));
-        }
-        K.codes[e] = c;
+static uint16_t grid_codes(uint64_t row) {
+    uint16_t c = 0;
+    for (int j = 0; j < 8; j++) {
+        unsigned v = (unsigned)(row >> (8 * j)) & 0xFF;
+        c |= (uint16_t)((v == 8 ? 0 : v == 25 ? 1 : 2) << (2 * j));
     }
+    return c;
+}
+
+void ds4j_quants_avx512_init(void) {
+    for (int e = 0; e < 256; e++) K.codes[e] = grid_codes(ds4j_iq2xxs_grid[e]);
+    for (int e = 0; e < 512; e++) K.xs_codes[e] = grid_codes(ds4j_iq2xs_grid[e]);
     for (int t = 0; t < 32; t++) {
         K.gidx[2 * t] = (uint8_t)(8 * (t / 4) + t % 4);
         K.gidx[2 * t + 1] = 0;
@@ -59,6 +67,7 @@ void ds4j_quants_avx512_init(void) {
         K.mag[b] = MAG[b & 3];
         K.ctl_sign[b] = (uint8_t)(7 * (q % 4) + (j < 7 ? j : 0));
         K.sign_keep[b] = j < 7 ? 0x01 : 0x7F;
+        K.xs_ctl_sign[b] = (uint8_t)(9 + (j < 7 ? j : 0));
     }
     for (int k = 0; k < 4; k++) {
         for (int w = 0; w < 32; w++) {
@@ -67,6 +76,10 @@ void ds4j_quants_avx512_init(void) {
             K.mulw[k][w] = (uint16_t)(2 * (2 * (2 * k + w / 16) + 1));
         }
         for (int d = 0; d < 16; d++) K.sgnq[k][d] = (uint32_t)(2 * (2 * k + d / 8) + 1);
+        for (int w = 0; w < 32; w++) {
+            K.xs_rowq[k][w] = (uint16_t)(8 * k + w / 4);
+            K.xs_mulw[k][w] = (uint16_t)(4 * k + w / 8);
+        }
     }
 }
 
@@ -109,6 +122,52 @@ float ds4j_dot_iq2_xxs_avx512(const void *w, const void *a, int64_t n) {
             __m512i p = _mm512_maddubs_epi16(gv, yv);
             __m512i m = _mm512_permutexvar_epi16(_mm512_load_si512(K.mulw[k]), mul);
             isum = _mm512_add_epi32(isum, _mm512_madd_epi16(p, m));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * _cvtsh_ss(x[i].d) * 0.125f), _mm512_cvtepi32_ps(isum), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* IQ2_XS: the same scheme with a 512-row grid (eight vpermt2w, selected by
+ * index bits 6..8), signs in bits 9..15 of each entry and a 4-bit scale per
+ * 16 weights. */
+AVX512_TARGET
+float ds4j_dot_iq2_xs_avx512(const void *w, const void *a, int64_t n) {
+    const blk_iq2_xs *x = w;
+    const blk_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    __m512i T[16];
+    for (int t = 0; t < 16; t++) T[t] = _mm512_load_si512(K.xs_codes + 32 * t);
+    const __m512i ctl_grid = _mm512_load_si512(K.ctl_grid), mag = _mm512_load_si512(K.mag);
+    const __m512i ctl_sign = _mm512_load_si512(K.xs_ctl_sign), keep = _mm512_load_si512(K.sign_keep);
+    const __m512i one8 = _mm512_set1_epi8(1), b6 = _mm512_set1_epi16(0x40), b7 = _mm512_set1_epi16(0x80);
+    const __m512i b8 = _mm512_set1_epi16(0x100), zero = _mm512_setzero_si512();
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i q = _mm512_loadu_si512(x[i].qs);   /* 32 entries */
+        const __mmask32 m6 = _mm512_test_epi16_mask(q, b6), m7 = _mm512_test_epi16_mask(q, b7);
+        __m512i c0 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T[0], q, T[1]), m6, _mm512_permutex2var_epi16(T[2], q, T[3]));
+        __m512i c1 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T[4], q, T[5]), m6, _mm512_permutex2var_epi16(T[6], q, T[7]));
+        __m512i c2 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T[8], q, T[9]), m6, _mm512_permutex2var_epi16(T[10], q, T[11]));
+        __m512i c3 = _mm512_mask_mov_epi16(_mm512_permutex2var_epi16(T[12], q, T[13]), m6, _mm512_permutex2var_epi16(T[14], q, T[15]));
+        c0 = _mm512_mask_mov_epi16(c0, m7, c1);
+        c2 = _mm512_mask_mov_epi16(c2, m7, c3);
+        const __m512i codes = _mm512_mask_mov_epi16(c0, _mm512_test_epi16_mask(q, b8), c2);
+        /* 16 half-group multipliers 2 * s + 1 as words (low nibble first) */
+        __m128i sc = _mm_loadl_epi64((const __m128i *)x[i].scales);
+        __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(sc, _mm_set1_epi8(0x0F)), _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F)));
+        __m512i mul = _mm512_castsi256_si512(_mm256_or_si256(_mm256_slli_epi16(_mm256_cvtepu8_epi16(nib), 1), _mm256_set1_epi16(1)));
+        const int8_t *q8 = y[i].qs;
+        __m512i isum = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+            __m512i rowq = _mm512_load_si512(K.xs_rowq[k]);
+            __m512i gv = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(ctl_grid, _mm512_permutexvar_epi16(rowq, codes)), mag);
+            __m512i sb = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctl_sign, _mm512_permutexvar_epi16(rowq, q)), keep);
+            __mmask64 neg = _mm512_test_epi8_mask(_mm512_popcnt_epi8(sb), one8);
+            __m512i yv = _mm512_loadu_si512(q8 + 64 * k);
+            yv = _mm512_mask_sub_epi8(yv, neg, zero, yv);
+            __m512i m = _mm512_permutexvar_epi16(_mm512_load_si512(K.xs_mulw[k]), mul);
+            isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(gv, yv), m));
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * _cvtsh_ss(x[i].d) * 0.125f), _mm512_cvtepi32_ps(isum), acc);
     }

@@ -407,13 +407,14 @@ static void drivers_case(const int32_t *TYPES, size_t n_types, int64_t cols) {
  * sign fields and scales occur; rows of 1..9 blocks. */
 static void test_iq2_xxs_kernels(void) {
 #if defined(DS4J_HAVE_AVX2_KERNELS)
-    struct { const char *name; ds4j_vec_dot_fn fn; bool ok; } K[] = {
-        {"avx2", ds4j_dot_iq2_xxs_avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
-        {"avx512", ds4j_dot_iq2_xxs_avx512, ds4j_cpu_has_avx512_iq()},
+    struct { const char *name; ds4j_vec_dot_fn fn, fn_xs; bool ok; } K[] = {
+        {"avx2", ds4j_dot_iq2_xxs_avx2, ds4j_dot_iq2_xs_avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
+        {"avx512", ds4j_dot_iq2_xxs_avx512, ds4j_dot_iq2_xs_avx512, ds4j_cpu_has_avx512_iq()},
     };
+    const ds4j_type_traits *txs = ds4j_type_get(DS4J_TYPE_IQ2_XS);
     const ds4j_type_traits *t = ds4j_type_get(DS4J_TYPE_IQ2_XXS);
     const int64_t max_blocks = 9;
-    uint8_t *w = malloc((size_t)(66 * max_blocks));
+    uint8_t *w = malloc((size_t)(66 * max_blocks)), *wx = malloc((size_t)(74 * max_blocks));
     float *x = malloc((size_t)(256 * max_blocks) * 4);
     uint8_t *act = malloc((size_t)(292 * max_blocks));
     for (int rep = 0; rep < 200; rep++) {
@@ -423,9 +424,14 @@ static void test_iq2_xxs_kernels(void) {
             uint16_t d = ds4j_f32_to_f16((float)(1e-3 * (0.5 + urand())));
             memcpy(w + 66 * b, &d, 2);
         }
+        for (int64_t i = 0; i < 74 * nbk; i++) wx[i] = (uint8_t)(urand() * 256);
+        for (int64_t b = 0; b < nbk; b++) {
+            uint16_t d = ds4j_f32_to_f16((float)(1e-3 * (0.5 + urand())));
+            memcpy(wx + 74 * b, &d, 2);
+        }
         for (int64_t i = 0; i < n; i++) x[i] = gauss();
         CHECK(ds4j_quantize_act(DS4J_TYPE_IQ2_XXS, x, n, act) == 0);
-        float ref = t->vec_dot_ref(w, act, n);
+        float ref = t->vec_dot_ref(w, act, n), ref_xs = txs->vec_dot_ref(wx, act, n);
         double mag = 0;
         for (int64_t i = 0; i < n; i++) mag += fabs(x[i]) * 1e-3 * 43;
         for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) {
@@ -435,6 +441,9 @@ static void test_iq2_xxs_kernels(void) {
             float v = K[k].fn(w, act, n);
             CHECKF(fabs(v - ref) <= 1e-5 * mag + 1e-6 * fabs(ref), "IQ2_XXS %s: %g vs ref %g (%lld blocks)", K[k].name, v,
                    ref, (long long)nbk);
+            float vx = K[k].fn_xs(wx, act, n);
+            CHECKF(fabs(vx - ref_xs) <= 1e-5 * mag + 1e-6 * fabs(ref_xs), "IQ2_XS %s: %g vs ref %g (%lld blocks)", K[k].name,
+                   vx, ref_xs, (long long)nbk);
         }
     }
     /* matmul (multi-token kernels where present) == matvec per token, bit
@@ -483,8 +492,9 @@ static void test_iq2_xxs_kernels(void) {
         free(am);
         free(xm);
     }
-    for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) printf("IQ2_XXS kernel %-6s %s\n", K[k].name, K[k].ok ? "checked" : "not on this CPU");
+    for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) printf("IQ2_XXS/IQ2_XS kernels %-6s %s\n", K[k].name, K[k].ok ? "checked" : "not on this CPU");
     free(w);
+    free(wx);
     free(x);
     free(act);
 #endif
