@@ -273,7 +273,7 @@ typedef struct role_info {
 } role_info;
 
 static const role_info ROLES[R_COUNT] = {
-    [R_EMBD] = {"token_embd.weight", DS4J_TC_DENSE},
+    [R_EMBD] = {"token_embd.weight", DS4J_TC_SMALLMAT},
     [R_OUT_NORM] = {"output_norm.weight", DS4J_TC_F32},
     [R_HEAD] = {"output.weight", DS4J_TC_DENSE},
     [R_HC_HEAD_FN] = {"output_hc_fn.weight", DS4J_TC_SMALLMAT},
@@ -295,13 +295,13 @@ static const role_info ROLES[R_COUNT] = {
     [R_SINKS] = {"attn_sinks.weight", DS4J_TC_F32},
     [R_O_A] = {"attn_output_a.weight", DS4J_TC_DENSE},
     [R_O_B] = {"attn_output_b.weight", DS4J_TC_DENSE},
-    [R_C_APE] = {"attn_compressor_ape.weight", DS4J_TC_F32},
+    [R_C_APE] = {"attn_compressor_ape.weight", DS4J_TC_SMALLMAT},
     [R_C_KV] = {"attn_compressor_kv.weight", DS4J_TC_SMALLMAT},
     [R_C_GATE] = {"attn_compressor_gate.weight", DS4J_TC_SMALLMAT},
     [R_C_NORM] = {"attn_compressor_norm.weight", DS4J_TC_F32},
     [R_I_QB] = {"indexer.attn_q_b.weight", DS4J_TC_SMALLMAT},
     [R_I_PROJ] = {"indexer.proj.weight", DS4J_TC_SMALLMAT},
-    [R_I_APE] = {"indexer_compressor_ape.weight", DS4J_TC_F32},
+    [R_I_APE] = {"indexer_compressor_ape.weight", DS4J_TC_SMALLMAT},
     [R_I_KV] = {"indexer_compressor_kv.weight", DS4J_TC_SMALLMAT},
     [R_I_GATE] = {"indexer_compressor_gate.weight", DS4J_TC_SMALLMAT},
     [R_I_NORM] = {"indexer_compressor_norm.weight", DS4J_TC_F32},

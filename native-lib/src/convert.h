@@ -41,9 +41,11 @@ int ds4j_hparams_from_config(const json_value *cfg, ds4j_hparams *hp, char *err,
 
 /* Type classes of the policy: what a tensor becomes for given --type/--experts. */
 enum ds4j_tclass {
-    DS4J_TC_F32 = 0,  /* vectors, biases, hc base/scale, sinks, ape: always F32 */
-    DS4J_TC_DENSE,    /* attention, shared experts, head, embedding: --type */
-    DS4J_TC_SMALLMAT, /* hc fn, compressor, indexer, router: --type but never below F16 */
+    DS4J_TC_F32 = 0,  /* vectors, biases, hc base/scale, sinks: always F32 */
+    DS4J_TC_DENSE,    /* attention, shared experts, head: --type */
+    DS4J_TC_SMALLMAT, /* hc fn, compressor (ape included), indexer, router, embedding: --type but never
+                       * below F16 — the types ds4.c weights_validate_layout insists on (F16 for a
+                       * quantized --type), so a q8_0 conversion loads in ds4 as well */
     DS4J_TC_EXPERT,   /* routed expert stacks: --experts */
     DS4J_TC_I32       /* tid2eid */
 };

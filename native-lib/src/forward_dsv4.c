@@ -14,6 +14,7 @@
  * does none of this and reads the state in place.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -717,7 +718,11 @@ int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool 
     for (int64_t l = 0; l < hp->n_layer; l++) {
         attention_layer(m, l, st, sc, pool, n);
         int rc = moe_layer(m, l, tokens, sc, pool, n);
-        if (rc) return ds4j_fail(rc, "expert all-reduce failed at layer %lld", (long long)l);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", ds4j_last_error());
+            return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
+        }
     }
     for (int64_t s = 0; s < n; s++) ops_rmsnorm(sc->flat + s * HC, sc->X + s * HC, NULL, HC, hp->eps);
     mm(sc, pool, &m->out_hc_fn, 0, sc->flat, HC, n, sc->mix, hc, 1);

@@ -78,6 +78,19 @@ int ds4j_synth_preset(const char *name, ds4j_hparams *hp, int32_t *dense, int32_
         *dense = *experts = DS4J_TYPE_Q8_0;
         return 0;
     }
+    if (!strcmp(name, "xcheck")) {
+        /* tiny widths within llama.cpp's deepseek4 limits (ratios 0/4/128,
+         * indexer head dim 64, hc 4) with the real vocabulary, for
+         * scripts/xcheck-llamacpp: [SWA x2 (hash), CSA, HCA, CSA, HCA, CSA, SWA]. */
+        hp->n_embd = 64; hp->n_layer = 8; hp->n_vocab = 129280; hp->n_head = 4; hp->head_dim = 32; hp->rope_dim = 16;
+        hp->q_lora = 32; hp->o_groups = 2; hp->o_lora = 16; hp->n_expert = 8; hp->n_expert_used = 3; hp->n_ff_exp = 32;
+        hp->n_hash = 2; hp->window = 16; hp->idx_heads = 16; hp->idx_dim = 64; hp->idx_topk = 8;
+        hp->yarn_orig_ctx = 64;
+        static const uint32_t r[8] = {0, 0, 4, 128, 4, 128, 4, 0};
+        for (int i = 0; i < 8; i++) { hp->compress_ratio[i] = r[i]; hp->is_csa[i] = r[i] == 4; }
+        *dense = *experts = DS4J_TYPE_F32;
+        return 0;
+    }
     if (!strcmp(name, "flash2")) {
         /* DeepSeek-V4-Flash widths, two layers [CSA, HCA] */
         hp->n_embd = 4096; hp->n_layer = 2; hp->n_vocab = 129280; hp->n_head = 64; hp->head_dim = 512; hp->rope_dim = 64;
@@ -235,13 +248,13 @@ int ds4j_synth(const ds4j_synth_opts *o, char *err, size_t cap) {
         dense = experts = DS4J_TYPE_F32;
     } else if (ds4j_synth_preset(o->preset, hp, &dense, &experts)) {
         free(hp);
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, demo, flash2)", preset);
+        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, demo, flash2, xcheck)", preset);
     }
     if (o->dense_type >= 0) dense = o->dense_type;
     if (o->expert_type >= 0) experts = o->expert_type;
-    if (o->preset && !strcmp(o->preset, "demo") && !o->tokenizer && !o->hp) {
+    if (o->preset && (!strcmp(o->preset, "demo") || !strcmp(o->preset, "xcheck")) && !o->tokenizer && !o->hp) {
         free(hp);
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "preset 'demo' needs --tokenizer tokenizer.json (scripts/fetch-tokenizer)");
+        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "preset '%s' needs --tokenizer tokenizer.json (scripts/fetch-tokenizer)", o->preset);
     }
     ds4j_plan plan = {0};
     synth_item *items = NULL;

@@ -121,13 +121,13 @@ static int source_of(const char *gname, char *out, size_t cap, int *is_stack) {
 static bool is_smallmat(const char *g) {
     return strstr(g, "hc_attn_fn") || strstr(g, "hc_ffn_fn") || strstr(g, "output_hc_fn") ||
            strstr(g, "compressor_kv") || strstr(g, "compressor_gate") || strstr(g, "indexer.") ||
-           strstr(g, "ffn_gate_inp");
+           strstr(g, "ffn_gate_inp") || strstr(g, "_ape") || strstr(g, "token_embd");
 }
 
 /* Expected GGUF type under the policy in the brief. */
 static int32_t expected_type(const char *g, int n_dims, int64_t ne0, int32_t dense) {
     if (strstr(g, "tid2eid")) return DS4J_TYPE_I32;
-    if (n_dims == 1 || strstr(g, "_ape")) return DS4J_TYPE_F32;
+    if (n_dims == 1) return DS4J_TYPE_F32;
     int32_t t = dense;
     if (is_smallmat(g)) t = dense == DS4J_TYPE_F32 ? DS4J_TYPE_F32 : dense == DS4J_TYPE_BF16 ? DS4J_TYPE_BF16 : DS4J_TYPE_F16;
     if (t == DS4J_TYPE_Q8_0 && ne0 % 32) t = DS4J_TYPE_F16;

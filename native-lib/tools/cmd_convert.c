@@ -19,8 +19,10 @@ static int usage(void) {
             "                         [--experts f32|f16|bf16|q8_0|q4_k|q2_k] [--tokenizer tokenizer.json]\n"
             "                         [--name NAME]\n"
             "  DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json).\n"
-            "  --type sets attention/shared-expert/head/embedding matrices (default f32), --experts the\n"
-            "  routed experts (default: --type). Norms, biases, hc base/scale, sinks and ape stay f32.\n");
+            "  --type sets attention/shared-expert/head matrices (default f32), --experts the routed\n"
+            "  experts (default: --type). Embedding, hc fn, compressor (ape too), indexer and router\n"
+            "  follow --type but never go below f16 (ds4's layout). Norms, biases, hc base/scale and\n"
+            "  sinks stay f32.\n");
     return 2;
 }
 

@@ -42,6 +42,20 @@ public class ApiSupport {
         return sb.toString();
     }
 
+    /** The request body as text, whatever its content type (clients often omit application/json). */
+    static Mono<String> body(org.springframework.web.server.ServerWebExchange exchange) {
+        return org.springframework.core.io.buffer.DataBufferUtils.join(exchange.getRequest().getBody(), 32 << 20)
+                .map(buf -> {
+                    String s = buf.toString(StandardCharsets.UTF_8);
+                    org.springframework.core.io.buffer.DataBufferUtils.release(buf);
+                    return s;
+                })
+                .onErrorMap(org.springframework.core.io.buffer.DataBufferLimitException.class,
+                        e -> new ApiException(org.springframework.http.HttpStatus.PAYLOAD_TOO_LARGE, "invalid_request_error",
+                                null, "request_too_large", "the request body exceeds 32 MiB"))
+                .defaultIfEmpty("");
+    }
+
     static ObjectNode object() {
         return JsonNodeFactory.instance.objectNode();
     }

@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.function.Consumer;
 import org.springframework.http.server.reactive.ServerHttpResponse;
 import org.springframework.web.bind.annotation.PostMapping;
-import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -37,8 +36,8 @@ public class CompletionsController {
     record Piece(String text, int token, float logprob, int[] topIds, float[] topLps) {}
 
     @PostMapping("/v1/completions")
-    public Mono<Void> completions(@RequestBody(required = false) String body, ServerHttpResponse response) {
-        return Mono.defer(() -> run(body, response));
+    public Mono<Void> completions(org.springframework.web.server.ServerWebExchange exchange) {
+        return ApiSupport.body(exchange).flatMap(body -> run(body, exchange.getResponse()));
     }
 
     private Mono<Void> run(String body, ServerHttpResponse response) {
@@ -52,6 +51,7 @@ public class CompletionsController {
         int budget = api.budget(prompt.length, o.maxTokens(), "prompt");
         Tokenizer tok = api.model.tokenizer().orElse(null);
         String id = ApiSupport.newId("cmpl-");
+        response.getHeaders().set("X-Request-Id", id);
         Handler handler = new Handler(tok, api.model.eosId(), o.stop());
         var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? Math.max(o.topLogprobs(), 0) : 0);
         Flux<Generations.Event> events = api.generations.start(id, arrival, req, handler);
@@ -179,7 +179,7 @@ public class CompletionsController {
         }
         if (n.isArray()) {
             if (n.isEmpty()) throw ApiException.invalid("prompt", "'prompt' is empty");
-            int vocab = api.model.tokenizer().map(Tokenizer::vocabSize).orElse(Integer.MAX_VALUE);
+            int vocab = api.model.vocabSize();
             int[] ids = new int[n.size()];
             for (int i = 0; i < ids.length; i++) {
                 JsonNode e = n.get(i);

@@ -13,6 +13,9 @@ import java.util.function.Consumer;
 import org.springframework.stereotype.Component;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
+import java.util.concurrent.TimeUnit;
+import reactor.core.Disposable;
+import reactor.core.scheduler.Schedulers;
 
 /**
  * Runs generations through the scheduler on the engine thread and exposes
@@ -54,13 +57,39 @@ public class Generations {
         this.keepAliveNanos = props.server().keepAliveInterval().toNanos();
     }
 
-    public Flux<Event> start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
-        Sinks.Many<Event> sink = Sinks.many().unicast().onBackpressureBuffer();
-        Ticket ticket = scheduler.submit(requestId, t -> run(t, arrivalNanos, req, handler, sink));
-        return sink.asFlux().doOnCancel(ticket::cancel);
+    /** Serialises emissions from the engine thread and the keep-alive timer into one sink. */
+    static final class Emitter {
+        private final Sinks.Many<Event> sink = Sinks.many().unicast().onBackpressureBuffer();
+
+        synchronized void tryEmitNext(Event e) {
+            sink.tryEmitNext(e);
+        }
+
+        synchronized void tryEmitError(Throwable t) {
+            sink.tryEmitError(t);
+        }
+
+        synchronized void tryEmitComplete() {
+            sink.tryEmitComplete();
+        }
+
+        Flux<Event> asFlux() {
+            return sink.asFlux();
+        }
     }
 
-    private void run(Ticket t, long arrival, GenerationRequest req, TokenHandler handler, Sinks.Many<Event> sink) {
+    public Flux<Event> start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
+        Emitter sink = new Emitter();
+        Ticket ticket = scheduler.submit(requestId, t -> run(t, arrivalNanos, req, handler, sink));
+        // keep-alives while the request waits in the queue (during prefill the progress callback sends them)
+        long period = Math.max(keepAliveNanos, 100_000_000L); // 0 = as often as sensible
+        Disposable ticker = Schedulers.parallel().schedulePeriodically(() -> {
+            if (ticket.state() == Ticket.State.QUEUED) sink.tryEmitNext(new Event.KeepAlive());
+        }, period, period, TimeUnit.NANOSECONDS);
+        return sink.asFlux().doOnCancel(ticket::cancel).doFinally(s -> ticker.dispose());
+    }
+
+    private void run(Ticket t, long arrival, GenerationRequest req, TokenHandler handler, Emitter sink) {
         Consumer<Object> emit = o -> sink.tryEmitNext(new Event.Output(o));
         try {
             long[] last = {System.nanoTime(), 0};

@@ -29,6 +29,9 @@ public class ServedModel {
     private final Tokenizer tokenizer;
     private final String tokenizerError;
     private final boolean synthetic;
+    private final io.ds4j.chat.ToolCallMemory toolCallMemory;
+    private final io.ds4j.chat.ChatRenderer renderer;
+    private final io.ds4j.chat.ThinkingMode defaultThinking;
 
     public ServedModel(EngineService engine, Ds4jProperties props) {
         this.engine = engine;
@@ -56,6 +59,31 @@ public class ServedModel {
         this.tokenizer = tok;
         this.tokenizerError = tokErr;
         this.synthetic = synth;
+        this.defaultThinking = switch (props.server().defaultThinking()) {
+            case off -> io.ds4j.chat.ThinkingMode.OFF;
+            case high -> io.ds4j.chat.ThinkingMode.HIGH;
+            case max -> io.ds4j.chat.ThinkingMode.MAX;
+        };
+        this.toolCallMemory = new io.ds4j.chat.ToolCallMemory(Math.max(1, props.server().toolCallMemory()));
+        var defaults = io.ds4j.chat.ChatTemplateSettings.defaults();
+        this.renderer = tok == null ? null : new io.ds4j.chat.ChatRenderer(tok,
+                new io.ds4j.chat.ChatTemplateSettings(defaults.encoder(), defaultThinking, defaults.dropThinking()),
+                toolCallMemory);
+    }
+
+    /** The chat prompt renderer (requires a tokenizer). */
+    public io.ds4j.chat.ChatRenderer renderer() {
+        requireTokenizer("messages");
+        return renderer;
+    }
+
+    /** Shared between renderer and output parsers: generated tool calls are replayed exactly. */
+    public io.ds4j.chat.ToolCallMemory toolCallMemory() {
+        return toolCallMemory;
+    }
+
+    public io.ds4j.chat.ThinkingMode defaultThinking() {
+        return defaultThinking;
     }
 
     static boolean isSynthetic(GgufMetadata m) {
@@ -63,7 +91,7 @@ public class ServedModel {
         String flag = m.string("ds4j.synthetic").orElse("").toLowerCase(Locale.ROOT);
         if (flag.equals("true") || flag.equals("1") || flag.equals("yes")) return true;
         String name = m.string("general.name").orElse("").toLowerCase(Locale.ROOT);
-        return name.contains("synthetic") || name.contains("random");
+        return name.startsWith("ds4j-synth") || name.contains("synthetic") || name.contains("random");
     }
 
     public String id() {
@@ -80,6 +108,11 @@ public class ServedModel {
 
     public boolean loaded() {
         return engine.modelLoaded();
+    }
+
+    /** Token ids a prompt may use: the engine's vocabulary. */
+    public int vocabSize() {
+        return engine.nVocab();
     }
 
     public int contextSize() {
@@ -112,7 +145,7 @@ public class ServedModel {
         requireLoaded();
         if (tokenizer == null) {
             throw ApiException.invalid(param, "model_has_no_tokenizer", "the model '" + id
-                    + "' has no tokenizer (" + tokenizerError + "); send token ids instead");
+                    + "' cannot tokenize text (" + tokenizerError + "); send token ids instead");
         }
         return tokenizer;
     }

@@ -3,7 +3,6 @@ package io.ds4j.api;
 import io.ds4j.tokenizer.Tokenizer;
 import org.springframework.http.server.reactive.ServerHttpResponse;
 import org.springframework.web.bind.annotation.PostMapping;
-import org.springframework.web.bind.annotation.RequestBody;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 import tools.jackson.databind.JsonNode;
@@ -26,8 +25,9 @@ public class TokenizeController {
     }
 
     @PostMapping("/tokenize")
-    public Mono<Void> tokenize(@RequestBody(required = false) String body, ServerHttpResponse response) {
-        return Mono.defer(() -> {
+    public Mono<Void> tokenize(org.springframework.web.server.ServerWebExchange exchange) {
+        ServerHttpResponse response = exchange.getResponse();
+        return ApiSupport.body(exchange).flatMap(body -> {
             Params p = Params.parse(body);
             Tokenizer tok = model.requireTokenizer("content");
             String content = p.string("content");
@@ -53,8 +53,9 @@ public class TokenizeController {
     }
 
     @PostMapping("/detokenize")
-    public Mono<Void> detokenize(@RequestBody(required = false) String body, ServerHttpResponse response) {
-        return Mono.defer(() -> {
+    public Mono<Void> detokenize(org.springframework.web.server.ServerWebExchange exchange) {
+        ServerHttpResponse response = exchange.getResponse();
+        return ApiSupport.body(exchange).flatMap(body -> {
             Params p = Params.parse(body);
             Tokenizer tok = model.requireTokenizer("tokens");
             JsonNode n = p.get("tokens");

@@ -444,7 +444,15 @@ public final class ChatRenderer {
             List<int[]> chunks = new ArrayList<>();
             int total = 0;
             for (int i = 0; i < parts.size(); i++) {
-                int[] c = special.get(i) ? new int[] {tok.requireSpecial(parts.get(i))} : tok.encode(parts.get(i), false);
+                String part = parts.get(i);
+                int[] c;
+                if (special.get(i)) {
+                    // a vocabulary without this added token (e.g. a V3 tokenizer lacks <think>) spells it as text, like HF
+                    var id = tok.specialTokenId(part);
+                    c = id.isPresent() ? new int[] {id.getAsInt()} : tok.encode(part, false);
+                } else {
+                    c = tok.encode(part, false);
+                }
                 chunks.add(c);
                 total += c.length;
             }

@@ -77,6 +77,8 @@ public final class OutputParser {
     private int pos;
     private int valueStart;
     private int valueStreamed;
+    /** No closing tag starts before this position (keeps long values linear, not quadratic). */
+    private int valueScan;
     private boolean valueIsString;
     private boolean argsOpened;
     private final List<Call> calls = new ArrayList<>();
@@ -316,7 +318,7 @@ public final class OutputParser {
                     argsOpened = true;
                     args(frag, out);
                     pos = gt + 1;
-                    valueStart = valueStreamed = pos;
+                    valueStart = valueStreamed = valueScan = pos;
                     dsml = Dsml.VALUE;
                     return true;
                 }
@@ -330,8 +332,9 @@ public final class OutputParser {
                 return malformed(out);
             }
             case VALUE -> {
-                int close = pending.indexOf(PARAM_CLOSE, valueStart);
+                int close = pending.indexOf(PARAM_CLOSE, valueScan);
                 if (close < 0) {
+                    valueScan = Math.max(valueScan, pending.length() - PARAM_CLOSE.length() + 1);
                     if (valueIsString) {
                         int safe = pending.length() - partialSuffix(pending, PARAM_CLOSE);
                         if (safe > valueStreamed) {

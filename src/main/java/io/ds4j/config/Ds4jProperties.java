@@ -119,6 +119,8 @@ public record Ds4jProperties(
      * @param keepAliveInterval SSE keep-alive comment period while the prompt is evaluated or queued
      * @param retryAfter value of the Retry-After header of a 429
      * @param toolCallMemory tool calls remembered for exact replay
+     * @param shutdownDrain how long shutdown lets running and queued requests finish before stopping them
+     * @param defaultThinking thinking mode of chat requests that do not choose one (off | high | max)
      */
     public record Server(
             @Min(0) @Max(100000) @DefaultValue("16") int queueLimit,
@@ -127,13 +129,17 @@ public record Ds4jProperties(
             @NotNull @DefaultValue("reasoning_content") ReasoningField reasoningField,
             @NotNull @DefaultValue("5s") Duration keepAliveInterval,
             @NotNull @DefaultValue("1s") Duration retryAfter,
-            @Min(0) @DefaultValue("1024") int toolCallMemory) {
+            @Min(0) @DefaultValue("1024") int toolCallMemory,
+            @NotNull @DefaultValue("20s") Duration shutdownDrain,
+            @NotNull @DefaultValue("high") Thinking defaultThinking) {
         public Server {
             if (keepAliveInterval != null && keepAliveInterval.isNegative()) {
                 throw new IllegalArgumentException("ds4.server.keep-alive-interval must not be negative");
             }
         }
     }
+
+    public enum Thinking { off, high, max }
 
     public enum Backend { mpi, nccl, jaccl }
 

@@ -504,8 +504,9 @@ public final class Ds4jNative {
 
     public Sample samplerSample(MemorySegment sampler, MemorySegment session, SampleBuffers buf) {
         try {
-            int tok = (int) h("ds4j_sampler_sample").invokeExact(sampler, session, buf.nTop,
-                    buf.nTop > 0 ? buf.ids : MemorySegment.NULL, buf.nTop > 0 ? buf.lps : MemorySegment.NULL, buf.lp);
+            MemorySegment idsOut = buf.nTop > 0 ? buf.ids : MemorySegment.NULL;
+            MemorySegment lpsOut = buf.nTop > 0 ? buf.lps : MemorySegment.NULL;
+            int tok = (int) h("ds4j_sampler_sample").invokeExact(sampler, session, buf.nTop, idsOut, lpsOut, buf.lp);
             check(tok, "ds4j_sampler_sample");
             int[] ids = buf.nTop > 0 ? buf.ids.asSlice(0, 4L * buf.nTop).toArray(JAVA_INT) : new int[0];
             float[] lps = buf.nTop > 0 ? buf.lps.asSlice(0, 4L * buf.nTop).toArray(JAVA_FLOAT) : new float[0];

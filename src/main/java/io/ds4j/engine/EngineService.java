@@ -36,6 +36,7 @@ public class EngineService implements DisposableBean {
     private volatile MemorySegment session = MemorySegment.NULL;
     private volatile String loadError;
     private volatile boolean shuttingDown;
+    private volatile boolean draining;
     private volatile GgufMetadata metadata = new GgufMetadata(java.util.Map.of());
     private volatile String describeJson = "{}";
     private volatile int nVocab;
@@ -120,6 +121,9 @@ public class EngineService implements DisposableBean {
         } catch (EngineException | NativeLibraryException e) {
             loadError = e.getMessage();
             log.error("cannot load model {}: {}", path, e.getMessage());
+        } catch (RuntimeException e) {
+            loadError = e.toString();
+            log.error("cannot load model {}", path, e);
         }
     }
 
@@ -269,8 +273,21 @@ public class EngineService implements DisposableBean {
         return contextUsed;
     }
 
+    /** True once shutdown began: new requests are refused. */
     public boolean shuttingDown() {
-        return shuttingDown;
+        return shuttingDown || draining;
+    }
+
+    /** Accept requests again (the context was restarted after a stop, e.g. a paused test context). */
+    public void resume() {
+        if (engine.equals(MemorySegment.NULL) && loadError == null && props.model().configured()) return;
+        draining = false;
+        shuttingDown = false;
+    }
+
+    /** Refuse new requests; running and queued ones continue (first phase of a graceful shutdown). */
+    public void beginDrain() {
+        draining = true;
     }
 
     /** Makes running generations stop at the next token (graceful shutdown's last phase). */

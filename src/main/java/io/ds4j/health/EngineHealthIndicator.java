@@ -23,7 +23,9 @@ public class EngineHealthIndicator implements HealthIndicator {
         Health.Builder b = engine.loadError() != null ? Health.down() : Health.up();
         b.withDetail("library", engine.nativeLib().version());
         if (engine.modelLoaded()) {
-            b.withDetail("model", "loaded");
+            b.withDetail("model", "loaded")
+                    .withDetail("context_size", engine.contextSize())
+                    .withDetail("context_used", engine.contextUsed());
         } else if (engine.loadError() != null) {
             b.withDetail("model", "failed").withDetail("error", engine.loadError());
         } else {

@@ -12,10 +12,9 @@ import java.util.Arrays;
 final class BpeModel {
     private static final int LONG_PIECE = 64;
 
-    // open addressing: key = left << 32 | right
-    private final long[] keys;
-    private final int[] ranks;
-    private final int[] results;
+    // open addressing over one array of (key, value) pairs so that a probe touches one cache line:
+    // key = left << 32 | right (-1 = empty), value = rank << 32 | merged id
+    private final long[] table;
     private final int mask;
     /** Token id of each single byte's symbol. */
     final int[] byteIds;
@@ -24,19 +23,16 @@ final class BpeModel {
         this.byteIds = byteIds;
         int n = left.length;
         int cap = Integer.highestOneBit(Math.max(16, n * 2)) << 1;
-        keys = new long[cap];
-        Arrays.fill(keys, -1L);
-        ranks = new int[cap];
-        results = new int[cap];
+        table = new long[cap * 2];
+        for (int i = 0; i < cap; i++) table[2 * i] = -1L;
         mask = cap - 1;
         for (int r = 0; r < n; r++) {
             long k = key(left[r], right[r]);
             int slot = slot(k);
-            while (keys[slot] != -1L && keys[slot] != k) slot = (slot + 1) & mask;
-            if (keys[slot] == k) continue; // duplicate merge line: the first (lowest) rank wins
-            keys[slot] = k;
-            ranks[slot] = r;
-            results[slot] = merged[r];
+            while (table[2 * slot] != -1L && table[2 * slot] != k) slot = (slot + 1) & mask;
+            if (table[2 * slot] == k) continue; // duplicate merge line: the first (lowest) rank wins
+            table[2 * slot] = k;
+            table[2 * slot + 1] = ((long) r << 32) | (merged[r] & 0xFFFFFFFFL);
         }
     }
 
@@ -54,11 +50,19 @@ final class BpeModel {
         long k = key(a, b);
         int s = slot(k);
         while (true) {
-            long v = keys[s];
+            long v = table[2 * s];
             if (v == k) return s;
             if (v == -1L) return -1;
             s = (s + 1) & mask;
         }
+    }
+
+    private int rank(int slot) {
+        return (int) (table[2 * slot + 1] >>> 32);
+    }
+
+    private int result(int slot) {
+        return (int) table[2 * slot + 1];
     }
 
     /** BPE of one piece given as UTF-8 bytes [off, off+len). */
@@ -77,22 +81,27 @@ final class BpeModel {
         return new int[][] {bytes.length < 2 ? a : mergeShort(a), bytes.length < 2 ? b : mergeLong(b)};
     }
 
+    /** O(n^2) scan with the pair ranks cached: after a merge only the two neighbouring pairs change. */
     private int[] mergeShort(int[] syms) {
         int n = syms.length;
+        int[] slot = new int[n]; // slot[i]: table slot of pair (i, i+1), or -1
+        for (int i = 0; i + 1 < n; i++) slot[i] = find(syms[i], syms[i + 1]);
         while (n > 1) {
-            int best = Integer.MAX_VALUE, at = -1, res = 0;
+            int best = Integer.MAX_VALUE, at = -1;
             for (int i = 0; i + 1 < n; i++) {
-                int s = find(syms[i], syms[i + 1]);
-                if (s >= 0 && ranks[s] < best) {
-                    best = ranks[s];
+                int s = slot[i];
+                if (s >= 0 && rank(s) < best) {
+                    best = rank(s);
                     at = i;
-                    res = results[s];
                 }
             }
             if (at < 0) break;
-            syms[at] = res;
+            syms[at] = result(slot[at]);
             System.arraycopy(syms, at + 2, syms, at + 1, n - at - 2);
+            System.arraycopy(slot, at + 2, slot, at + 1, n - at - 2);
             n--;
+            if (at > 0) slot[at - 1] = find(syms[at - 1], syms[at]);
+            slot[at] = at + 1 < n ? find(syms[at], syms[at + 1]) : -1;
         }
         return n == syms.length ? syms : Arrays.copyOf(syms, n);
     }
@@ -115,8 +124,8 @@ final class BpeModel {
             int j = next[i];
             if (j < 0) continue;
             int s = find(sym[i], sym[j]);
-            if (s < 0 || ranks[s] != rank) continue; // stale entry
-            sym[i] = results[s];
+            if (s < 0 || rank(s) != rank) continue; // stale entry
+            sym[i] = result(s);
             sym[j] = -1;
             int k = next[j];
             next[i] = k;
@@ -134,7 +143,7 @@ final class BpeModel {
 
     private void pushPair(LongHeap heap, int[] sym, int i, int j) {
         int s = find(sym[i], sym[j]);
-        if (s >= 0) heap.push(((long) ranks[s] << 32) | i);
+        if (s >= 0) heap.push(((long) rank(s) << 32) | i);
     }
 
     /** Min-heap of longs (rank << 32 | position: lowest rank, then leftmost). */

@@ -49,7 +49,7 @@ public final class Tokenizer {
      */
     private final CacheEntry[] cache = new CacheEntry[CACHE_SLOTS];
 
-    private record CacheEntry(String piece, int[] ids) {}
+    private record CacheEntry(int hash, String piece, int[] ids) {}
 
     private Tokenizer(String[] tokens, int[] types, BpeModel bpe, int bos, int eos) {
         this.tokens = tokens;
@@ -231,14 +231,14 @@ public final class Tokenizer {
         h *= 0x9E3779B9;
         int slot = h >>> (32 - 16);
         CacheEntry e = cache[slot];
-        if (e != null && e.piece.length() == len && s.regionMatches(start, e.piece, 0, len)) {
+        if (e != null && e.hash == h && e.piece.length() == len && s.regionMatches(start, e.piece, 0, len)) {
             out.addAll(e.ids);
             return;
         }
         String piece = s.substring(start, end);
         byte[] b = piece.getBytes(StandardCharsets.UTF_8);
         int[] ids = bpe.encode(b, 0, b.length);
-        cache[slot] = new CacheEntry(piece, ids);
+        cache[slot] = new CacheEntry(h, piece, ids);
         out.addAll(ids);
     }
 

