@@ -844,12 +844,12 @@ static bool cpu_has_f16c(void) {
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
 
-/* AVX-512 with byte permutes (VBMI) and byte popcount (BITALG); GCC's
+/* AVX-512 with byte permutes (VBMI) and GF(2) affine bytes (GFNI); GCC's
  * checks include the OS's XCR0 support for the zmm state. */
 bool ds4j_cpu_has_avx512_iq(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
 }
 #endif
 

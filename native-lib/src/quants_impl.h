@@ -97,10 +97,11 @@ float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n);
 void ds4j_f16_to_f32_row_avx2(const void *src, float *dst, int64_t n);
 /* builds the sign-expansion table used by the IQ2 kernels */
 void ds4j_quants_avx2_init(void);
-/* AVX-512 F/BW/VBMI/BITALG kernels (quants_avx512.c, target attributes);
+/* AVX-512 F/BW/VBMI + GFNI kernels (quants_avx512.c, target attributes);
  * only call after ds4j_cpu_has_avx512_iq() and ds4j_quants_avx512_init(). */
 float ds4j_dot_iq2_xxs_avx512(const void *w, const void *a, int64_t n);
 float ds4j_dot_iq2_xs_avx512(const void *w, const void *a, int64_t n);
+float ds4j_dot_iq2_xxs_avx512g(const void *w, const void *a, int64_t n);
 void ds4j_quants_avx512_init(void);
 bool ds4j_cpu_has_avx512_iq(void);
 #endif
