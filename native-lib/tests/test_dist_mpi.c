@@ -153,8 +153,29 @@ static int leader_main(const char *gguf, const char *out_path, const char *opts)
     return failures ? 1 : 0;
 }
 
+/* Every rank runs this: rank 0 drives one session; a rank > 0 first tries
+ * to drive itself (refused), then follows. */
+static int refuse_main(const char *gguf, const char *opts) {
+    ds4j_engine *e = ds4j_engine_open(gguf, opts);
+    if (!e) { fprintf(stderr, "refuse: %s\n", ds4j_last_error()); return 1; }
+    if (ds4j_engine_rank(e) == 0) {
+        ds4j_session *s = ds4j_session_new(e, 8);
+        CHECK(s && ds4j_session_eval(s, 3) == DS4J_OK && ds4j_session_logits(s) != NULL);
+        ds4j_session_free(s);
+    } else {
+        CHECK(ds4j_session_new(e, 8) == NULL && strstr(ds4j_last_error(), "only the leader (rank 0) drives sessions"));
+        int32_t t = 1;
+        CHECK(ds4j_engine_broadcast_tokens(e, &t, 1, 0) == DS4J_ERR_STATE);
+        CHECK(ds4j_engine_barrier(e) == DS4J_ERR_STATE);
+        CHECK(ds4j_engine_follow(e) == 0);
+    }
+    ds4j_engine_close(e);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--leader")) return leader_main(argv[2], argv[3], argv[4]);
+    if (argc == 4 && !strcmp(argv[1], "--refuse")) return refuse_main(argv[2], argv[3]);
     char gguf[1024], dir[1024];
     snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
     fx_ref ref;
@@ -340,6 +361,18 @@ int main(int argc, char **argv) {
             free(gotv);
         }
         free(want);
+
+        /* ranks > 0 cannot drive sessions themselves outside ds4j_engine_follow */
+        snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --refuse '%s' 'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so' > '%s' 2>&1",
+                 mpirun, self, gguf, DS4J_BUILD_DIR, logp);
+        rc = run(cmd);
+        printf("follower driving its own session: refused, then follows: exit %d\n", rc);
+        if (rc) {
+            char *l = fx_read_file(logp, NULL);
+            fprintf(stderr, "%s\n", l ? l : "");
+            free(l);
+        }
+        CHECK(rc == 0);
 
         /* generate as the only driver; ranks > 0 are plain followers */
         if (ref.greedy && ref.greedy_seq < ref.n_seq) {
