@@ -81,15 +81,20 @@ DS4J_API void ds4j_engine_close(ds4j_engine *engine);
  * With comm=..., N processes (ranks) each own a slice of the routed experts
  * and run every layer in lockstep; after each MoE layer the partial routed
  * outputs are summed across ranks (all_sum) before the replicated shared
- * expert is added. Lockstep contract: every rank makes the same sequence of
- * session calls with the same token ids (the leader, rank 0, samples and
- * broadcasts each token with ds4j_engine_broadcast_tokens). Without comm=,
- * rank is 0, world size 1 and the collectives below are no-ops. */
+ * expert is added. Leader and followers: only rank 0 (the leader) calls the
+ * session API; with world size > 1 it announces every state-changing call
+ * (session new/free, sync, eval, eval_batch, rewind, and the collectives
+ * below) to the other ranks, which run ds4j_engine_follow and replay them
+ * on their own copies of the sessions. On ranks > 0, session_new,
+ * broadcast_tokens and barrier outside ds4j_engine_follow fail with
+ * DS4J_ERR_STATE. Without comm=, rank is 0, world size 1 and the
+ * collectives below are no-ops. */
 DS4J_API int32_t ds4j_engine_rank(const ds4j_engine *engine);
 DS4J_API int32_t ds4j_engine_world_size(const ds4j_engine *engine);
-/* Collective: root's tokens[0..n) replace every other rank's (all ranks pass
- * the same n). Returns n or a negative error (DS4J_ERR_COMM: a peer failed;
- * the engine's communicator is unusable afterwards). */
+/* Collective: root's tokens[0..n) replace every other rank's. Called by the
+ * leader only (root 0); the followers receive it inside ds4j_engine_follow.
+ * Returns n or a negative error (DS4J_ERR_COMM: a peer failed; the engine's
+ * communicator is unusable afterwards). */
 DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *engine, int32_t *tokens, int32_t n, int32_t root);
 /* Collective: returns when every rank has called it. */
 DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
@@ -99,7 +104,9 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
  * sync, eval, eval_batch, rewind), which the leader broadcasts automatically
  * when world size > 1, and returns 0 when the leader closes its engine (or a
  * negative error, e.g. DS4J_ERR_COMM when a peer dies). Rank 0 gets
- * DS4J_ERR_STATE.
+ * DS4J_ERR_STATE. Sessions are matched by creation order; the followers'
+ * copies skip the LM head (nobody reads their logits) and are freed when the
+ * loop returns. The followers adopt the leader's prefill_chunk at open.
  */
 DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
 /*

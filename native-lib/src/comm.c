@@ -185,3 +185,5 @@ int ds4j_comm_barrier(ds4j_comm *c) {
     if (c->broken || c->vt->barrier(c->self)) return comm_failed(c, "barrier");
     return 0;
 }
+
+int ds4j_comm_broken(const ds4j_comm *c) { return c ? c->broken : 0; }

@@ -64,5 +64,7 @@ int ds4j_comm_size(const ds4j_comm *c);
 int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n);
 int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);
+/* 1 after a collective failed. */
+int ds4j_comm_broken(const ds4j_comm *c);
 
 #endif

@@ -3,8 +3,10 @@
  * between ranks (everyone opened the same model; expert ranges partition
  * the routed experts), the all-reduce hook that sums each MoE layer's
  * routed output through the communicator, the per-layer all_sum timing
- * (cumulative counters plus a bounded ring of samples for histograms) and
- * the public ds4j_engine_rank / world_size / broadcast / stats entry points.
+ * (cumulative counters plus a bounded ring of samples for histograms), the
+ * leader/follower protocol (the leader announces each session operation;
+ * ds4j_engine_follow replays them on the followers) and the public
+ * ds4j_engine_rank / world_size / broadcast / follow / stats entry points.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -156,6 +158,26 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
                                ds4j_comm_name(c), (long long)E, (long long)x, (int)mask[x]);
     free(mask);
     if (rc) return rc;
+    /* 3: chunking must be identical everywhere (each chunk is one all_sum of
+     * S x H floats per layer), so the followers adopt the leader's
+     * prefill_chunk, re-sizing their scratch if it differs. */
+    int32_t pc = (int32_t)e->prefill_chunk;
+    if (ds4j_comm_broadcast_i32(c, &pc, 1, 0)) return DS4J_ERR_COMM;
+    float bad = 0;
+    if (pc != e->prefill_chunk) {
+        dsv4_scratch *ns = pc > 0 ? dsv4_scratch_new(e->model, pc, e->n_threads) : NULL;
+        if (ns) {
+            dsv4_scratch_free(e->scratch);
+            e->scratch = ns;
+            e->prefill_chunk = pc;
+        } else {
+            bad = 1;
+        }
+    }
+    if (hs_sum(e, &bad, 1)) return DS4J_ERR_COMM;
+    if (bad != 0)
+        return ds4j_fail(DS4J_ERR_NO_MEMORY, "comm=%s: %d rank(s) could not adopt the leader's prefill_chunk=%d",
+                         ds4j_comm_name(c), (int)bad, pc);
     e->dist = dist_new(m->hp.n_layer);
     if (!e->dist) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
     dsv4_model_set_allreduce(e->model, dist_allreduce, e);
@@ -163,11 +185,146 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
 }
 
 void ds4j_dist_close(ds4j_engine *e) {
+    if (ds4j_dist_leading(e)) ds4j_dist_announce(e, DS4J_OP_SHUTDOWN, -1, 0, NULL, 0);
     if (e->model) dsv4_model_set_allreduce(e->model, NULL, NULL);
     dist_free(e->dist);
     e->dist = NULL;
     ds4j_comm_close(e->comm);
     e->comm = NULL;
+}
+
+/* ------------------------------------------------- leader / followers */
+
+#define OP_MAGIC 0x444a4f50 /* header sanity check: both sides speak this protocol */
+#define OP_HDR 6            /* magic, op, sid, a, n, reserved */
+
+int ds4j_dist_leading(const ds4j_engine *e) {
+    /* e->dist is set once the open-time handshake succeeded everywhere */
+    return e && e->comm && e->dist && ds4j_comm_size(e->comm) > 1 && ds4j_comm_rank(e->comm) == 0;
+}
+
+int ds4j_dist_check_driver(const ds4j_engine *e, const char *what) {
+    if (e->comm && ds4j_comm_rank(e->comm) > 0 && !e->following)
+        return ds4j_fail(DS4J_ERR_STATE,
+                         "%s on rank %d: with comm=%s only the leader (rank 0) drives sessions; "
+                         "the other ranks call ds4j_engine_follow",
+                         what, ds4j_comm_rank(e->comm), ds4j_comm_name(e->comm));
+    return 0;
+}
+
+int ds4j_dist_announce(ds4j_engine *e, int op, int32_t sid, int32_t a, const int32_t *payload, int32_t n) {
+    int32_t h[OP_HDR] = {OP_MAGIC, op, sid, a, n, 0};
+    if (ds4j_comm_broadcast_i32(e->comm, h, OP_HDR, 0)) return DS4J_ERR_COMM;
+    /* the root only sends: its buffer is not written */
+    if (n > 0 && ds4j_comm_broadcast_i32(e->comm, (int32_t *)payload, n, 0)) return DS4J_ERR_COMM;
+    return 0;
+}
+
+int ds4j_dist_agree(ds4j_engine *e, int ok, const char *what) {
+    float bad = ok ? 0.0f : 1.0f;
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", ds4j_last_error());
+    if (ds4j_comm_all_sum_f32(e->comm, &bad, 1)) return DS4J_ERR_COMM;
+    if (bad == 0) return 0;
+    if (!ok) {
+        ds4j_set_error_str(saved);
+        return DS4J_ERR_NO_MEMORY;
+    }
+    return ds4j_fail(DS4J_ERR_NO_MEMORY, "%s: failed on %d other rank(s) (see their errors)", what, (int)bad);
+}
+
+int32_t ds4j_dist_progress_cb(void *ctx, int32_t done, int32_t total) {
+    ds4j_dist_progress *p = ctx;
+    int32_t stop = p->fn ? p->fn(p->user, done, total) != 0 : 0;
+    if (ds4j_comm_broadcast_i32(p->e->comm, &stop, 1, 0)) {
+        p->failed = 1;
+        snprintf(p->msg, sizeof p->msg, "%s", ds4j_last_error());
+        return 1;
+    }
+    return stop;
+}
+
+typedef struct {
+    int32_t *sid;
+    ds4j_session **s;
+    int64_t n, cap;
+} session_map;
+
+static ds4j_session **map_find(session_map *m, int32_t sid) {
+    for (int64_t i = 0; i < m->n; i++)
+        if (m->sid[i] == sid) return &m->s[i];
+    return NULL;
+}
+
+static int map_put(session_map *m, int32_t sid, ds4j_session *s) {
+    if (m->n == m->cap) {
+        int64_t cap = m->cap ? m->cap * 2 : 8;
+        int32_t *ns = realloc(m->sid, (size_t)cap * sizeof *ns);
+        if (ns) m->sid = ns;
+        ds4j_session **nv = ns ? realloc(m->s, (size_t)cap * sizeof *nv) : NULL;
+        if (!nv) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+        m->s = nv;
+        m->cap = cap;
+    }
+    m->sid[m->n] = sid;
+    m->s[m->n++] = s;
+    return 0;
+}
+
+static void map_del(session_map *m, int32_t sid) {
+    ds4j_session **p = map_find(m, sid);
+    if (!p) return;
+    int64_t i = p - m->s;
+    ds4j_session_free(m->s[i]);
+    m->sid[i] = m->sid[m->n - 1];
+    m->s[i] = m->s[m->n - 1];
+    m->n--;
+}
+
+/* Apply one announced operation; non-zero ends the loop. Local failures
+ * that the leader meets too (bad token, context full) are not fatal: the
+ * leader reports them to its caller and both sides stay in step. */
+static int follow_one(ds4j_engine *e, session_map *m, const int32_t *h, int32_t **buf, int64_t *buf_cap) {
+    int op = h[1], n = h[4];
+    int32_t sid = h[2], a = h[3];
+    if (h[0] != OP_MAGIC || n < 0)
+        return ds4j_fail(DS4J_ERR_STATE, "follow: unexpected message from the leader (not a ds4j operation header)");
+    if (n > *buf_cap) {
+        int32_t *nb = realloc(*buf, (size_t)n * sizeof(int32_t));
+        if (!nb) return ds4j_fail(DS4J_ERR_NO_MEMORY, "follow: out of memory for %d tokens", n);
+        *buf = nb;
+        *buf_cap = n;
+    }
+    if (n > 0 && ds4j_comm_broadcast_i32(e->comm, *buf, n, 0)) return DS4J_ERR_COMM;
+    if (op == DS4J_OP_SHUTDOWN) return 1;
+    if (op == DS4J_OP_BCAST) return 0;
+    if (op == DS4J_OP_BARRIER) return ds4j_comm_barrier(e->comm);
+    if (op == DS4J_OP_NEW) {
+        ds4j_session *s = ds4j_session_new_follower(e, sid, a);
+        if (!s) return ds4j_comm_broken(e->comm) ? DS4J_ERR_COMM : 0; /* the leader failed the call as well */
+        if (map_put(m, sid, s)) {
+            ds4j_session_free(s);
+            return DS4J_ERR_NO_MEMORY;
+        }
+        return 0;
+    }
+    ds4j_session **ps = map_find(m, sid);
+    if (!ps) return ds4j_fail(DS4J_ERR_STATE, "follow: the leader used session %d, which this rank does not hold", sid);
+    ds4j_session *s = *ps;
+    int rc = 0;
+    switch (op) {
+    case DS4J_OP_FREE: map_del(m, sid); return 0;
+    case DS4J_OP_EVAL: rc = ds4j_session_eval(s, a); break;
+    case DS4J_OP_EVAL_BATCH: rc = ds4j_session_eval_batch(s, *buf, n, a, NULL); break;
+    case DS4J_OP_REWIND: rc = ds4j_session_rewind(s, a); break;
+    case DS4J_OP_SYNC: {
+        ds4j_dist_progress p = {.fn = NULL, .e = e};
+        rc = ds4j_session_sync_follower(s, *buf, n, a != 0, &p);
+        break;
+    }
+    default: return ds4j_fail(DS4J_ERR_STATE, "follow: unknown operation %d from the leader", op);
+    }
+    return rc == DS4J_ERR_COMM ? rc : 0;
 }
 
 /* ------------------------------------------------------------ public */
@@ -187,6 +344,13 @@ DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *e, int32_t *tokens, i
         if (root != 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast_tokens: root %d but one rank", root);
         return n;
     }
+    if (ds4j_dist_check_driver(e, "broadcast_tokens")) return DS4J_ERR_STATE;
+    if (ds4j_dist_leading(e)) {
+        /* the followers sit in ds4j_engine_follow: announce, which carries the ids */
+        if (root != 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast_tokens: only the leader (rank 0) can be root");
+        int rc = ds4j_dist_announce(e, DS4J_OP_BCAST, -1, 0, tokens, n);
+        return rc ? rc : n;
+    }
     int rc = ds4j_comm_broadcast_i32(e->comm, tokens, n, root);
     return rc ? rc : n;
 }
@@ -194,13 +358,41 @@ DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *e, int32_t *tokens, i
 DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *e) {
     ds4j_clear_error();
     if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "barrier: engine is NULL");
-    return e->comm ? ds4j_comm_barrier(e->comm) : DS4J_OK;
+    if (!e->comm) return DS4J_OK;
+    if (ds4j_dist_check_driver(e, "barrier")) return DS4J_ERR_STATE;
+    if (ds4j_dist_leading(e) && ds4j_dist_announce(e, DS4J_OP_BARRIER, -1, 0, NULL, 0)) return DS4J_ERR_COMM;
+    return ds4j_comm_barrier(e->comm);
 }
 
 DS4J_API int32_t ds4j_engine_follow(ds4j_engine *e) {
     ds4j_clear_error();
     if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "follow: engine is NULL");
-    return ds4j_fail(DS4J_ERR_STATE, "follow: the follower loop is not implemented in this build");
+    if (!e->comm || !e->dist || ds4j_comm_rank(e->comm) == 0)
+        return ds4j_fail(DS4J_ERR_STATE, "follow: only ranks > 0 of a comm= engine follow (this is rank %d of %d)",
+                         ds4j_comm_rank(e->comm), ds4j_comm_size(e->comm));
+    if (e->following) return ds4j_fail(DS4J_ERR_STATE, "follow: already following");
+    e->following = 1;
+    session_map m = {0};
+    int32_t *buf = NULL;
+    int64_t cap = 0;
+    int rc;
+    for (;;) {
+        int32_t h[OP_HDR] = {0};
+        if (ds4j_comm_broadcast_i32(e->comm, h, OP_HDR, 0)) { rc = DS4J_ERR_COMM; break; }
+        rc = follow_one(e, &m, h, &buf, &cap);
+        if (rc == 1) { rc = 0; break; }
+        if (rc) break;
+    }
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", ds4j_last_error());
+    for (int64_t i = 0; i < m.n; i++) ds4j_session_free(m.s[i]);
+    free(m.sid);
+    free(m.s);
+    free(buf);
+    e->following = 0;
+    if (rc) ds4j_set_error_str(saved);
+    else ds4j_clear_error();
+    return rc;
 }
 
 DS4J_API int32_t ds4j_engine_allsum_stats(const ds4j_engine *e, int32_t layer, int64_t *count, int64_t *total_ns,

@@ -20,7 +20,59 @@ typedef struct ds4j_dist ds4j_dist;
  * DS4J_ERR_STATE and keeps the caller's error message.
  */
 int ds4j_dist_handshake(struct ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi);
-/* Removes the hook, frees the statistics and closes the communicator. */
+/* Removes the hook, frees the statistics and closes the communicator. On
+ * the leader of a multi-rank engine it first tells the followers to stop. */
 void ds4j_dist_close(struct ds4j_engine *e);
+
+/*
+ * Leader/follower mirroring (docs/distributed.md, "Leader and followers").
+ * With world size > 1, rank 0 announces every state-changing session
+ * operation and every public collective to the followers (which run
+ * ds4j_engine_follow) before executing it. An announcement is one broadcast
+ * of a fixed header, followed by one broadcast of the token payload when
+ * the operation has one.
+ */
+enum {
+    DS4J_OP_NEW = 1,   /* a = n_ctx; then an all_sum of the creation status */
+    DS4J_OP_FREE,
+    DS4J_OP_SYNC,      /* a = 1 if the leader has a progress callback (one
+                        * continue/stop broadcast per chunk boundary), n tokens */
+    DS4J_OP_EVAL,      /* a = token */
+    DS4J_OP_EVAL_BATCH,/* a = chunk, n tokens */
+    DS4J_OP_REWIND,    /* a = pos */
+    DS4J_OP_BCAST,     /* n ints follow (ds4j_engine_broadcast_tokens) */
+    DS4J_OP_BARRIER,
+    DS4J_OP_SHUTDOWN,
+};
+/* 1 on rank 0 of an engine with world size > 1. */
+int ds4j_dist_leading(const struct ds4j_engine *e);
+/* DS4J_ERR_STATE (with a message) when this rank is a follower that is not
+ * inside ds4j_engine_follow: its sessions are driven by the leader. */
+int ds4j_dist_check_driver(const struct ds4j_engine *e, const char *what);
+/* Leader only: broadcast the header (op, sid, a) and payload[0..n). */
+int ds4j_dist_announce(struct ds4j_engine *e, int op, int32_t sid, int32_t a, const int32_t *payload, int32_t n);
+
+/* Collective status after DS4J_OP_NEW: 0 when every rank reports ok, else
+ * an error naming how many ranks failed (DS4J_ERR_COMM if the sum itself
+ * failed). */
+int ds4j_dist_agree(struct ds4j_engine *e, int ok, const char *what);
+
+/* Chunk-boundary verdicts of a mirrored sync. On the leader fn is the
+ * caller's callback and its verdict is broadcast; on a follower fn is NULL
+ * and the verdict is received. A failed broadcast stops the evaluation and
+ * sets failed / msg. */
+typedef struct ds4j_dist_progress {
+    int32_t (*fn)(void *user, int32_t done, int32_t total);
+    void *user;
+    struct ds4j_engine *e;
+    int failed;
+    char msg[384];
+} ds4j_dist_progress;
+int32_t ds4j_dist_progress_cb(void *ctx, int32_t done, int32_t total);
+
+/* Follower halves of session operations (session.c). */
+struct ds4j_session *ds4j_session_new_follower(struct ds4j_engine *e, int32_t sid, int32_t n_ctx);
+int32_t ds4j_session_sync_follower(struct ds4j_session *s, const int32_t *tokens, int32_t n, int has_progress,
+                                   ds4j_dist_progress *p);
 
 #endif

@@ -12,11 +12,17 @@
  * before pos (or the empty state) and replays the tokens in between, so
  * the cost is at most ~ck_interval tokens for recent positions, and a full
  * replay for positions older than the ring covers.
+ *
+ * Distributed engines: on the leader (rank 0 of world size > 1) every
+ * state-changing entry point first announces itself to the followers
+ * (dist.c) and then runs exactly the code the followers run, so both sides
+ * take the same decisions (prefix reuse, checkpoint restores, chunking).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "session.h"
 
 #define CK_INTERVAL 64
@@ -40,10 +46,9 @@ DS4J_API int64_t ds4j_context_memory(const ds4j_engine *e, int32_t n_ctx) {
     return total;
 }
 
-DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
-    ds4j_clear_error();
-    if (!e || !e->model) { ds4j_fail(DS4J_ERR_STATE, "engine has no model loaded (vocab_only?)"); return NULL; }
-    if (n_ctx <= 0) { ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx must be positive (got %d)", n_ctx); return NULL; }
+static void session_destroy(ds4j_session *s);
+
+static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
     if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) return NULL;
     ds4j_session *s = calloc(1, sizeof *s);
     if (!s) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
@@ -56,7 +61,7 @@ DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
     s->ck_interval = CK_INTERVAL;
     s->ck_data = ds4j_alloc((size_t)(s->st->fixed_bytes * DS4J_CK_SLOTS));
     if (!s->tokens || !s->logits || !s->ck_data) {
-        ds4j_session_free(s);
+        session_destroy(s);
         ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a session of %d tokens", n_ctx);
         return NULL;
     }
@@ -65,13 +70,51 @@ DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
     return s;
 }
 
-DS4J_API void ds4j_session_free(ds4j_session *s) {
+static void session_destroy(ds4j_session *s) {
     if (!s) return;
     kv_state_free(s->st);
     ds4j_free(s->tokens);
     ds4j_free(s->logits);
     ds4j_free(s->ck_data);
     free(s);
+}
+
+DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
+    ds4j_clear_error();
+    if (!e || !e->model) { ds4j_fail(DS4J_ERR_STATE, "engine has no model loaded (vocab_only?)"); return NULL; }
+    if (n_ctx <= 0) { ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "n_ctx must be positive (got %d)", n_ctx); return NULL; }
+    if (ds4j_dist_check_driver(e, "session_new")) return NULL;
+    if (!ds4j_dist_leading(e)) return session_create(e, n_ctx);
+    int32_t sid = e->next_sid++;
+    if (ds4j_dist_announce(e, DS4J_OP_NEW, sid, n_ctx, NULL, 0)) return NULL;
+    ds4j_session *s = session_create(e, n_ctx);
+    if (s) s->sid = sid;
+    /* every rank must hold the session, or none does */
+    if (ds4j_dist_agree(e, s != NULL, "session_new")) {
+        session_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+DS4J_API void ds4j_session_free(ds4j_session *s) {
+    if (!s) return;
+    if (ds4j_dist_leading(s->eng)) ds4j_dist_announce(s->eng, DS4J_OP_FREE, s->sid, 0, NULL, 0);
+    session_destroy(s);
+}
+
+/* Follower side of DS4J_OP_NEW (dist.c): create, then agree like the leader. */
+ds4j_session *ds4j_session_new_follower(ds4j_engine *e, int32_t sid, int32_t n_ctx) {
+    ds4j_session *s = n_ctx > 0 ? session_create(e, n_ctx) : NULL;
+    if (s) {
+        s->sid = sid;
+        s->skip_head = 1;
+    }
+    if (ds4j_dist_agree(e, s != NULL, "session_new")) {
+        session_destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 DS4J_API int32_t ds4j_session_n_ctx(const ds4j_session *s) { return s ? (int32_t)s->n_ctx : DS4J_ERR_INVALID_ARGUMENT; }
@@ -141,8 +184,10 @@ static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t 
         if (len > chunk) len = chunk;
         int64_t next_ck = (pos / s->ck_interval + 1) * s->ck_interval;
         if (pos + len > next_ck) len = next_ck - pos;
+        /* has_logits stays in step with the leader even when a follower
+         * skips the head: rewind decisions depend on it */
         int rc = dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len,
-                              logits_out ? logits_out + done * e->n_vocab : NULL, s->logits);
+                              logits_out ? logits_out + done * e->n_vocab : NULL, s->skip_head ? NULL : s->logits);
         if (rc) {
             /* a failure inside the layers (e.g. a peer's all-reduce) leaves the
              * state half-updated: fall back to the last consistent checkpoint */
@@ -175,6 +220,7 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *s, int32_t pos) {
     if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
     if (pos < 0 || pos > s->st->pos)
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "rewind position %d outside [0, %lld]", pos, (long long)s->st->pos);
+    if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_REWIND, s->sid, pos, NULL, 0)) return DS4J_ERR_COMM;
     int rc = rewind_to(s, pos);
     return rc ? rc : DS4J_OK;
 }
@@ -182,6 +228,7 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *s, int32_t pos) {
 DS4J_API int32_t ds4j_session_eval(ds4j_session *s, int32_t token) {
     ds4j_clear_error();
     if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
+    if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_EVAL, s->sid, token, NULL, 0)) return DS4J_ERR_COMM;
     int rc = eval_tokens(s, &token, 1, 1, NULL, NULL, NULL, 0, 0);
     return rc ? rc : DS4J_OK;
 }
@@ -191,14 +238,13 @@ DS4J_API int32_t ds4j_session_eval_batch(ds4j_session *s, const int32_t *tokens,
     ds4j_clear_error();
     if (!s || n < 0 || (n > 0 && !tokens) || chunk < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
     if (n == 0) return DS4J_OK;
+    if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_EVAL_BATCH, s->sid, chunk, tokens, n))
+        return DS4J_ERR_COMM;
     int rc = eval_tokens(s, tokens, n, chunk, logits_out, NULL, NULL, 0, 0);
     return rc ? rc : DS4J_OK;
 }
 
-DS4J_API int32_t ds4j_session_sync(ds4j_session *s, const int32_t *tokens, int32_t n, ds4j_progress_fn progress,
-                                   void *user) {
-    ds4j_clear_error();
-    if (!s || n < 0 || (n > 0 && !tokens)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
+static int32_t sync_impl(ds4j_session *s, const int32_t *tokens, int32_t n, ds4j_progress_fn progress, void *user) {
     if (n > s->n_ctx)
         return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "prompt of %d tokens exceeds n_ctx = %lld", n, (long long)s->n_ctx);
     int64_t cur = s->st->pos, lcp = 0;
@@ -211,4 +257,33 @@ DS4J_API int32_t ds4j_session_sync(ds4j_session *s, const int32_t *tokens, int32
     if (lcp < cur) at = ck_restore(s, lcp, 0);
     int rc = eval_tokens(s, tokens + at, n - at, 0, NULL, progress, user, at, n);
     return rc ? rc : (int32_t)at;
+}
+
+DS4J_API int32_t ds4j_session_sync(ds4j_session *s, const int32_t *tokens, int32_t n, ds4j_progress_fn progress,
+                                   void *user) {
+    ds4j_clear_error();
+    if (!s || n < 0 || (n > 0 && !tokens)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
+    if (!ds4j_dist_leading(s->eng)) return sync_impl(s, tokens, n, progress, user);
+    /* The followers redo the prefix match themselves from the full list; the
+     * progress callback's verdict at each chunk boundary is broadcast so that
+     * a cancellation stops every rank at the same position. */
+    if (ds4j_dist_announce(s->eng, DS4J_OP_SYNC, s->sid, progress != NULL, tokens, n)) return DS4J_ERR_COMM;
+    ds4j_dist_progress p = {.fn = progress, .user = user, .e = s->eng};
+    int32_t rc = sync_impl(s, tokens, n, progress ? ds4j_dist_progress_cb : NULL, &p);
+    if (p.failed) {
+        ds4j_set_error_str(p.msg);
+        return DS4J_ERR_COMM;
+    }
+    return rc;
+}
+
+/* Follower side of DS4J_OP_SYNC: the leader's verdicts arrive through p. */
+int32_t ds4j_session_sync_follower(ds4j_session *s, const int32_t *tokens, int32_t n, int has_progress,
+                                   ds4j_dist_progress *p) {
+    int32_t rc = sync_impl(s, tokens, n, has_progress ? ds4j_dist_progress_cb : NULL, p);
+    if (p->failed) {
+        ds4j_set_error_str(p->msg);
+        return DS4J_ERR_COMM;
+    }
+    return rc;
 }

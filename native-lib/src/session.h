@@ -29,6 +29,8 @@ struct ds4j_engine {
     char *describe;
     struct ds4j_comm *comm;  /* NULL without comm= (one process) */
     struct ds4j_dist *dist;  /* all_sum timing; NULL without comm= */
+    int following;           /* rank > 0 inside ds4j_engine_follow */
+    int32_t next_sid;        /* leader: id of the next session (creation order) */
 };
 
 /* Checkpoints: a ring of snapshots of the fixed-size decoder state taken
@@ -45,6 +47,8 @@ struct ds4j_session {
     int64_t ck_interval;
     uint8_t *ck_data;       /* [DS4J_CK_SLOTS][fixed_bytes] */
     int64_t ck_pos[DS4J_CK_SLOTS]; /* -1 = empty */
+    int32_t sid;            /* id shared by the leader and its followers */
+    int skip_head;          /* follower: nobody reads the logits, skip the LM head */
 };
 
 /* Parse "k=v;k=v\n..." calling cb(user, key, value) for each pair; stops at

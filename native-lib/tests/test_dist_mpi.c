@@ -10,9 +10,17 @@
  * and broadcasts) reproduces the reference greedy continuation; overlapping
  * expert ranges are refused on every rank; a rank killed mid-run makes
  * mpirun fail within a bounded time instead of hanging.
+ * Leader/follower: this program re-runs itself as the leader (`--leader`,
+ * public API only: new/sync with prefix reuse/rewind/eval/eval_batch/a sync
+ * cancelled by its progress callback/a second session/broadcast/barrier)
+ * next to `ds4j-tool follow` ranks (MPMD mpirun) and must write the same
+ * numbers as the same script in one process; generate as leader with
+ * follow ranks reproduces the greedy reference; a follower killed
+ * mid-generation fails the leader promptly.
  */
 #include <math.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "ds4j.h"
@@ -60,7 +68,114 @@ static float *read_f32(const char *path, long n) {
 }
 #endif
 
-int main(void) {
+/* ---- the leader's script: only public API calls; every number it
+ * produces goes to `out` so that runs can be compared exactly ---- */
+static void put(FILE *out, const float *v, long n) { fwrite(v, sizeof(float), (size_t)n, out); }
+static void put_i(FILE *out, long x) { float f = (float)x; put(out, &f, 1); }
+
+static int cancel_at_20(void *user, int32_t done, int32_t total) {
+    (void)total;
+    ++*(int *)user;
+    return done >= 20;
+}
+
+static void scripted(ds4j_engine *e, const int32_t *tok, int n, FILE *out) {
+    int V = ds4j_n_vocab(e), k = n / 2;
+    ds4j_session *s = ds4j_session_new(e, n + 16);
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK(ds4j_session_sync(s, tok, k, NULL, NULL) == 0);
+    put(out, ds4j_session_logits(s), V);
+    CHECK(ds4j_session_sync(s, tok, n, NULL, NULL) == k); /* prefix reuse */
+    put(out, ds4j_session_logits(s), V);
+    CHECK(ds4j_session_rewind(s, k - 3) == DS4J_OK && ds4j_session_pos(s) == k - 3);
+    put(out, ds4j_session_logits(s), V);
+    CHECK(ds4j_session_eval(s, tok[k - 3]) == DS4J_OK);
+    put(out, ds4j_session_logits(s), V);
+    float *rows = malloc((size_t)6 * V * sizeof(float));
+    CHECK(ds4j_session_eval_batch(s, tok + k - 2, 6, 2, rows) == DS4J_OK);
+    put(out, rows, 6L * V);
+    free(rows);
+    CHECK(ds4j_session_sync(s, tok, n, NULL, NULL) == k + 4);
+    put(out, ds4j_session_logits(s), V);
+    /* a divergent suffix: reuse up to the first difference */
+    int32_t *alt = malloc((size_t)n * sizeof(int32_t));
+    memcpy(alt, tok, (size_t)n * sizeof(int32_t));
+    for (int i = n - 20; i < n - 5; i++) alt[i] = (tok[i] + 7) % V;
+    int r = ds4j_session_sync(s, alt, n - 5, NULL, NULL);
+    CHECK(r >= 0 && r <= n - 20);
+    put_i(out, r);
+    put(out, ds4j_session_logits(s), V);
+    /* cancelled by the leader's callback after 20 tokens: every rank stops there */
+    int calls = 0;
+    r = ds4j_session_sync(s, tok, n, cancel_at_20, &calls);
+    put_i(out, r);
+    put_i(out, ds4j_session_pos(s));
+    CHECK(calls > 0 && r == DS4J_ERR_CANCELLED && ds4j_session_pos(s) >= 20 && ds4j_session_pos(s) < n);
+    if (r == DS4J_ERR_CANCELLED) {
+        int p = ds4j_session_pos(s);
+        CHECK(ds4j_session_eval(s, tok[p]) == DS4J_OK);
+        put(out, ds4j_session_logits(s), V);
+    }
+    CHECK(ds4j_session_sync(s, tok, n, NULL, NULL) >= 0);
+    put(out, ds4j_session_logits(s), V);
+    free(alt);
+    /* a second session, created and freed while the first one lives */
+    ds4j_session *s2 = ds4j_session_new(e, 16);
+    CHECK(s2 != NULL);
+    if (s2) {
+        CHECK(ds4j_session_eval_batch(s2, tok + 3, 10, 0, NULL) == DS4J_OK);
+        put(out, ds4j_session_logits(s2), V);
+        ds4j_session_free(s2);
+    }
+    CHECK(ds4j_session_eval(s, tok[0]) == DS4J_OK); /* the first session is unaffected */
+    put(out, ds4j_session_logits(s), V);
+    int32_t bt[2] = {5, 6};
+    CHECK(ds4j_engine_broadcast_tokens(e, bt, 2, 0) == 2 && ds4j_engine_barrier(e) == DS4J_OK);
+    ds4j_session_free(s);
+}
+
+static int leader_main(const char *gguf, const char *out_path, const char *opts) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
+    fx_ref ref;
+    if (fx_load_ref(dir, &ref)) return 1;
+    int q = 0;
+    for (int i = 1; i < ref.n_seq; i++) if (ref.n_tok[i] > ref.n_tok[q]) q = i;
+    ds4j_engine *e = ds4j_engine_open(gguf, opts);
+    if (!e) { fprintf(stderr, "leader: %s\n", ds4j_last_error()); return 1; }
+    FILE *out = fopen(out_path, "wb");
+    if (!out) return 1;
+    scripted(e, ref.tok[q], ref.n_tok[q], out);
+    fclose(out);
+    ds4j_engine_close(e);
+    fx_free_ref(&ref);
+    return failures ? 1 : 0;
+}
+
+/* Every rank runs this: rank 0 drives one session; a rank > 0 first tries
+ * to drive itself (refused), then follows. */
+static int refuse_main(const char *gguf, const char *opts) {
+    ds4j_engine *e = ds4j_engine_open(gguf, opts);
+    if (!e) { fprintf(stderr, "refuse: %s\n", ds4j_last_error()); return 1; }
+    if (ds4j_engine_rank(e) == 0) {
+        ds4j_session *s = ds4j_session_new(e, 8);
+        CHECK(s && ds4j_session_eval(s, 3) == DS4J_OK && ds4j_session_logits(s) != NULL);
+        ds4j_session_free(s);
+    } else {
+        CHECK(ds4j_session_new(e, 8) == NULL && strstr(ds4j_last_error(), "only the leader (rank 0) drives sessions"));
+        int32_t t = 1;
+        CHECK(ds4j_engine_broadcast_tokens(e, &t, 1, 0) == DS4J_ERR_STATE);
+        CHECK(ds4j_engine_barrier(e) == DS4J_ERR_STATE);
+        CHECK(ds4j_engine_follow(e) == 0);
+    }
+    ds4j_engine_close(e);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--leader")) return leader_main(argv[2], argv[3], argv[4]);
+    if (argc == 4 && !strcmp(argv[1], "--refuse")) return refuse_main(argv[2], argv[3]);
     char gguf[1024], dir[1024];
     snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
     fx_ref ref;
@@ -113,6 +228,8 @@ int main(void) {
     long total = got;
     while ((got = ds4j_engine_allsum_drain(el, lay, ns, 64, NULL)) > 0) total += got;
     CHECK(got == 0 && total == (long)n * L);
+    CHECK(ds4j_engine_follow(e) == DS4J_ERR_STATE);  /* no comm= */
+    CHECK(ds4j_engine_follow(el) == DS4J_ERR_STATE); /* rank 0 */
     int32_t bt[2] = {7, 9};
     CHECK(ds4j_engine_broadcast_tokens(el, bt, 2, 0) == 2 && bt[0] == 7);
     CHECK(ds4j_engine_broadcast_tokens(el, bt, 2, 1) == DS4J_ERR_INVALID_ARGUMENT);
@@ -203,6 +320,97 @@ int main(void) {
     CHECK(commas < 59);
     CHECK(txt && strstr(txt, "rank 1"));
     free(txt);
+    /* ---- leader/follower: a single-driver leader next to `ds4j-tool follow` ---- */
+    {
+        char self[1024], want_p[1024], got_p[1024];
+        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+        CHECK(k > 0);
+        self[k > 0 ? k : 0] = 0;
+        snprintf(want_p, sizeof want_p, "%s/test-dist-script-1.f32", DS4J_BUILD_DIR);
+        snprintf(got_p, sizeof got_p, "%s/test-dist-script-n.f32", DS4J_BUILD_DIR);
+        ds4j_engine *e1 = ds4j_engine_open(gguf, "threads=1;prefill_chunk=4");
+        FILE *f = fopen(want_p, "wb");
+        CHECK(e1 && f);
+        if (e1 && f) scripted(e1, tok, n, f);
+        if (f) fclose(f);
+        ds4j_engine_close(e1);
+        long want_len = 0;
+        float *want = (float *)fx_read_file(want_p, &want_len);
+        CHECK(want && want_len > 0);
+        for (int nf = 1; nf <= 2; nf++) {
+            /* the followers open with the default prefill_chunk (64): they must adopt the leader's 4 */
+            remove(got_p);
+            snprintf(cmd, sizeof cmd, "%s -np 1 '%s' --leader '%s' '%s' "
+                     "'threads=1;prefill_chunk=4;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so' : "
+                     "-np %d '%s' follow --model '%s' --threads 1 --options comm=mpi > '%s' 2>&1",
+                     mpirun, self, gguf, got_p, DS4J_BUILD_DIR, nf, DS4J_TOOL_PATH, gguf, logp);
+            rc = run(cmd);
+            long got_len = 0;
+            float *gotv = rc == 0 ? (float *)fx_read_file(got_p, &got_len) : NULL;
+            if (!gotv || got_len != want_len || !want) {
+                char *l = fx_read_file(logp, NULL);
+                fprintf(stderr, "leader + %d follower(s): exit %d, %ld bytes (want %ld):\n%s\n", nf, rc, got_len,
+                        want_len, l ? l : "");
+                free(l);
+                CHECK(0);
+            } else {
+                double d = maxdiff(gotv, want, want_len / 4);
+                printf("leader script + %d follower(s): %ld numbers, max |d| vs one process %.3g\n", nf, want_len / 4, d);
+                CHECK(d <= 1e-5);
+            }
+            free(gotv);
+        }
+        free(want);
+
+        /* ranks > 0 cannot drive sessions themselves outside ds4j_engine_follow */
+        snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --refuse '%s' 'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so' > '%s' 2>&1",
+                 mpirun, self, gguf, DS4J_BUILD_DIR, logp);
+        rc = run(cmd);
+        printf("follower driving its own session: refused, then follows: exit %d\n", rc);
+        if (rc) {
+            char *l = fx_read_file(logp, NULL);
+            fprintf(stderr, "%s\n", l ? l : "");
+            free(l);
+        }
+        CHECK(rc == 0);
+
+        /* generate as the only driver; ranks > 0 are plain followers */
+        if (ref.greedy && ref.greedy_seq < ref.n_seq) {
+            char pids[4096], wantg[4096];
+            size_t po = 0, wo = 0;
+            for (int i = 0; i < ref.n_tok[ref.greedy_seq]; i++)
+                po += (size_t)snprintf(pids + po, sizeof pids - po, "%s%d", i ? "," : "", ref.tok[ref.greedy_seq][i]);
+            for (int i = 0; i < ref.n_greedy; i++)
+                wo += (size_t)snprintf(wantg + wo, sizeof wantg - wo, "%s%d", i ? "," : "", ref.greedy[i]);
+            snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=mpi : "
+                     "-np 1 '%s' follow --model '%s' --threads 1 > '%s' 2>/dev/null",
+                     mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, DS4J_TOOL_PATH, gguf, logp);
+            rc = run(cmd);
+            txt = fx_read_file(logp, NULL);
+            printf("generate + follow: exit %d, %s", rc, txt ? txt : "(no output)\n");
+            CHECK(rc == 0 && txt && !strncmp(txt, wantg, strlen(wantg)) && txt[strlen(wantg)] == '\n');
+            free(txt);
+        }
+
+        /* a follower dies mid-generation: the leader fails promptly, no hang */
+        char errp[1024];
+        snprintf(errp, sizeof errp, "%s/test-dist.err", DS4J_BUILD_DIR);
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 60 --threads 1 --options comm=mpi : "
+                 "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
+                 mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = run(cmd);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        txt = fx_read_file(logp, NULL);
+        int toks = 0;
+        for (const char *c = txt; c && *c; c++) toks += *c == ',';
+        printf("follower killed after 6 forwards: mpirun exit %d after %.1f s, %d tokens printed\n", rc, secs,
+               txt && *txt ? toks + 1 : 0);
+        CHECK(rc != 0 && rc != 124 && secs < 100);
+        CHECK(toks < 10); /* the prompt + 5 decode steps, give or take the kill's latency */
+        free(txt);
+    }
     free(refl);
     free(full);
     free(loc);

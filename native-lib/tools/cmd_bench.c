@@ -102,6 +102,11 @@ int cmd_bench(int argc, char **argv) {
     if (!model || n_gen < 1 || n_prompt < 1) { fprintf(stderr, "ds4j-tool bench: --model is required\n"); return 2; }
     ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
     if (!e) return 1;
+    if (ds4j_engine_rank(e) > 0) { /* comm=: rank 0 measures, the others follow it */
+        int frc = tool_follow_engine(e, "bench", -1);
+        ds4j_engine_close(e);
+        return frc;
+    }
     const char *js = ds4j_engine_describe(e);
     long long active = json_int(js, "active_bytes_per_token"), total = json_int(js, "weight_bytes");
     int V = ds4j_n_vocab(e);

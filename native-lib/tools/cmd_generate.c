@@ -1,11 +1,12 @@
 /*
  * cmd_generate.c — `ds4j-tool generate`: evaluate prompt token ids, then
  * sample n tokens with the C sampler and print them comma-separated.
- * Under mpirun with --options comm=mpi the leader (rank 0) samples and
- * broadcasts each token; every rank evaluates it (lockstep), rank 0 prints.
- * --stats reports decode speed and per-layer all_sum latency on stderr;
- * --die-rank R --die-after N kill rank R with SIGKILL after N tokens (a
- * test hook that simulates a crashed peer).
+ * Under mpirun with --options comm=mpi rank 0 drives the engine like a
+ * single process and prints; the other ranks follow it (ds4j_engine_follow
+ * replays its session calls). --stats reports decode speed and per-layer
+ * all_sum latency on stderr; --die-rank R --die-after N kill rank R with
+ * SIGKILL after N generated tokens (a test hook that simulates a crashed
+ * peer; on a follower: after the prompt's forward passes plus N).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +65,12 @@ int cmd_generate(int argc, char **argv) {
     if (n <= 0) { fprintf(stderr, "ds4j-tool generate: bad --tokens list\n"); return 2; }
     ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
     if (!e) { free(ids); return 1; }
+    if (ds4j_engine_rank(e) > 0) {
+        free(ids);
+        int frc = tool_follow_engine(e, "generate", ds4j_engine_rank(e) == die_rank ? 1 + die_after : -1);
+        ds4j_engine_close(e);
+        return frc;
+    }
     ds4j_sampler *sp = ds4j_sampler_new(sopts);
     ds4j_session *s = sp ? ds4j_session_new(e, n + n_gen) : NULL;
     int rc = 1;
@@ -77,21 +84,14 @@ int cmd_generate(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n_gen; i++) {
         if (rank == die_rank && i == die_after) raise(SIGKILL);
-        /* the leader samples; a negative id tells the followers to stop */
-        int32_t t = rank == 0 ? ds4j_sampler_sample(sp, s, 0, NULL, NULL, NULL) : 0;
-        char why[512] = "";
-        if (t < 0) snprintf(why, sizeof why, "%s", ds4j_last_error());
-        if (ds4j_engine_broadcast_tokens(e, &t, 1, 0) < 0) { fprintf(stderr, "\nds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
-        if (t < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", rank == 0 ? why : "the leader failed to sample"); goto done; }
-        if (rank == 0) {
-            printf("%s%d", i ? "," : "", t);
-            fflush(stdout);
-        }
+        int32_t t = ds4j_sampler_sample(sp, s, 0, NULL, NULL, NULL);
+        if (t < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+        printf("%s%d", i ? "," : "", t);
+        fflush(stdout);
         ds4j_sampler_accept(sp, t);
         if (i + 1 < n_gen && ds4j_session_eval(s, t) < 0) { fprintf(stderr, "\nds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (rank != 0) { rc = 0; goto done; }
     printf("\n");
     if (stats && n_gen > 1) {
         double dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;

@@ -2,7 +2,8 @@
  * cmd_logits.c — `ds4j-tool logits`: evaluate a token list and write one row
  * of n_vocab float32 logits per input position (row t = logits after token
  * t), for comparisons against reference logits. Under mpirun with
- * --options comm=mpi every rank evaluates in lockstep and rank 0 writes.
+ * --options comm=mpi rank 0 drives the engine and writes; the other ranks
+ * follow it (ds4j_engine_follow).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +45,18 @@ int cmd_logits(int argc, char **argv) {
     }
     ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
     if (!e) { free(ids); return 1; }
+    if (ds4j_engine_rank(e) > 0) {
+        free(ids);
+        int frc = tool_follow_engine(e, "logits", -1);
+        ds4j_engine_close(e);
+        return frc;
+    }
     int V = ds4j_n_vocab(e);
     ds4j_session *s = ds4j_session_new(e, n);
     float *lg = malloc((size_t)n * V * sizeof(float));
     int rc = 1;
     if (!s || !lg) { fprintf(stderr, "ds4j-tool logits: %s\n", ds4j_last_error()); goto done; }
     if (ds4j_session_eval_batch(s, ids, n, chunk, lg) < 0) { fprintf(stderr, "ds4j-tool logits: %s\n", ds4j_last_error()); goto done; }
-    if (ds4j_engine_rank(e) != 0) { rc = 0; goto done; } /* followers only took part in the collectives */
     if (out) {
         FILE *f = fopen(out, "wb");
         if (!f || fwrite(lg, sizeof(float), (size_t)n * V, f) != (size_t)n * V) {

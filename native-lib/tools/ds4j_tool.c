@@ -26,6 +26,7 @@ static const struct {
     {"info", cmd_info, "show a GGUF file: metadata, tensors, parameter summary"},
     {"convert", cmd_convert, "HF DeepSeek V4 checkpoint (safetensors) -> deepseek4 GGUF"},
     {"bench", cmd_bench, "prefill/decode tokens per second and implied weight bandwidth"},
+    {"follow", cmd_follow, "follower rank of a comm=mpi engine: replays the leader's session calls"},
     {"generate", cmd_generate, "greedy or sampled generation from token ids"},
     {"logits", cmd_logits, "write per-position logits for a token list"},
     {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},

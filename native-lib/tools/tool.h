@@ -13,5 +13,11 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_quants(int argc, char **argv);
+int cmd_follow(int argc, char **argv);
+
+struct ds4j_engine;
+/* Rank > 0: run the follower loop (cmd_follow.c); die_after >= 0 is the
+ * crash test hook (SIGKILL after that many forward passes). Exit code. */
+int tool_follow_engine(struct ds4j_engine *e, const char *who, int die_after);
 
 #endif

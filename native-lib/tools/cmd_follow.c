@@ -1,0 +1,87 @@
+/*
+ * cmd_follow.c — `ds4j-tool follow`: a follower rank of a distributed
+ * engine. Opens the model with comm=mpi (collectively with the leader) and
+ * replays the session operations the leader announces (ds4j_engine_follow)
+ * until the leader closes its engine. Launched next to a leader that only
+ * uses the public API, e.g. the Java server:
+ *     mpirun -np 1 <leader> : -np N-1 ds4j-tool follow --model M.gguf
+ * --die-after N (test hook) kills this process with SIGKILL once it has run
+ * N forward passes, to simulate a crashed peer in the middle of a request.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ds4j.h"
+#include "tool.h"
+#include "tool_util.h"
+
+typedef struct {
+    ds4j_engine *e;
+    int64_t forwards;
+} die_hook;
+
+/* Each forward pass makes exactly one all_sum in layer 0, so its counter
+ * (readable from any thread) counts forward passes. */
+static void *die_watch(void *arg) {
+    die_hook *h = arg;
+    const struct timespec tick = {0, 200000};
+    for (;;) {
+        int64_t cnt = 0;
+        ds4j_engine_allsum_stats(h->e, 0, &cnt, NULL, NULL);
+        if (cnt >= h->forwards) raise(SIGKILL);
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
+
+int tool_follow_engine(ds4j_engine *e, const char *who, int die_after) {
+    if (die_after >= 0) {
+        static die_hook h;
+        h.e = e;
+        h.forwards = die_after;
+        pthread_t t;
+        if (pthread_create(&t, NULL, die_watch, &h) == 0) pthread_detach(t);
+    }
+    int rc = ds4j_engine_follow(e);
+    if (rc < 0) {
+        fprintf(stderr, "ds4j-tool %s (rank %d): %s\n", who, ds4j_engine_rank(e), ds4j_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_follow(int argc, char **argv) {
+    const char *model = NULL, *opts = "comm=mpi";
+    int threads = 0, die_after = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
+        else if (!strcmp(a, "--die-after") && i + 1 < argc) die_after = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: ds4j-tool follow --model M.gguf [--threads N] [--options comm=mpi;K=V;...]\n"
+                            "  (run under mpirun as ranks 1..N-1 next to a leader at rank 0; exits 0 when the\n"
+                            "   leader closes its engine)\n");
+            return 2;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "ds4j-tool follow: --model is required\n");
+        return 2;
+    }
+    if (!strstr(opts, "comm=")) {
+        fprintf(stderr, "ds4j-tool follow: --options must select a backend (comm=mpi)\n");
+        return 2;
+    }
+    /* prefill_chunk is adopted from the leader at open */
+    ds4j_engine *e = tool_open_engine(model, threads, 0, opts);
+    if (!e) return 1;
+    int rc = tool_follow_engine(e, "follow", die_after);
+    ds4j_engine_close(e);
+    return rc;
+}
