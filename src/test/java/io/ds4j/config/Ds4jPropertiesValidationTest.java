@@ -159,9 +159,9 @@ class Ds4jPropertiesValidationTest {
                 .profiles("distributed").properties("JACCL_IBV_DEVICES=" + devices).run()) {
             Ds4jProperties.Distributed d = ctx.getBean(Ds4jProperties.class).distributed();
             assertThat(d.enabled()).isTrue();
-            assertThat(d.backend()).isEqualTo(Ds4jProperties.Backend.jaccl);
+            assertThat(d.backend()).isEqualTo(Ds4jProperties.Backend.mpi);
             assertThat(d.worldSize()).isEqualTo(2);
-            assertThat(d.allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.bf16);
+            assertThat(d.allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.f32);
             assertThat(d.jaccl().effectiveIbvDevices()).isEqualTo(devices.toString());
         }
         var bad = new org.springframework.boot.builder.SpringApplicationBuilder(Config.class,
