@@ -64,9 +64,61 @@ typedef struct ds4j_engine ds4j_engine;
  *   expert_range=A:B   routed experts owned by this process, [A, B); default all
  *   kv_precision=f32|fp8
  *   prefill_chunk=N    tokens per batched prefill step (default 64)
+ *   comm=NAME          expert parallelism across processes (docs/distributed.md):
+ *                      none (default), local (one rank, built in), mpi (plugin
+ *                      libds4j_comm_mpi.so next to libds4j; run under mpirun),
+ *                      nccl, jaccl (recognised; not built yet). Opening is
+ *                      collective: every rank opens the same model together.
+ *                      Without expert_range each rank owns an even split of the
+ *                      routed experts; ranges must partition [0, E).
+ *   comm_plugin=PATH   load the backend plugin from PATH instead
+ *   expert_compact=0|1 reserved (1 = rank-local expert tensors; not supported yet)
  */
 DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options);
 DS4J_API void ds4j_engine_close(ds4j_engine *engine);
+
+/* ------------------------------------------------- expert parallelism
+ * With comm=..., N processes (ranks) each own a slice of the routed experts
+ * and run every layer in lockstep; after each MoE layer the partial routed
+ * outputs are summed across ranks (all_sum) before the replicated shared
+ * expert is added. Lockstep contract: every rank makes the same sequence of
+ * session calls with the same token ids (the leader, rank 0, samples and
+ * broadcasts each token with ds4j_engine_broadcast_tokens). Without comm=,
+ * rank is 0, world size 1 and the collectives below are no-ops. */
+DS4J_API int32_t ds4j_engine_rank(const ds4j_engine *engine);
+DS4J_API int32_t ds4j_engine_world_size(const ds4j_engine *engine);
+/* Collective: root's tokens[0..n) replace every other rank's (all ranks pass
+ * the same n). Returns n or a negative error (DS4J_ERR_COMM: a peer failed;
+ * the engine's communicator is unusable afterwards). */
+DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *engine, int32_t *tokens, int32_t n, int32_t root);
+/* Collective: returns when every rank has called it. */
+DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
+/*
+ * Follower loop for ranks > 0 of a comm= engine: mirrors the session
+ * operations the leader (rank 0) makes on the same engine (session new/free,
+ * sync, eval, eval_batch, rewind), which the leader broadcasts automatically
+ * when world size > 1, and returns 0 when the leader closes its engine (or a
+ * negative error, e.g. DS4J_ERR_COMM when a peer dies). Rank 0 gets
+ * DS4J_ERR_STATE.
+ */
+DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
+/*
+ * all_sum latency of the routed-expert reduction, measured on this rank
+ * (includes waiting for slower peers). Cumulative since open for one layer,
+ * or summed over layers (max over layers) with layer = -1; zeros without
+ * comm=. May be called from any thread, also while the owner thread evaluates.
+ */
+DS4J_API int32_t ds4j_engine_allsum_stats(const ds4j_engine *engine, int32_t layer, int64_t *count,
+                                          int64_t *total_ns, int64_t *max_ns);
+/*
+ * Samples since the last drain, oldest first, for latency histograms: up to
+ * cap (layer, nanoseconds) pairs; returns the number written (samples left
+ * over stay for the next call). The engine keeps at most 16384 undrained
+ * samples; *dropped (may be NULL) receives how many older ones were
+ * overwritten since the previous drain. Any thread, like allsum_stats.
+ */
+DS4J_API int32_t ds4j_engine_allsum_drain(ds4j_engine *engine, int32_t *layers, int64_t *ns, int32_t cap,
+                                          int64_t *dropped);
 
 /* JSON object describing the model (hyper-parameters, tensor types, sizes,
  * parameter counts). Owned by the engine. */

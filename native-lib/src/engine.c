@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "quants.h"
 #include "session.h"
 
@@ -69,8 +70,10 @@ int ds4j_opts_parse(const char *s, int (*cb)(void *, const char *, const char *)
 }
 
 typedef struct engine_opts {
-    int64_t threads, vocab_only, prefill_chunk, exp_lo, exp_hi;
+    int64_t threads, vocab_only, prefill_chunk, exp_lo, exp_hi, exp_compact;
     int kv_fp8;
+    char comm[16];
+    char comm_plugin[400];
 } engine_opts;
 
 static int engine_opt_cb(void *user, const char *k, const char *v) {
@@ -101,6 +104,18 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         if (!strcmp(v, "f32")) o->kv_fp8 = 0;
         else if (!strcmp(v, "fp8")) o->kv_fp8 = 1;
         else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "kv_precision=%s: expected f32 or fp8", v);
+    } else if (!strcmp(k, "comm")) {
+        if (strlen(v) >= sizeof o->comm || !*v)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: expected none, local, mpi, nccl or jaccl", v);
+        snprintf(o->comm, sizeof o->comm, "%s", v);
+    } else if (!strcmp(k, "comm_plugin")) {
+        if (strlen(v) >= sizeof o->comm_plugin)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm_plugin: path too long");
+        snprintf(o->comm_plugin, sizeof o->comm_plugin, "%s", v);
+    } else if (!strcmp(k, "expert_compact")) {
+        if (ds4j_parse_i64(v, &x) || (x != 0 && x != 1))
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=%s: expected 0 or 1", v);
+        o->exp_compact = x;
     } else {
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "unknown engine option '%s'", k);
     }
@@ -137,7 +152,9 @@ static char *build_describe(const ds4j_engine *e) {
         else if ((unsigned char)*c < 0x20) sb_printf(&b, "\\u%04x", *c);
         else sb_printf(&b, "%c", *c);
     }
-    sb_printf(&b, "\",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
+    sb_printf(&b, "\",\"comm\":\"%s\",\"rank\":%d,\"world_size\":%d", e->comm ? ds4j_comm_name(e->comm) : "none",
+              ds4j_comm_rank(e->comm), ds4j_comm_size(e->comm));
+    sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
               (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
               ds4j_quants_kernel_name());
     if (e->model) {
@@ -190,13 +207,28 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     }
     engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0};
     if (ds4j_opts_parse(options, engine_opt_cb, &o)) return NULL;
+    int use_comm = o.comm[0] && strcmp(o.comm, "none") != 0;
+    if (use_comm && o.vocab_only) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s needs the weights (not with vocab_only=1)", o.comm);
+        return NULL;
+    }
+    if (o.exp_compact) {
+        /* reserved: see docs/distributed.md (expert_compact) */
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=1 is not supported yet: this build always maps the full "
+                                             "expert tensors and reads only the owned experts' rows");
+        return NULL;
+    }
     ds4j_quants_init();
     ds4j_engine *e = calloc(1, sizeof *e);
     if (!e) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
+    int handshake_done = 0;
     e->path = strdup(gguf_path);
     e->vocab_only = (int)o.vocab_only;
     e->kv_fp8 = o.kv_fp8;
     e->prefill_chunk = o.prefill_chunk;
+    /* The communicator comes first: from here on a failure must still take
+     * part in the handshake (see fail:) so that peers are not left waiting. */
+    if (use_comm && ds4j_comm_open(&e->comm, o.comm, o.comm_plugin)) goto fail;
     FILE *fp = fopen(gguf_path, "rb");
     if (!fp) {
         ds4j_fail(DS4J_ERR_IO, "cannot open model file '%s': %s", gguf_path, strerror(errno));
@@ -219,12 +251,16 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     if (!e->vocab_only) {
         if (dsv4_model_load(&e->model, e->gguf)) goto fail;
         e->n_vocab = e->model->hp.n_vocab;
-        if (o.exp_lo >= 0 && dsv4_model_set_expert_range(e->model, o.exp_lo, o.exp_hi)) goto fail;
+        if (!e->comm && o.exp_lo >= 0 && dsv4_model_set_expert_range(e->model, o.exp_lo, o.exp_hi)) goto fail;
         e->pool = ds4j_pool_new((int)o.threads);
         if (!e->pool) { ds4j_fail(DS4J_ERR_NO_MEMORY, "cannot start worker threads"); goto fail; }
         e->n_threads = ds4j_pool_size(e->pool);
         e->scratch = dsv4_scratch_new(e->model, e->prefill_chunk, e->n_threads);
         if (!e->scratch) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for evaluation scratch"); goto fail; }
+        if (e->comm) {
+            handshake_done = 1;
+            if (ds4j_dist_handshake(e, 1, o.exp_lo, o.exp_hi)) goto fail;
+        }
     } else {
         const gguf_kv *kv = gguf_find_kv(e->gguf, "deepseek4.vocab_size");
         int64_t v = 0;
@@ -239,12 +275,14 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     if (!e->describe) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); goto fail; }
     return e;
 fail:
+    if (e->comm && !handshake_done) ds4j_dist_handshake(e, 0, -1, -1);
     ds4j_engine_close(e);
     return NULL;
 }
 
 DS4J_API void ds4j_engine_close(ds4j_engine *e) {
     if (!e) return;
+    ds4j_dist_close(e);
     dsv4_scratch_free(e->scratch);
     ds4j_pool_free(e->pool);
     dsv4_model_free(e->model);

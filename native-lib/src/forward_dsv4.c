@@ -14,6 +14,7 @@
  * does none of this and reads the state in place.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -547,6 +548,40 @@ static void swiglu(float *g, const float *u, int64_t n, float lim) {
     }
 }
 
+/*
+ * All routed experts of a layer in one pool run per stage: the slots
+ * (expert, token) are laid out expert-major; `n_mats` matrices per expert
+ * (gate and up, or down) are concatenated into one virtual row space that
+ * the threads split evenly, so a decode step costs two pool runs instead of
+ * three per expert, and each slot's activation is quantized once for gate
+ * and up together.
+ */
+typedef struct moe_job {
+    const dsv4_mat *mats[2];
+    int n_mats;
+    const int32_t *ex;        /* [n_ex] expert ids */
+    const int64_t *first;     /* [n_ex + 1] first slot of each expert */
+    int64_t n_ex;
+    const uint8_t *act;       /* one quantized row per slot */
+    int64_t act_stride;
+    float *out[2];            /* per matrix: [slot][n_out] */
+} moe_job;
+
+static void moe_worker(void *ctx, int ith, int nth) {
+    const moe_job *j = ctx;
+    int64_t rows = j->mats[0]->n_out, per_ex = rows * j->n_mats, total = per_ex * j->n_ex;
+    int64_t v = total * ith / nth, v1 = total * (ith + 1) / nth;
+    while (v < v1) {
+        int64_t q = v / per_ex, mi = (v % per_ex) / rows, r0 = v % rows;
+        int64_t r1 = r0 + (v1 - v) < rows ? r0 + (v1 - v) : rows;
+        const dsv4_mat *w = j->mats[mi];
+        int64_t f = j->first[q], cnt = j->first[q + 1] - f;
+        ds4j_matmul(w->type, w->data + ((int64_t)j->ex[q] * w->n_out + r0) * w->row_bytes, w->row_bytes, r1 - r0,
+                    w->n_in, j->act + f * j->act_stride, j->act_stride, cnt, j->out[mi] + f * w->n_out + r0, w->n_out);
+        v += r1 - r0;
+    }
+}
+
 static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4_scratch *sc, ds4j_pool *pool,
                      int64_t S) {
     const dsv4_hparams *hp = &m->hp;
@@ -582,26 +617,68 @@ static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4
         for (int64_t i = 0; i < k; i++) sc->wt[s * k + i] = (float)(sc_e[sel[i]] / (sum + 1e-20)) * hp->rsf;
     }
     memset(sc->routed, 0, (size_t)(S * H) * sizeof(float));
-    for (int64_t e = m->expert_lo; e < m->expert_hi; e++) {
-        int64_t cnt = 0;
-        for (int64_t s = 0; s < S; s++)
-            for (int64_t i = 0; i < k; i++)
-                if (sc->sel[s * k + i] == e) {
-                    sc->slot_tok[cnt] = (int32_t)s;
-                    sc->slot_wt[cnt] = sc->wt[s * k + i];
-                    memcpy(sc->xin + cnt * H, xf + s * H, (size_t)H * sizeof(float));
-                    cnt++;
-                }
-        if (!cnt) continue;
-        mm(sc, pool, &ly->gate_exps, e, sc->xin, H, cnt, sc->g, I, 1);
-        mm(sc, pool, &ly->up_exps, e, sc->xin, H, cnt, sc->u, I, 1);
-        swiglu(sc->g, sc->u, cnt * I, lim);
-        mm(sc, pool, &ly->down_exps, e, sc->g, I, cnt, sc->dn, H, 1);
-        for (int64_t c = 0; c < cnt; c++) {
-            float w = sc->slot_wt[c];
-            float *dst = sc->routed + sc->slot_tok[c] * H;
-            const float *src = sc->dn + c * H;
-            for (int64_t i = 0; i < H; i++) dst[i] += w * src[i];
+    if (ly->gate_exps.type == ly->up_exps.type && ly->gate_exps.n_out == ly->up_exps.n_out &&
+        m->expert_hi - m->expert_lo <= 1024) {
+        /* slots expert-major (experts ascending, then tokens), so each
+         * token still accumulates its experts in ascending order */
+        int32_t ex[1024];
+        int64_t first[1025], n_ex = 0, cnt = 0;
+        for (int64_t e = m->expert_lo; e < m->expert_hi; e++) {
+            int64_t c0 = cnt;
+            for (int64_t s = 0; s < S; s++)
+                for (int64_t i = 0; i < k; i++)
+                    if (sc->sel[s * k + i] == e) {
+                        sc->slot_tok[cnt] = (int32_t)s;
+                        sc->slot_wt[cnt] = sc->wt[s * k + i];
+                        cnt++;
+                    }
+            if (cnt == c0) continue;
+            ex[n_ex] = (int32_t)e;
+            first[n_ex++] = c0;
+        }
+        first[n_ex] = cnt;
+        if (cnt) {
+            int64_t ab = ((int64_t)ds4j_act_size(ly->gate_exps.type, H) + 63) & ~(int64_t)63;
+            for (int64_t c = 0; c < cnt; c++)
+                ds4j_quantize_act(ly->gate_exps.type, xf + sc->slot_tok[c] * H, H, sc->act + c * ab);
+            moe_job j = {.mats = {&ly->gate_exps, &ly->up_exps}, .n_mats = 2, .ex = ex, .first = first, .n_ex = n_ex,
+                         .act = sc->act, .act_stride = ab, .out = {sc->g, sc->u}};
+            ds4j_pool_run(pool, moe_worker, &j, 0);
+            swiglu(sc->g, sc->u, cnt * I, lim);
+            int64_t ad = ((int64_t)ds4j_act_size(ly->down_exps.type, I) + 63) & ~(int64_t)63;
+            for (int64_t c = 0; c < cnt; c++) ds4j_quantize_act(ly->down_exps.type, sc->g + c * I, I, sc->act + c * ad);
+            moe_job jd = {.mats = {&ly->down_exps, NULL}, .n_mats = 1, .ex = ex, .first = first, .n_ex = n_ex,
+                          .act = sc->act, .act_stride = ad, .out = {sc->dn, NULL}};
+            ds4j_pool_run(pool, moe_worker, &jd, 0);
+            for (int64_t c = 0; c < cnt; c++) {
+                float w = sc->slot_wt[c];
+                float *dst = sc->routed + sc->slot_tok[c] * H;
+                const float *src = sc->dn + c * H;
+                for (int64_t i = 0; i < H; i++) dst[i] += w * src[i];
+            }
+        }
+    } else {
+        for (int64_t e = m->expert_lo; e < m->expert_hi; e++) {
+            int64_t cnt = 0;
+            for (int64_t s = 0; s < S; s++)
+                for (int64_t i = 0; i < k; i++)
+                    if (sc->sel[s * k + i] == e) {
+                        sc->slot_tok[cnt] = (int32_t)s;
+                        sc->slot_wt[cnt] = sc->wt[s * k + i];
+                        memcpy(sc->xin + cnt * H, xf + s * H, (size_t)H * sizeof(float));
+                        cnt++;
+                    }
+            if (!cnt) continue;
+            mm(sc, pool, &ly->gate_exps, e, sc->xin, H, cnt, sc->g, I, 1);
+            mm(sc, pool, &ly->up_exps, e, sc->xin, H, cnt, sc->u, I, 1);
+            swiglu(sc->g, sc->u, cnt * I, lim);
+            mm(sc, pool, &ly->down_exps, e, sc->g, I, cnt, sc->dn, H, 1);
+            for (int64_t c = 0; c < cnt; c++) {
+                float w = sc->slot_wt[c];
+                float *dst = sc->routed + sc->slot_tok[c] * H;
+                const float *src = sc->dn + c * H;
+                for (int64_t i = 0; i < H; i++) dst[i] += w * src[i];
+            }
         }
     }
     if (m->allreduce) {
@@ -641,7 +718,11 @@ int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool 
     for (int64_t l = 0; l < hp->n_layer; l++) {
         attention_layer(m, l, st, sc, pool, n);
         int rc = moe_layer(m, l, tokens, sc, pool, n);
-        if (rc) return ds4j_fail(rc, "expert all-reduce failed at layer %lld", (long long)l);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", ds4j_last_error());
+            return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
+        }
     }
     for (int64_t s = 0; s < n; s++) ops_rmsnorm(sc->flat + s * HC, sc->X + s * HC, NULL, HC, hp->eps);
     mm(sc, pool, &m->out_hc_fn, 0, sc->flat, HC, n, sc->mix, hc, 1);

@@ -423,7 +423,7 @@ int dsv4_model_load(dsv4_model **out, const gguf_file *f) {
     m->expert_lo = 0;
     m->expert_hi = hp->n_expert;
     /* parameter and byte counts */
-    int64_t exp_bytes = 0;
+    int64_t exp_bytes = 0, embd_skip = 0;
     for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         int64_t ne = 1;
@@ -431,8 +431,12 @@ int dsv4_model_load(dsv4_model **out, const gguf_file *f) {
         m->n_params += ne;
         m->total_bytes += (int64_t)t->nbytes;
         if (strstr(t->name, "_exps.weight")) exp_bytes += (int64_t)t->nbytes;
+        /* a token reads one row of the embedding table, not all of it */
+        if (!strcmp(t->name, "token_embd.weight") && hp->n_vocab > 0)
+            embd_skip = (int64_t)t->nbytes - (int64_t)t->nbytes / hp->n_vocab;
     }
-    m->active_bytes = m->total_bytes - exp_bytes + (int64_t)((double)exp_bytes * hp->n_expert_used / hp->n_expert);
+    m->active_bytes = m->total_bytes - exp_bytes - embd_skip +
+                      (int64_t)((double)exp_bytes * hp->n_expert_used / hp->n_expert);
     *out = m;
     return 0;
 fail:

@@ -832,6 +832,8 @@ static ds4j_type_traits g_traits[DS4J_TYPE_COUNT] = {
 
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 static const char *g_kernel_name = "scalar";
+/* multi-token kernels (NULL: ds4j_matmul calls vec_dot per token) */
+static ds4j_mdot_fn g_mdot[DS4J_TYPE_COUNT];
 
 #if defined(DS4J_HAVE_AVX2_KERNELS)
 #include <cpuid.h>
@@ -841,12 +843,21 @@ static bool cpu_has_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
+
+/* AVX-512 with byte permutes (VBMI) and GF(2) affine bytes (GFNI); GCC's
+ * checks include the OS's XCR0 support for the zmm state. */
+bool ds4j_cpu_has_avx512_iq(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
+}
 #endif
 
 static void quants_init_once(void) {
 #if defined(DS4J_HAVE_AVX2_KERNELS)
     const char *env = getenv("DS4J_QUANTS_KERNELS");
     bool force_scalar = env && strcmp(env, "scalar") == 0;
+    bool no_avx512 = env && strcmp(env, "avx2") == 0;   /* DS4J_QUANTS_KERNELS=avx2: AVX2 only */
     __builtin_cpu_init();
     if (!force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         cpu_has_f16c()) {
@@ -864,7 +875,19 @@ static void quants_init_once(void) {
         g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx2;
         g_traits[DS4J_TYPE_Q5_K].vec_dot = ds4j_dot_q5_K_avx2;
         g_traits[DS4J_TYPE_IQ4_XS].vec_dot = ds4j_dot_iq4_xs_avx2;
+        g_mdot[DS4J_TYPE_Q8_0] = ds4j_mdot_q8_0_avx2;
+        g_mdot[DS4J_TYPE_F16] = ds4j_mdot_f16_avx2;
+        g_mdot[DS4J_TYPE_IQ2_XXS] = ds4j_mdot_iq2_xxs_avx2;
+        g_mdot[DS4J_TYPE_Q4_K] = ds4j_mdot_q4_K_avx2;
+        g_mdot[DS4J_TYPE_Q2_K] = ds4j_mdot_q2_K_avx2;
         g_kernel_name = "avx2";
+        if (!no_avx512 && ds4j_cpu_has_avx512_iq()) {
+            ds4j_quants_avx512_init();
+            g_traits[DS4J_TYPE_IQ2_XXS].vec_dot = ds4j_dot_iq2_xxs_avx512;
+            g_mdot[DS4J_TYPE_IQ2_XXS] = ds4j_mdot_iq2_xxs_avx512;
+            g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx512;
+            g_kernel_name = "avx2+avx512";
+        }
     }
 #endif
 }
@@ -936,14 +959,27 @@ int ds4j_matmul(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "matmul: bad arguments (type %d, %lld x %lld, %lld tokens)",
                          (int)type, (long long)n_rows, (long long)n_cols, (long long)n_tokens);
     ds4j_vec_dot_fn dot = t->vec_dot;
+    ds4j_mdot_fn mdot = g_mdot[type];
     const uint8_t *wr = w, *ar = act_q;
     /* A tile of weight rows (~256 KiB) is reused across all tokens while it
-     * is hot in L2; activations are small and stay cached anyway. */
+     * is hot in L2; activations are small and stay cached anyway. Where a
+     * multi-token kernel exists, each row is also unpacked once per group
+     * of DS4J_MDOT_MAX tokens instead of once per token. */
     int64_t tile = rb > 0 ? (256 * 1024) / rb : n_rows;
     if (tile < 1) tile = 1;
     if (tile > 64) tile = 64;
     for (int64_t r0 = 0; r0 < n_rows; r0 += tile) {
         int64_t r1 = r0 + tile < n_rows ? r0 + tile : n_rows;
+        if (mdot && n_tokens > 1) {
+            for (int64_t k = 0; k < n_tokens; k += DS4J_MDOT_MAX) {
+                int nt = n_tokens - k < DS4J_MDOT_MAX ? (int)(n_tokens - k) : DS4J_MDOT_MAX;
+                const void *a = ar + k * act_stride_bytes;
+                float *o = out + k * out_stride_floats;
+                for (int64_t r = r0; r < r1; r++)
+                    mdot(wr + r * row_stride_bytes, a, act_stride_bytes, n_cols, nt, o + r, out_stride_floats);
+            }
+            continue;
+        }
         for (int64_t k = 0; k < n_tokens; k++) {
             const void *a = ar + k * act_stride_bytes;
             float *o = out + k * out_stride_floats;

@@ -126,6 +126,102 @@ float ds4j_dot_q8_0_avx2(const void *w, const void *a, int64_t n) {
     return hsum_ps(_mm256_add_ps(c0, c1));
 }
 
+/* Q8_0 row against up to 4 tokens: the |w| bytes are computed once per
+ * block; each token keeps the two alternating accumulators of the
+ * single-token kernel, so every result is bit-identical to it. */
+static inline __attribute__((always_inline)) void mdot_q8_0_nt(const blk_q8_0 *x, const uint8_t *a, int64_t a_stride,
+                                                               int64_t nb, const int NT, float *out, int64_t out_stride) {
+    const blk_q8_0 *y[DS4J_MDOT_MAX];
+    __m256 c0[DS4J_MDOT_MAX], c1[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_0 *)(a + t * a_stride);
+        c0[t] = c1[t] = _mm256_setzero_ps();
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        __m256i a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1);
+        float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(a0, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i].qs), x0)), ones);
+            __m256i p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(a1, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i + 1].qs), x1)), ones);
+            c0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16(y[t][i].d)), _mm256_cvtepi32_ps(p0), c0[t]);
+            c1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * f16(y[t][i + 1].d)), _mm256_cvtepi32_ps(p1), c1[t]);
+        }
+    }
+    for (; i < nb; i++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = dot_i8x32(x0, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
+            c0[t] = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[t][i].d)), _mm256_cvtepi32_ps(p0), c0[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(_mm256_add_ps(c0[t], c1[t]));
+}
+
+/* Q8_0 row against up to 4 tokens: the |w| bytes are computed once per
+ * block; each token keeps the two alternating accumulators of the
+ * single-token kernel, so every result is bit-identical to it. The token
+ * count is a compile-time constant in each branch so the per-token state
+ * lives in registers. */
+void ds4j_mdot_q8_0_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const blk_q8_0 *x = w;
+    const uint8_t *ab = a;
+    const int64_t nb = n / QK8_0;
+    switch (ntok) {
+    case 4: mdot_q8_0_nt(x, ab, a_stride, nb, 4, out, out_stride); break;
+    case 3: mdot_q8_0_nt(x, ab, a_stride, nb, 3, out, out_stride); break;
+    case 2: mdot_q8_0_nt(x, ab, a_stride, nb, 2, out, out_stride); break;
+    default:
+        for (int t = 0; t < ntok; t++) out[t * out_stride] = ds4j_dot_q8_0_avx2(w, ab + t * a_stride, n);
+    }
+}
+
+/* F16 row against up to 2 tokens (4 accumulators each, as in the single
+ * kernel): each 8-weight conversion is shared. Bit-identical results. */
+void ds4j_mdot_f16_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                        int64_t out_stride) {
+    const uint16_t *x = w;
+    for (int t0 = 0; t0 < ntok; t0 += 2) {
+        const float *y0 = (const float *)((const uint8_t *)a + t0 * a_stride);
+        if (t0 + 1 >= ntok) {
+            out[t0 * out_stride] = ds4j_dot_f16_avx2(w, y0, n);
+            break;
+        }
+        const float *y1 = (const float *)((const uint8_t *)a + (t0 + 1) * a_stride);
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            __m256 w0 = load_f16x8(x + i), w1 = load_f16x8(x + i + 8), w2 = load_f16x8(x + i + 16), w3 = load_f16x8(x + i + 24);
+            c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + i), c0);
+            c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y0 + i + 8), c1);
+            c2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(y0 + i + 16), c2);
+            c3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(y0 + i + 24), c3);
+            e0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y1 + i), e0);
+            e1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y1 + i + 8), e1);
+            e2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(y1 + i + 16), e2);
+            e3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(y1 + i + 24), e3);
+        }
+        for (; i + 8 <= n; i += 8) {
+            __m256 w0 = load_f16x8(x + i);
+            c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y0 + i), c0);
+            e0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y1 + i), e0);
+        }
+        float s0 = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+        float s1 = hsum_ps(_mm256_add_ps(_mm256_add_ps(e0, e1), _mm256_add_ps(e2, e3)));
+        for (; i < n; i++) {
+            s0 += f16(x[i]) * y0[i];
+            s1 += f16(x[i]) * y1[i];
+        }
+        out[t0 * out_stride] = s0;
+        out[(t0 + 1) * out_stride] = s1;
+    }
+}
+
 float ds4j_dot_q4_0_avx2(const void *w, const void *a, int64_t n) {
     const blk_q4_0 *x = w;
     const blk_q8_0 *y = a;
@@ -294,6 +390,17 @@ void ds4j_quants_avx2_init(void) {
     }
 }
 
+static inline __m256i iq2xxs_grid4(const uint8_t *idx) {
+    return _mm256_set_epi64x((long long)ds4j_iq2xxs_grid[idx[3]], (long long)ds4j_iq2xxs_grid[idx[2]],
+                             (long long)ds4j_iq2xxs_grid[idx[1]], (long long)ds4j_iq2xxs_grid[idx[0]]);
+}
+
+/* Two groups (64 weights) per step: the grid indices are read as bytes
+ * straight from the block (no shift/mask), the signs come from the 128-entry
+ * table. On Zen 5 this lookup-and-insert form measured faster than deriving
+ * the signs with SIMD bit tricks, than vpgatherqq, and than assembling the
+ * rows through a stack buffer; it is bound by the 32 grid and 32 sign
+ * lookups per block, not by memory. */
 float ds4j_dot_iq2_xxs_avx2(const void *w, const void *a, int64_t n) {
     const blk_iq2_xxs *x = w;
     const blk_q8_K *y = a;
@@ -302,21 +409,25 @@ float ds4j_dot_iq2_xxs_avx2(const void *w, const void *a, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
-        __m256i isum = _mm256_setzero_si256();
-        for (int g = 0; g < 8; g++) {
-            uint32_t wd[2];
-            memcpy(wd, &x[i].qs[4 * g], 8);
-            __m256i grid = _mm256_set_epi64x((long long)ds4j_iq2xxs_grid[wd[0] >> 24],
-                                             (long long)ds4j_iq2xxs_grid[(wd[0] >> 16) & 0xFF],
-                                             (long long)ds4j_iq2xxs_grid[(wd[0] >> 8) & 0xFF],
-                                             (long long)ds4j_iq2xxs_grid[wd[0] & 0xFF]);
-            __m256i sgn = _mm256_set_epi64x((long long)sg[(wd[1] >> 21) & 127], (long long)sg[(wd[1] >> 14) & 127],
-                                            (long long)sg[(wd[1] >> 7) & 127], (long long)sg[wd[1] & 127]);
-            __m256i yv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g)), sgn);
-            __m256i p = _mm256_maddubs_epi16(grid, yv);
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(2 * (wd[1] >> 28) + 1))));
+        const uint8_t *qb = (const uint8_t *)x[i].qs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int g = 0; g < 8; g += 2) {
+            uint32_t u0, u1;
+            memcpy(&u0, qb + 8 * g + 4, 4);
+            memcpy(&u1, qb + 8 * g + 12, 4);
+            __m256i sg0 = _mm256_set_epi64x((long long)sg[(u0 >> 21) & 127], (long long)sg[(u0 >> 14) & 127],
+                                            (long long)sg[(u0 >> 7) & 127], (long long)sg[u0 & 127]);
+            __m256i sg1 = _mm256_set_epi64x((long long)sg[(u1 >> 21) & 127], (long long)sg[(u1 >> 14) & 127],
+                                            (long long)sg[(u1 >> 7) & 127], (long long)sg[u1 & 127]);
+            __m256i y0 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g)), sg0);
+            __m256i y1 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * g + 32)), sg1);
+            __m256i p0 = _mm256_maddubs_epi16(iq2xxs_grid4(qb + 8 * g), y0);
+            __m256i p1 = _mm256_maddubs_epi16(iq2xxs_grid4(qb + 8 * g + 8), y1);
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)(2 * (u0 >> 28) + 1))));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)(2 * (u1 >> 28) + 1))));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d) * 0.125f), _mm256_cvtepi32_ps(isum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d) * 0.125f),
+                              _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
     }
     return hsum_ps(acc);
 }
@@ -414,4 +525,160 @@ float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(isum), acc);
     }
     return hsum_ps(acc);
+}
+
+/* ------------------------------------------------ multi-token (prefill) */
+
+/* The token count NT is a compile-time constant in each instantiation (the
+ * dispatchers below switch on it), so per-token accumulators stay in
+ * registers. Integer sums are exact, and every float operation is the
+ * single-token kernel's, so results are bit-identical to it. */
+#define MDOT_DISPATCH(kernel_nt, single, x, ab, a_stride, n, ntok, out, out_stride)             \
+    switch (ntok) {                                                                         \
+    case 4: kernel_nt(x, ab, a_stride, n, 4, out, out_stride); break;                       \
+    case 3: kernel_nt(x, ab, a_stride, n, 3, out, out_stride); break;                       \
+    case 2: kernel_nt(x, ab, a_stride, n, 2, out, out_stride); break;                       \
+    default:                                                                                \
+        for (int t_ = 0; t_ < (ntok); t_++) (out)[t_ * (out_stride)] = single(x, ab + t_ * (a_stride), n); \
+    }
+
+static inline __attribute__((always_inline)) void mdot_iq2_xxs_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                                  int64_t n, const int NT, float *out,
+                                                                  int64_t out_stride) {
+    const blk_iq2_xxs *x = w;
+    const uint64_t *sg = g_iq2_sign_bytes;
+    const int64_t nb = n / QK_K;
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *qb = (const uint8_t *)x[i].qs;
+        __m256i s[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            uint32_t u;
+            memcpy(&u, qb + 8 * g + 4, 4);
+            __m256i sgn = _mm256_set_epi64x((long long)sg[(u >> 21) & 127], (long long)sg[(u >> 14) & 127],
+                                            (long long)sg[(u >> 7) & 127], (long long)sg[u & 127]);
+            __m256i grid = iq2xxs_grid4(qb + 8 * g);
+            __m256i mul = _mm256_set1_epi16((short)(2 * (u >> 28) + 1));
+            for (int t = 0; t < NT; t++) {
+                __m256i yv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * g)), sgn);
+                s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(_mm256_maddubs_epi16(grid, yv), mul));
+            }
+        }
+        const float dx = f16(x[i].d);
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t][i].d * dx * 0.125f), _mm256_cvtepi32_ps(s[t]), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]);
+}
+
+void ds4j_mdot_iq2_xxs_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                            int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_iq2_xxs_nt, ds4j_dot_iq2_xxs_avx2, w, ab, a_stride, n, ntok, out, out_stride)
+}
+
+static inline __attribute__((always_inline)) void mdot_q4_K_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                               int64_t n, const int NT, float *out, int64_t out_stride) {
+    const blk_q4_K *x = w;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    float acc_m[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t u[3];
+        memcpy(u, x[i].scales, 12);
+        uint32_t sc_w[2] = {u[0] & 0x3F3F3F3Fu, (u[2] & 0x0F0F0F0Fu) | ((u[0] >> 2) & 0x30303030u)};
+        uint32_t mn_w[2] = {u[1] & 0x3F3F3F3Fu, ((u[2] >> 4) & 0x0F0F0F0Fu) | ((u[1] >> 2) & 0x30303030u)};
+        uint8_t sc[8], mn[8];
+        memcpy(sc, sc_w, 8);
+        memcpy(mn, mn_w, 8);
+        __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m256i mn_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        __m256i isum[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < NT; t++) {
+                const int8_t *q8 = y[t][i].qs;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
+                __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            int32_t summ = hsum_epi32(_mm256_madd_epi16(mn_pairs, _mm256_loadu_si256((const __m256i *)y[t][i].bsums)));
+            float d = y[t][i].d * f16(x[i].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc_m[t] += y[t][i].d * f16(x[i].dmin) * (float)summ;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]) - acc_m[t];
+}
+
+void ds4j_mdot_q4_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_q4_K_nt, ds4j_dot_q4_K_avx2, w, ab, a_stride, n, ntok, out, out_stride)
+}
+
+static inline __attribute__((always_inline)) void mdot_q2_K_nt(const void *w, const uint8_t *a, int64_t a_stride,
+                                                               int64_t n, const int NT, float *out, int64_t out_stride) {
+    const blk_q2_K *x = w;
+    const int64_t nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const blk_q8_K *y[DS4J_MDOT_MAX];
+    __m256 acc[DS4J_MDOT_MAX];
+    float acc_m[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_K *)(a + t * a_stride);
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        __m256i scb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, m4));
+        __m256i isum[DS4J_MDOT_MAX];
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            for (int s = 0; s < 4; s++) {
+                __m256i v = _mm256_and_si256(q, m3);
+                q = _mm256_srli_epi16(q, 2);
+                __m256i scl = pair_scales_u8(scb, 8 * h + 2 * s);
+                for (int t = 0; t < NT; t++) {
+                    __m256i p = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 128 * h + 32 * s)));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, scl));
+                }
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            int32_t summ = hsum_epi32(_mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *)y[t][i].bsums)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y[t][i].d * f16(x[i].d)), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc_m[t] += y[t][i].d * f16(x[i].dmin) * (float)summ;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps(acc[t]) - acc_m[t];
+}
+
+void ds4j_mdot_q2_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride) {
+    const uint8_t *ab = a;
+    MDOT_DISPATCH(mdot_q2_K_nt, ds4j_dot_q2_K_avx2, w, ab, a_stride, n, ntok, out, out_stride)
 }

@@ -62,7 +62,26 @@ static inline uint8_t ds4j_iq2_signs(uint32_t s7) {
     return (uint8_t)(s7 | ((__builtin_popcount(s7) & 1) << 7));
 }
 
+/* Multi-token row kernel: out[t * out_stride] = dot(w, a + t * a_stride) for
+ * t < ntok (1..DS4J_MDOT_MAX), each bit-identical to the type's vec_dot, so
+ * prefill through ds4j_matmul equals token-by-token decode exactly. */
+#define DS4J_MDOT_MAX 4
+typedef void (*ds4j_mdot_fn)(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                             int64_t out_stride);
+
 #if defined(DS4J_HAVE_AVX2_KERNELS)
+void ds4j_mdot_q8_0_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
+void ds4j_mdot_f16_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                        int64_t out_stride);
+void ds4j_mdot_iq2_xxs_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                            int64_t out_stride);
+void ds4j_mdot_q4_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
+void ds4j_mdot_q2_K_avx2(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                         int64_t out_stride);
+void ds4j_mdot_iq2_xxs_avx512(const void *w, const void *a, int64_t a_stride, int64_t n, int ntok, float *out,
+                              int64_t out_stride);
 float ds4j_dot_f32_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_f16_avx2(const void *w, const void *a, int64_t n);
 float ds4j_dot_bf16_avx2(const void *w, const void *a, int64_t n);
@@ -78,6 +97,13 @@ float ds4j_dot_iq4_xs_avx2(const void *w, const void *a, int64_t n);
 void ds4j_f16_to_f32_row_avx2(const void *src, float *dst, int64_t n);
 /* builds the sign-expansion table used by the IQ2 kernels */
 void ds4j_quants_avx2_init(void);
+/* AVX-512 F/BW/VBMI + GFNI kernels (quants_avx512.c, target attributes);
+ * only call after ds4j_cpu_has_avx512_iq() and ds4j_quants_avx512_init(). */
+float ds4j_dot_iq2_xxs_avx512(const void *w, const void *a, int64_t n);
+float ds4j_dot_iq2_xs_avx512(const void *w, const void *a, int64_t n);
+float ds4j_dot_iq2_xxs_avx512g(const void *w, const void *a, int64_t n);
+void ds4j_quants_avx512_init(void);
+bool ds4j_cpu_has_avx512_iq(void);
 #endif
 
 #endif /* DS4J_QUANTS_IMPL_H */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ds4j.h"
+#include "comm.h"
 #include "gguf.h"
 #include "kv_state.h"
 #include "model_dsv4.h"
@@ -26,6 +27,8 @@ struct ds4j_engine {
     int64_t prefill_chunk;
     int64_t n_vocab;
     char *describe;
+    struct ds4j_comm *comm;  /* NULL without comm= (one process) */
+    struct ds4j_dist *dist;  /* all_sum timing; NULL without comm= */
 };
 
 /* Checkpoints: a ring of snapshots of the fixed-size decoder state taken

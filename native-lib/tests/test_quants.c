@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "quants.h"
+#include "quants_impl.h"
 
 static int failures;
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failures++; } } while (0)
@@ -345,14 +346,24 @@ static void test_half_conversions(void) {
     CHECK(bad == 0);
 }
 
+static void drivers_case(const int32_t *TYPES, size_t n_types, int64_t cols);
+
 static void test_drivers(void) {
     static const int32_t TYPES[] = {DS4J_TYPE_F32, DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0,
                                     DS4J_TYPE_Q4_K, DS4J_TYPE_Q2_K, DS4J_TYPE_Q6_K};
-    const int64_t rows = 37, cols = 512, toks = 5;
+    drivers_case(TYPES, sizeof TYPES / sizeof TYPES[0], 512);
+    /* odd block counts and a float tail shorter than 8 for the multi-token kernels */
+    static const int32_t FLOATS[] = {DS4J_TYPE_F16, DS4J_TYPE_F32}, Q8[] = {DS4J_TYPE_Q8_0};
+    drivers_case(FLOATS, 2, 556);   /* 17 x 32 + 8 + 4 */
+    drivers_case(Q8, 1, 544);       /* 17 blocks */
+}
+
+static void drivers_case(const int32_t *TYPES, size_t n_types, int64_t cols) {
+    const int64_t rows = 37, toks = 7;  /* toks: token groups of 4 + 3 */
     float *wf = malloc(rows * cols * 4), *x = malloc(toks * cols * 4);
     for (int64_t i = 0; i < rows * cols; i++) wf[i] = gauss();
     for (int64_t i = 0; i < toks * cols; i++) x[i] = gauss();
-    for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++) {
+    for (size_t k = 0; k < n_types; k++) {
         int32_t ty = TYPES[k];
         const ds4j_type_traits *t = ds4j_type_get(ty);
         int64_t rb = ds4j_row_size(ty, cols), stride = rb + 6;  /* padded rows */
@@ -361,7 +372,7 @@ static void test_drivers(void) {
         size_t asz = ds4j_act_size(ty, cols);
         uint8_t *act = ds4j_alloc(asz * toks);
         for (int64_t j = 0; j < toks; j++) CHECK(ds4j_quantize_act(ty, x + j * cols, cols, act + j * asz) == 0);
-        float mv[37], mm[5 * 40];
+        float mv[37], mm[7 * 40];
         int bad = 0;
         for (int64_t j = 0; j < toks; j++) {
             CHECK(ds4j_matvec(ty, w, stride, rows, cols, act + j * asz, mv) == 0);
@@ -391,10 +402,108 @@ static void test_drivers(void) {
     free(x);
 }
 
+/* Every IQ2_XXS SIMD kernel this CPU can run (not only the one dispatch
+ * picked) against the scalar reference on random blocks: all grid indices,
+ * sign fields and scales occur; rows of 1..9 blocks. */
+static void test_iq2_xxs_kernels(void) {
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+    struct { const char *name; ds4j_vec_dot_fn fn, fn_xs; bool ok; } K[] = {
+        {"avx2", ds4j_dot_iq2_xxs_avx2, ds4j_dot_iq2_xs_avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
+        {"avx512", ds4j_dot_iq2_xxs_avx512, ds4j_dot_iq2_xs_avx512, ds4j_cpu_has_avx512_iq()},
+    };
+    const ds4j_type_traits *txs = ds4j_type_get(DS4J_TYPE_IQ2_XS);
+    const ds4j_type_traits *t = ds4j_type_get(DS4J_TYPE_IQ2_XXS);
+    const int64_t max_blocks = 9;
+    uint8_t *w = malloc((size_t)(66 * max_blocks)), *wx = malloc((size_t)(74 * max_blocks));
+    float *x = malloc((size_t)(256 * max_blocks) * 4);
+    uint8_t *act = malloc((size_t)(292 * max_blocks));
+    for (int rep = 0; rep < 200; rep++) {
+        int64_t nbk = 1 + rep % max_blocks, n = 256 * nbk;
+        for (int64_t i = 0; i < 66 * nbk; i++) w[i] = (uint8_t)(urand() * 256);
+        for (int64_t b = 0; b < nbk; b++) {
+            uint16_t d = ds4j_f32_to_f16((float)(1e-3 * (0.5 + urand())));
+            memcpy(w + 66 * b, &d, 2);
+        }
+        for (int64_t i = 0; i < 74 * nbk; i++) wx[i] = (uint8_t)(urand() * 256);
+        for (int64_t b = 0; b < nbk; b++) {
+            uint16_t d = ds4j_f32_to_f16((float)(1e-3 * (0.5 + urand())));
+            memcpy(wx + 74 * b, &d, 2);
+        }
+        for (int64_t i = 0; i < n; i++) x[i] = gauss();
+        CHECK(ds4j_quantize_act(DS4J_TYPE_IQ2_XXS, x, n, act) == 0);
+        float ref = t->vec_dot_ref(w, act, n), ref_xs = txs->vec_dot_ref(wx, act, n);
+        double mag = 0;
+        for (int64_t i = 0; i < n; i++) mag += fabs(x[i]) * 1e-3 * 43;
+        for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) {
+            if (!K[k].ok) continue;
+            if (k == 0) ds4j_quants_avx2_init();  /* tables, idempotent (dispatch may not have run it) */
+            if (k == 1) ds4j_quants_avx512_init();
+            float v = K[k].fn(w, act, n);
+            CHECKF(fabs(v - ref) <= 1e-5 * mag + 1e-6 * fabs(ref), "IQ2_XXS %s: %g vs ref %g (%lld blocks)", K[k].name, v,
+                   ref, (long long)nbk);
+            float vx = K[k].fn_xs(wx, act, n);
+            CHECKF(fabs(vx - ref_xs) <= 1e-5 * mag + 1e-6 * fabs(ref_xs), "IQ2_XS %s: %g vs ref %g (%lld blocks)", K[k].name,
+                   vx, ref_xs, (long long)nbk);
+        }
+    }
+    /* matmul (multi-token kernels where present) == matvec per token, bit
+     * for bit, on an odd row count with token groups 4 + 3 */
+    {
+        const int64_t rows = 13, nbk = 4, n = 256 * nbk, toks = 7;
+        int64_t stride = 66 * nbk + 3;
+        uint8_t *wm = malloc((size_t)(stride * rows));
+        for (int64_t i = 0; i < stride * rows; i++) wm[i] = (uint8_t)(urand() * 256);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t b = 0; b < nbk; b++) {
+                uint16_t d = ds4j_f32_to_f16((float)(1e-3 * (0.5 + urand())));
+                memcpy(wm + r * stride + 66 * b, &d, 2);
+            }
+        size_t asz = ds4j_act_size(DS4J_TYPE_IQ2_XXS, n);
+        uint8_t *am = malloc(asz * toks);
+        float *xm = malloc((size_t)n * 4), mv[13], mm[7 * 16];
+        for (int64_t j = 0; j < toks; j++) {
+            for (int64_t i = 0; i < n; i++) xm[i] = gauss();
+            CHECK(ds4j_quantize_act(DS4J_TYPE_IQ2_XXS, xm, n, am + j * asz) == 0);
+        }
+        CHECK(ds4j_matmul(DS4J_TYPE_IQ2_XXS, wm, stride, rows, n, am, (int64_t)asz, toks, mm, 16) == 0);
+        int bad = 0;
+        for (int64_t j = 0; j < toks; j++) {
+            CHECK(ds4j_matvec(DS4J_TYPE_IQ2_XXS, wm, stride, rows, n, am + j * asz, mv) == 0);
+            for (int64_t r = 0; r < rows; r++) bad += mm[j * 16 + r] != mv[r];
+        }
+        CHECKF(bad == 0, "IQ2_XXS matmul differs from matvec in %d places", bad);
+        /* each multi-token kernel against its own single-token kernel, every token count */
+        struct { const char *name; ds4j_vec_dot_fn one; ds4j_mdot_fn multi; bool ok; } M[] = {
+            {"avx2", ds4j_dot_iq2_xxs_avx2, ds4j_mdot_iq2_xxs_avx2, K[0].ok},
+            {"avx512", ds4j_dot_iq2_xxs_avx512, ds4j_mdot_iq2_xxs_avx512, K[1].ok},
+        };
+        for (size_t k = 0; k < sizeof M / sizeof M[0]; k++) {
+            if (!M[k].ok) continue;
+            int mbad = 0;
+            for (int nt = 1; nt <= 4; nt++)
+                for (int64_t r = 0; r < rows; r++) {
+                    float o[4 * 3];
+                    M[k].multi(wm + r * stride, am + (7 - nt) * asz, (int64_t)asz, n, nt, o, 3);
+                    for (int t = 0; t < nt; t++) mbad += o[3 * t] != M[k].one(wm + r * stride, am + (7 - nt + t) * asz, n);
+                }
+            CHECKF(mbad == 0, "IQ2_XXS %s multi-token kernel differs from the single one in %d places", M[k].name, mbad);
+        }
+        free(wm);
+        free(am);
+        free(xm);
+    }
+    for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) printf("IQ2_XXS/IQ2_XS kernels %-6s %s\n", K[k].name, K[k].ok ? "checked" : "not on this CPU");
+    free(w);
+    free(wx);
+    free(x);
+    free(act);
+#endif
+}
+
 int main(void) {
     ds4j_quants_init();
     printf("quants kernels: %s\n", ds4j_quants_kernel_name());
-    if (!strcmp(ds4j_quants_kernel_name(), "avx2")) {
+    if (!strncmp(ds4j_quants_kernel_name(), "avx2", 4)) {
         /* the decode-critical types must actually have SIMD kernels */
         static const int32_t SIMD[] = {DS4J_TYPE_F32, DS4J_TYPE_F16, DS4J_TYPE_BF16, DS4J_TYPE_Q8_0, DS4J_TYPE_Q4_0,
                                        DS4J_TYPE_Q2_K, DS4J_TYPE_Q4_K, DS4J_TYPE_Q5_K, DS4J_TYPE_Q6_K,
@@ -410,6 +519,7 @@ int main(void) {
     test_dots_on_fixtures();
     test_roundtrip();
     test_drivers();
+    test_iq2_xxs_kernels();
     test_nonfinite_inputs();
     if (failures) {
         fprintf(stderr, "test_quants: %d failures\n", failures);

@@ -63,13 +63,15 @@ static uint8_t *make_matrix(int32_t type, int64_t rows, int64_t cols, int64_t *r
 int cmd_bench_quants(int argc, char **argv) {
     int64_t rows = 4096, cols = 4096, tokens = 16;
     int iters = 20;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--cols") && i + 1 < argc) cols = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: ds4j-tool bench-quants [--rows N] [--cols N (multiple of 256)] [--iters N] [--tokens N]\n");
+            fprintf(stderr, "usage: ds4j-tool bench-quants [--rows N] [--cols N (multiple of 256)] [--iters N] [--tokens N] [--type NAME]\n");
             return 2;
         }
     }
@@ -90,6 +92,7 @@ int cmd_bench_quants(int argc, char **argv) {
     for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++) {
         int32_t ty = TYPES[k];
         const ds4j_type_traits *t = ds4j_type_get(ty);
+        if (only && strcmp(only, t->name) != 0) continue;
         int64_t rb = 0;
         uint8_t *w = make_matrix(ty, rows, cols, &rb);
         size_t asz = ds4j_act_size(ty, cols);

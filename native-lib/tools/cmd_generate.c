@@ -1,10 +1,17 @@
 /*
  * cmd_generate.c — `ds4j-tool generate`: evaluate prompt token ids, then
  * sample n tokens with the C sampler and print them comma-separated.
+ * Under mpirun with --options comm=mpi the leader (rank 0) samples and
+ * broadcasts each token; every rank evaluates it (lockstep), rank 0 prints.
+ * --stats reports decode speed and per-layer all_sum latency on stderr;
+ * --die-rank R --die-after N kill rank R with SIGKILL after N tokens (a
+ * test hook that simulates a crashed peer).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ds4j.h"
 #include "tool.h"
@@ -12,7 +19,7 @@
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tokens = NULL, *opts = NULL;
-    int n_gen = 16, threads = 0, chunk = 0;
+    int n_gen = 16, threads = 0, chunk = 0, stats = 0, die_rank = -1, die_after = 0;
     char sopts[1024] = "";
     size_t so = 0;
     for (int i = 1; i < argc; i++) {
@@ -24,6 +31,9 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
         else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
+        else if (!strcmp(a, "--stats")) stats = 1;
+        else if (!strcmp(a, "--die-rank") && i + 1 < argc) die_rank = atoi(argv[++i]);
+        else if (!strcmp(a, "--die-after") && i + 1 < argc) die_after = atoi(argv[++i]);
         else if (!strcmp(a, "--temperature")) skey = "temperature";
         else if (!strcmp(a, "--seed")) skey = "seed";
         else if (!strcmp(a, "--top-k")) skey = "top_k";
@@ -35,7 +45,7 @@ int cmd_generate(int argc, char **argv) {
         else {
             fprintf(stderr, "usage: ds4j-tool generate --model M.gguf --tokens 1,2,3 [-n N] [--temperature T] [--seed S]\n"
                             "       [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--presence-penalty X]\n"
-                            "       [--frequency-penalty X] [--threads N] [--chunk N] [--options K=V;...]\n");
+                            "       [--frequency-penalty X] [--threads N] [--chunk N] [--options K=V;...] [--stats]\n");
             return 2;
         }
         if (skey) {
@@ -60,15 +70,39 @@ int cmd_generate(int argc, char **argv) {
     if (!s) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
     if (ds4j_session_sync(s, ids, n, NULL, NULL) < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
     for (int i = 0; i < n; i++) ds4j_sampler_accept(sp, ids[i]);
+    int rank = ds4j_engine_rank(e);
+    struct timespec t0, t1;
+    int64_t cnt0 = 0, tot0 = 0;
+    ds4j_engine_allsum_stats(e, -1, &cnt0, &tot0, NULL); /* prefill calls, excluded below */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n_gen; i++) {
-        int32_t t = ds4j_sampler_sample(sp, s, 0, NULL, NULL, NULL);
-        if (t < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
-        printf("%s%d", i ? "," : "", t);
-        fflush(stdout);
+        if (rank == die_rank && i == die_after) raise(SIGKILL);
+        /* the leader samples; a negative id tells the followers to stop */
+        int32_t t = rank == 0 ? ds4j_sampler_sample(sp, s, 0, NULL, NULL, NULL) : 0;
+        char why[512] = "";
+        if (t < 0) snprintf(why, sizeof why, "%s", ds4j_last_error());
+        if (ds4j_engine_broadcast_tokens(e, &t, 1, 0) < 0) { fprintf(stderr, "\nds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
+        if (t < 0) { fprintf(stderr, "ds4j-tool generate: %s\n", rank == 0 ? why : "the leader failed to sample"); goto done; }
+        if (rank == 0) {
+            printf("%s%d", i ? "," : "", t);
+            fflush(stdout);
+        }
         ds4j_sampler_accept(sp, t);
         if (i + 1 < n_gen && ds4j_session_eval(s, t) < 0) { fprintf(stderr, "\nds4j-tool generate: %s\n", ds4j_last_error()); goto done; }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rank != 0) { rc = 0; goto done; }
     printf("\n");
+    if (stats && n_gen > 1) {
+        double dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        int64_t cnt = 0, tot = 0, mx = 0;
+        ds4j_engine_allsum_stats(e, -1, &cnt, &tot, &mx);
+        fprintf(stderr, "decode: %d tokens in %.3f s = %.2f tok/s (world size %d)\n", n_gen - 1, dt, (n_gen - 1) / dt,
+                ds4j_engine_world_size(e));
+        if (cnt > cnt0)
+            fprintf(stderr, "all_sum during decode (rank 0): %lld layer calls, mean %.1f us, max %.1f us (incl. prefill)\n",
+                    (long long)(cnt - cnt0), (tot - tot0) / 1e3 / (cnt - cnt0), mx / 1e3);
+    }
     rc = 0;
 done:
     ds4j_session_free(s);

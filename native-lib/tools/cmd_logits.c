@@ -1,7 +1,8 @@
 /*
  * cmd_logits.c — `ds4j-tool logits`: evaluate a token list and write one row
  * of n_vocab float32 logits per input position (row t = logits after token
- * t), for comparisons against reference logits.
+ * t), for comparisons against reference logits. Under mpirun with
+ * --options comm=mpi every rank evaluates in lockstep and rank 0 writes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     if (!s || !lg) { fprintf(stderr, "ds4j-tool logits: %s\n", ds4j_last_error()); goto done; }
     if (ds4j_session_eval_batch(s, ids, n, chunk, lg) < 0) { fprintf(stderr, "ds4j-tool logits: %s\n", ds4j_last_error()); goto done; }
+    if (ds4j_engine_rank(e) != 0) { rc = 0; goto done; } /* followers only took part in the collectives */
     if (out) {
         FILE *f = fopen(out, "wb");
         if (!f || fwrite(lg, sizeof(float), (size_t)n * V, f) != (size_t)n * V) {

@@ -131,6 +131,11 @@ public class ServedModel {
 
     public void requireLoaded() {
         if (engine.shuttingDown()) throw ApiException.notReady("the server is shutting down");
+        if (engine.follower()) {
+            throw ApiException.notReady("this node is a follower (rank " + engine.rank() + " of " + engine.worldSize()
+                    + " in expert-parallel mode): send requests to rank 0"
+                    + (engine.loadError() != null ? "; " + engine.loadError() : ""));
+        }
         if (!engine.modelLoaded()) {
             throw ApiException.notReady(engine.loadError() != null ? "the model failed to load: " + engine.loadError()
                     : "no model is loaded (start the server with ds4.model.path)");

@@ -141,7 +141,8 @@ public record Ds4jProperties(
 
     public enum Thinking { off, high, max }
 
-    public enum Backend { mpi, nccl, jaccl }
+    /** Collective backend (engine option comm=); {@code local} is the engine's one-rank backend for tests. */
+    public enum Backend { mpi, nccl, jaccl, local }
 
     public enum AllSumDtype { f32, bf16, f16 }
 
@@ -151,10 +152,13 @@ public record Ds4jProperties(
      * across processes with the chosen backend.
      *
      * @param enabled run as one rank of a cluster
-     * @param backend mpi | nccl | jaccl
-     * @param rank this process, 0 .. world-size-1 (rank 0 serves HTTP)
-     * @param worldSize number of processes
-     * @param coordinator host:port rank 0 listens on for the rendezvous
+     * @param backend mpi | nccl | jaccl | local (engine option comm=)
+     * @param rank this process, 0 .. world-size-1 (rank 0 serves HTTP); must match the engine's
+     * @param worldSize number of processes; must match the engine's
+     * @param coordinator host:port rank 0 listens on for the rendezvous (not used by mpi, whose
+     *     launcher does the rendezvous, nor by local)
+     * @param expertRange this rank's routed experts "A:B" (engine option expert_range; empty = even split)
+     * @param commPlugin path of the backend plugin (engine option comm_plugin; empty = next to libds4j)
      * @param jaccl JACCL settings
      * @param expertCompact store only this rank's experts compactly (env DS4_EXPERT_COMPACT)
      * @param allSumDtype precision of the all-reduce payload
@@ -165,19 +169,28 @@ public record Ds4jProperties(
             @Min(0) @DefaultValue("0") int rank,
             @Min(1) @Max(4096) @DefaultValue("1") int worldSize,
             @DefaultValue("") String coordinator,
+            @DefaultValue("") String expertRange,
+            @DefaultValue("") String commPlugin,
             @Valid @DefaultValue Jaccl jaccl,
             Boolean expertCompact,
             @NotNull @DefaultValue("f32") AllSumDtype allSumDtype) {
         public Distributed {
             if (expertCompact == null) expertCompact = envFlag("DS4_EXPERT_COMPACT");
+            if (expertRange == null) expertRange = "";
+            if (commPlugin == null) commPlugin = "";
             if (enabled) {
+                if (!expertRange.isBlank() && !expertRange.trim().matches("\\d{1,9}:\\d{1,9}")) {
+                    throw new IllegalArgumentException("ds4.distributed.expert-range must be A:B (routed experts [A, B) of "
+                            + "this rank), got '" + expertRange + "'");
+                }
                 if (rank >= worldSize) {
                     throw new IllegalArgumentException("ds4.distributed.rank (" + rank
                             + ") must be smaller than ds4.distributed.world-size (" + worldSize + ")");
                 }
-                if (worldSize > 1 && (coordinator == null || !coordinator.matches("[^:\\s]+:\\d{1,5}"))) {
+                boolean needsCoordinator = backend == Backend.nccl || backend == Backend.jaccl;
+                if (worldSize > 1 && needsCoordinator && (coordinator == null || !coordinator.matches("[^:\\s]+:\\d{1,5}"))) {
                     throw new IllegalArgumentException("ds4.distributed.coordinator must be host:port when "
-                            + "ds4.distributed.world-size > 1 (got '" + coordinator + "')");
+                            + "ds4.distributed.world-size > 1 with backend " + backend + " (got '" + coordinator + "')");
                 }
                 if (backend == Backend.jaccl) {
                     String dev = jaccl == null ? "" : jaccl.effectiveIbvDevices();

@@ -48,6 +48,14 @@ public final class Ds4jNative {
         m.put("ds4j_engine_open", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS));
         m.put("ds4j_engine_close", FunctionDescriptor.ofVoid(ADDRESS));
         m.put("ds4j_engine_describe", FunctionDescriptor.of(ADDRESS, ADDRESS));
+        // expert parallelism
+        m.put("ds4j_engine_rank", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_engine_world_size", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_engine_broadcast_tokens", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT));
+        m.put("ds4j_engine_barrier", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_engine_follow", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_engine_allsum_stats", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        m.put("ds4j_engine_allsum_drain", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS));
         // metadata
         m.put("ds4j_meta_count", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         m.put("ds4j_meta_find", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
@@ -218,6 +226,112 @@ public final class Ds4jNative {
     public int nVocab(MemorySegment engine) {
         try {
             return check((int) h("ds4j_n_vocab").invokeExact(engine), "ds4j_n_vocab");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // -------------------------------------------------- expert parallelism
+
+    /** This process's rank (0 without comm=). */
+    public int engineRank(MemorySegment engine) {
+        try {
+            return check((int) h("ds4j_engine_rank").invokeExact(engine), "ds4j_engine_rank");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Number of ranks (1 without comm=). */
+    public int engineWorldSize(MemorySegment engine) {
+        try {
+            return check((int) h("ds4j_engine_world_size").invokeExact(engine), "ds4j_engine_world_size");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Collective broadcast of {@code tokens} from {@code root}: on return the
+     * array holds root's values on every rank. Owner thread only.
+     */
+    public void engineBroadcastTokens(MemorySegment engine, int[] tokens, int root) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocateFrom(JAVA_INT, tokens.length == 0 ? new int[] {0} : tokens);
+            check((int) h("ds4j_engine_broadcast_tokens").invokeExact(engine, buf, tokens.length, root),
+                    "ds4j_engine_broadcast_tokens");
+            MemorySegment.copy(buf, JAVA_INT, 0, tokens, 0, tokens.length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Collective barrier across ranks. Owner thread only. */
+    public void engineBarrier(MemorySegment engine) {
+        try {
+            check((int) h("ds4j_engine_barrier").invokeExact(engine), "ds4j_engine_barrier");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Follower loop (rank > 0): blocks mirroring the leader's session
+     * operations until the leader closes its engine. Owner thread only.
+     */
+    public void engineFollow(MemorySegment engine) {
+        try {
+            check((int) h("ds4j_engine_follow").invokeExact(engine), "ds4j_engine_follow");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Cumulative all_sum statistics of one layer, or of all layers with {@code layer = -1}. */
+    public record AllsumStats(long count, long totalNs, long maxNs) {}
+
+    /** ds4j_engine_allsum_stats; any thread. */
+    public AllsumStats engineAllsumStats(MemorySegment engine, int layer) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment c = arena.allocate(JAVA_LONG);
+            MemorySegment t = arena.allocate(JAVA_LONG);
+            MemorySegment mx = arena.allocate(JAVA_LONG);
+            check((int) h("ds4j_engine_allsum_stats").invokeExact(engine, layer, c, t, mx), "ds4j_engine_allsum_stats");
+            return new AllsumStats(c.get(JAVA_LONG, 0), t.get(JAVA_LONG, 0), mx.get(JAVA_LONG, 0));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Receives drained all_sum samples. */
+    @FunctionalInterface
+    public interface AllsumSink {
+        void sample(int layer, long nanos);
+    }
+
+    /**
+     * Drains every pending all_sum latency sample into {@code sink} (any
+     * thread, in batches of {@code batch}); returns the number of samples the
+     * engine dropped (overwritten) since the previous drain.
+     */
+    public long engineAllsumDrain(MemorySegment engine, int batch, AllsumSink sink) {
+        int cap = Math.max(1, batch);
+        long dropped = 0;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment layers = arena.allocate(JAVA_INT, cap);
+            MemorySegment ns = arena.allocate(JAVA_LONG, cap);
+            MemorySegment drop = arena.allocate(JAVA_LONG);
+            for (int round = 0; round < 1024; round++) {
+                drop.set(JAVA_LONG, 0, 0);
+                int n = check((int) h("ds4j_engine_allsum_drain").invokeExact(engine, layers, ns, cap, drop),
+                        "ds4j_engine_allsum_drain");
+                dropped += drop.get(JAVA_LONG, 0);
+                for (int i = 0; i < n; i++) {
+                    sink.sample(layers.getAtIndex(JAVA_INT, i), ns.getAtIndex(JAVA_LONG, i));
+                }
+                if (n < cap) break;
+            }
+            return dropped;
         } catch (Throwable t) {
             throw rethrow(t);
         }

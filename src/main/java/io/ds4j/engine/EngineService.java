@@ -42,6 +42,12 @@ public class EngineService implements DisposableBean {
     private volatile int nVocab;
     private volatile int contextSize;
     private volatile int contextUsed;
+    private volatile int rank;
+    private volatile int worldSize = 1;
+    /** null on rank 0; "following", "failed" or "leader closed the engine" on a follower. */
+    private volatile String followerState;
+    /** Guards the engine handle against close while another thread drains its statistics. */
+    private final Object statsLock = new Object();
 
     public EngineService(Ds4jProperties props) {
         this.props = props;
@@ -64,51 +70,54 @@ public class EngineService implements DisposableBean {
         }
     }
 
-    String engineOptions(String path) {
+    /**
+     * Engine options from the configuration: threads, prefill chunk, KV
+     * precision and, when distributed, the collective backend (comm=), the
+     * explicit expert slice (expert_range, default: the engine's even split),
+     * the plugin path and expert_compact.
+     */
+    String engineOptions() {
         var e = props.engine();
         StringBuilder sb = new StringBuilder("threads=").append(e.threads());
         if (e.prefillChunk() > 0) sb.append(";prefill_chunk=").append(e.prefillChunk());
         sb.append(";kv_precision=").append(e.kvPrecision().name());
         var d = props.distributed();
-        if (d.enabled() && d.worldSize() > 1) {
-            long experts = expertCount(path);
-            long per = (experts + d.worldSize() - 1) / d.worldSize();
-            long a = Math.min(experts, per * d.rank());
-            long b = Math.min(experts, a + per);
-            sb.append(";expert_range=").append(a).append(':').append(b);
+        if (d.enabled()) {
+            sb.append(";comm=").append(d.backend().name());
+            if (!d.expertRange().isBlank()) sb.append(";expert_range=").append(d.expertRange().trim());
+            if (!d.commPlugin().isBlank()) sb.append(";comm_plugin=").append(d.commPlugin().trim());
+            if (Boolean.TRUE.equals(d.expertCompact())) sb.append(";expert_compact=1");
         }
         return sb.toString();
-    }
-
-    private long expertCount(String path) {
-        MemorySegment probe = nativeLib.engineOpen(path, "vocab_only=1");
-        try {
-            GgufMetadata m = GgufMetadata.read(nativeLib, probe);
-            String arch = m.string("general.architecture").orElse("deepseek4");
-            return m.integer(arch + ".expert_count").orElseThrow(() -> new EngineException(EngineException.FORMAT,
-                    path + ": no " + arch + ".expert_count, cannot split experts across ranks"));
-        } finally {
-            nativeLib.engineClose(probe);
-        }
     }
 
     private void openModel(String path) {
         try {
             call(() -> {
                 long t0 = System.nanoTime();
-                String options = engineOptions(path);
+                String options = engineOptions();
+                var d = props.distributed();
+                if (d.enabled() && d.allSumDtype() != Ds4jProperties.AllSumDtype.f32) {
+                    throw new EngineException(EngineException.INVALID_ARGUMENT, "ds4.distributed.all-sum-dtype="
+                            + d.allSumDtype() + " is not supported by this engine build (its all_sum payload is f32)");
+                }
                 MemorySegment e = nativeLib.engineOpen(path, options);
                 try {
                     metadata = GgufMetadata.read(nativeLib, e);
                     describeJson = nativeLib.engineDescribe(e);
                     nVocab = nativeLib.nVocab(e);
+                    rank = nativeLib.engineRank(e);
+                    worldSize = nativeLib.engineWorldSize(e);
+                    checkCluster();
                     int nCtx = props.engine().contextSize();
                     long bytes = nativeLib.contextMemory(e, nCtx);
-                    session = nativeLib.sessionNew(e, nCtx);
-                    contextSize = nativeLib.sessionNCtx(session);
-                    log.info("model loaded: {} ({} metadata keys, vocab {}, context {} tokens, {} MiB KV state, options '{}') in {} ms",
-                            path, metadata.size(), nVocab, contextSize, bytes >> 20, options,
-                            TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
+                    if (rank == 0) {
+                        session = nativeLib.sessionNew(e, nCtx);
+                        contextSize = nativeLib.sessionNCtx(session);
+                    }
+                    log.info("model loaded: {} ({} metadata keys, vocab {}, context {} tokens, {} MiB KV state, options '{}', "
+                            + "rank {} of {}) in {} ms", path, metadata.size(), nVocab, nCtx, bytes >> 20, options, rank,
+                            worldSize, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
                 } catch (RuntimeException ex) {
                     if (!session.equals(MemorySegment.NULL)) nativeLib.sessionFree(session);
                     session = MemorySegment.NULL;
@@ -125,6 +134,50 @@ public class EngineService implements DisposableBean {
             loadError = e.toString();
             log.error("cannot load model {}", path, e);
         }
+        if (loadError == null && rank > 0) startFollower();
+    }
+
+    /** The engine's rank and world size must be what the configuration says. */
+    private void checkCluster() {
+        var d = props.distributed();
+        int wantRank = d.enabled() ? d.rank() : 0;
+        int wantWorld = d.enabled() ? d.worldSize() : 1;
+        if (rank != wantRank || worldSize != wantWorld) {
+            throw new EngineException(EngineException.STATE, "cluster mismatch: the engine (comm="
+                    + (d.enabled() ? d.backend().name() : "none") + ") reports rank " + rank + " of " + worldSize
+                    + " but the configuration says ds4.distributed.rank=" + wantRank + ", ds4.distributed.world-size="
+                    + wantWorld + (d.backend() == Ds4jProperties.Backend.mpi && d.enabled()
+                            ? " (under MPI the rank and size come from mpirun -np)" : ""));
+        }
+    }
+
+    /**
+     * Rank > 0: the owner thread runs ds4j_engine_follow, mirroring the
+     * leader's session operations until the leader closes its engine. The
+     * HTTP API of a follower answers 503.
+     */
+    private void startFollower() {
+        followerState = "following";
+        owner.execute(() -> {
+            log.info("follower: rank {} of {} mirrors the leader (rank 0)", rank, worldSize);
+            try {
+                nativeLib.engineFollow(engine);
+                followerState = "leader closed the engine";
+                log.info("follower: the leader closed its engine; rank {} stops following", rank);
+            } catch (EngineException ex) {
+                String msg = ex.code() == EngineException.STATE && ex.getMessage().contains("not implemented")
+                        ? "follower mode is not available in this native build (ds4j_engine_follow: " + ex.getMessage()
+                                + "); rank " + rank + " cannot serve"
+                        : "follower loop failed: " + ex.getMessage();
+                followerState = "failed";
+                loadError = msg;
+                log.error("rank {}: {}", rank, msg);
+            } catch (RuntimeException ex) {
+                followerState = "failed";
+                loadError = "follower loop failed: " + ex;
+                log.error("rank {}: follower loop failed", rank, ex);
+            }
+        });
     }
 
     /** Runs {@code task} on the engine owner thread and waits for it. */
@@ -238,6 +291,46 @@ public class EngineService implements DisposableBean {
         }
     }
 
+    /**
+     * Drains the engine's all_sum latency samples into {@code sink} (any
+     * thread); returns the samples the engine dropped, 0 without a model or
+     * a native build lacking the function.
+     */
+    public long drainAllsum(Ds4jNative.AllsumSink sink) {
+        synchronized (statsLock) {
+            MemorySegment e = engine;
+            if (e.equals(MemorySegment.NULL) || !nativeLib.has("ds4j_engine_allsum_drain")) return 0;
+            return nativeLib.engineAllsumDrain(e, 1024, sink);
+        }
+    }
+
+    /** The engine's rank (0 without comm= or without a model). */
+    public int rank() {
+        return rank;
+    }
+
+    /** The engine's world size (1 without comm= or without a model). */
+    public int worldSize() {
+        return worldSize;
+    }
+
+    /** True on a rank > 0: the HTTP API does not serve, the owner thread follows the leader. */
+    public boolean follower() {
+        return followerState != null;
+    }
+
+    /** The follower loop's state ("following", "failed", "leader closed the engine"), or null on the leader. */
+    public String followerState() {
+        return followerState;
+    }
+
+    /** The engine is open with the configured rank and world size (collective open succeeded). */
+    public boolean clusterFormed() {
+        var d = props.distributed();
+        return !engine.equals(MemorySegment.NULL) && loadError == null
+                && (!d.enabled() || (worldSize == d.worldSize() && rank == d.rank()));
+    }
+
     public Ds4jNative nativeLib() {
         return nativeLib;
     }
@@ -300,13 +393,25 @@ public class EngineService implements DisposableBean {
         shuttingDown = true;
         MemorySegment e = engine;
         MemorySegment s = session;
-        engine = MemorySegment.NULL;
         session = MemorySegment.NULL;
+        if ("following".equals(followerState)) {
+            // the owner thread is inside ds4j_engine_follow, which returns only when the leader closes:
+            // closing here would free the engine under it; the process exit releases it.
+            synchronized (statsLock) {
+                engine = MemorySegment.NULL;
+            }
+            log.warn("rank {} shuts down while following the leader; the engine is released at process exit", rank);
+            owner.shutdownNow();
+            return;
+        }
         if (!e.equals(MemorySegment.NULL)) {
             try {
                 owner.submit(() -> {
-                    if (!s.equals(MemorySegment.NULL)) nativeLib.sessionFree(s);
-                    nativeLib.engineClose(e);
+                    synchronized (statsLock) {
+                        engine = MemorySegment.NULL;
+                        if (!s.equals(MemorySegment.NULL)) nativeLib.sessionFree(s);
+                        nativeLib.engineClose(e);
+                    }
                 }).get(30, TimeUnit.SECONDS);
             } catch (Exception ex) {
                 log.warn("engine did not close cleanly: {}", ex.toString());

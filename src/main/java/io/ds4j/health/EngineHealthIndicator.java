@@ -22,10 +22,16 @@ public class EngineHealthIndicator implements HealthIndicator {
     public Health health() {
         Health.Builder b = engine.loadError() != null ? Health.down() : Health.up();
         b.withDetail("library", engine.nativeLib().version());
-        if (engine.modelLoaded()) {
+        if (engine.follower()) {
+            b.withDetail("model", "loaded").withDetail("role", "follower")
+                    .withDetail("rank", engine.rank()).withDetail("world_size", engine.worldSize())
+                    .withDetail("follower", engine.followerState());
+            if (engine.loadError() != null) b.withDetail("error", engine.loadError());
+        } else if (engine.modelLoaded()) {
             b.withDetail("model", "loaded")
                     .withDetail("context_size", engine.contextSize())
-                    .withDetail("context_used", engine.contextUsed());
+                    .withDetail("context_used", engine.contextUsed())
+                    .withDetail("rank", engine.rank()).withDetail("world_size", engine.worldSize());
         } else if (engine.loadError() != null) {
             b.withDetail("model", "failed").withDetail("error", engine.loadError());
         } else {

@@ -70,10 +70,22 @@ public class ModelInfoContributor implements InfoContributor {
         var d = props.distributed();
         Map<String, Object> dist = new LinkedHashMap<>();
         dist.put("enabled", d.enabled());
+        Map<?, ?> describe = Map.of();
+        try {
+            describe = JSON.readValue(engine.describeJson(), Map.class);
+        } catch (RuntimeException ex) {
+            // an unparsable describe string is shown under model.describe already
+        }
+        // as the engine reports them (describe JSON); "none" / 0 / 1 without comm= or without a model
+        dist.put("comm", describe.get("comm") instanceof String c ? c : "none");
+        dist.put("rank", describe.get("rank") instanceof Number r ? r.intValue() : engine.rank());
+        dist.put("world_size", describe.get("world_size") instanceof Number w ? w.intValue() : engine.worldSize());
+        dist.put("role", engine.follower() ? "follower" : "leader");
+        if (describe.get("expert_range") != null) dist.put("expert_range", describe.get("expert_range"));
         if (d.enabled()) {
             dist.put("backend", d.backend().name());
-            dist.put("rank", d.rank());
-            dist.put("world_size", d.worldSize());
+            dist.put("configured_rank", d.rank());
+            dist.put("configured_world_size", d.worldSize());
             dist.put("all_sum_dtype", d.allSumDtype().name());
             dist.put("expert_compact", d.expertCompact());
         }

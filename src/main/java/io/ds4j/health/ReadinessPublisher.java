@@ -13,7 +13,9 @@ import org.springframework.stereotype.Component;
 
 /**
  * Readiness (/actuator/health/readiness) = a model is loaded and, when
- * distributed, the cluster is formed. Liveness stays UP: a server without a
+ * distributed, the cluster is formed (the engine reports the configured rank
+ * and world size) and this process is the leader (rank 0; followers never
+ * take HTTP traffic). Liveness stays UP: a server without a
  * model still answers (503 on the API). On shutdown readiness flips first so
  * load balancers stop sending traffic while in-flight streams finish.
  */
@@ -32,12 +34,16 @@ public class ReadinessPublisher {
 
     /** Why the server is not ready, or null when it is. */
     public String notReadyReason() {
+        if (engine.follower()) {
+            return "this node is a follower (rank " + engine.rank() + "): only rank 0 serves HTTP"
+                    + (engine.loadError() != null ? "; " + engine.loadError() : "");
+        }
         if (!engine.modelLoaded()) {
             return engine.loadError() != null ? "model failed to load: " + engine.loadError() : "no model configured";
         }
-        if (props.distributed().enabled() && props.distributed().worldSize() > 1) {
-            return "distributed backend '" + props.distributed().backend()
-                    + "' is not available in this native build: cluster not formed";
+        if (props.distributed().enabled() && !engine.clusterFormed()) {
+            return "cluster not formed: the engine reports world size " + engine.worldSize() + ", configured "
+                    + props.distributed().worldSize();
         }
         return null;
     }

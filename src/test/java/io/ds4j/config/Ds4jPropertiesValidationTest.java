@@ -102,10 +102,14 @@ class Ds4jPropertiesValidationTest {
 
     @Test
     void coordinatorRequiredForAClusterAndIgnoredWhenDisabled() {
-        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.world-size=2").run(ctx -> {
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.backend=nccl",
+                "ds4.distributed.world-size=2").run(ctx -> {
             assertThat(ctx).hasFailed();
             assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.coordinator");
         });
+        // MPI's launcher does the rendezvous
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.world-size=2")
+                .run(ctx -> assertThat(ctx).hasNotFailed());
         runner.withPropertyValues("ds4.distributed.rank=5").run(ctx -> assertThat(ctx).hasNotFailed());
     }
 
@@ -126,6 +130,16 @@ class Ds4jPropertiesValidationTest {
                     assertThat(ctx.getBean(Ds4jProperties.class).distributed().jaccl().effectiveIbvDevices())
                             .isEqualTo(devices.toString());
                 });
+    }
+
+    @Test
+    void expertRangeMustBeAColonPair() {
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.expert-range=0-4").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.expert-range must be A:B");
+        });
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.expert-range=0:4").run(ctx ->
+                assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertRange()).isEqualTo("0:4"));
     }
 
     @Test

@@ -1,0 +1,139 @@
+/*
+ * comm_mpi.c — the MPI backend plugin (libds4j_comm_mpi.so) for ds4j's
+ * expert parallelism, loaded by libds4j with dlopen (src/comm.h describes
+ * the ABI). Collectives run on a duplicate of MPI_COMM_WORLD with
+ * MPI_ERRORS_RETURN, so a failing peer becomes an error code where the MPI
+ * implementation allows it rather than an abort of this process.
+ *
+ * MPI is initialised on first use if the host program has not done so
+ * (MPI_THREAD_SERIALIZED: the engine's owner thread may not be the thread
+ * that opened it) and finalised at process exit, not at close, because MPI
+ * cannot be initialised twice in one process and engines may be reopened.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "comm.h"
+
+typedef struct mpi_comm {
+    MPI_Comm comm;
+    int rank, size;
+    char err[512];
+} mpi_comm;
+
+static int we_initialised;
+
+static void finalize_at_exit(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Finalize();
+}
+
+static int mpi_failed(mpi_comm *c, const char *op, int rc) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", rc);
+    snprintf(c->err, sizeof c->err, "%s: %s", op, msg);
+    return 1;
+}
+
+static int m_rank(void *s) { return ((mpi_comm *)s)->rank; }
+static int m_size(void *s) { return ((mpi_comm *)s)->size; }
+static const char *m_error(void *s) { return ((mpi_comm *)s)->err; }
+
+static int m_all_sum(void *s, float *buf, int64_t n) {
+    mpi_comm *c = s;
+    /* MPI counts are int: large buffers go in pieces */
+    for (int64_t off = 0; off < n;) {
+        int k = n - off > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - off);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, c->comm);
+        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Allreduce", rc);
+        off += k;
+    }
+    return 0;
+}
+
+static int m_bcast(void *s, int32_t *buf, int64_t n, int root) {
+    mpi_comm *c = s;
+    for (int64_t off = 0; off < n;) {
+        int k = n - off > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - off);
+        int rc = MPI_Bcast(buf + off, k, MPI_INT32_T, root, c->comm);
+        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Bcast", rc);
+        off += k;
+    }
+    return 0;
+}
+
+static int m_barrier(void *s) {
+    mpi_comm *c = s;
+    int rc = MPI_Barrier(c->comm);
+    return rc != MPI_SUCCESS ? mpi_failed(c, "MPI_Barrier", rc) : 0;
+}
+
+static void m_close(void *s) {
+    mpi_comm *c = s;
+    if (!c) return;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin && c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
+    free(c);
+}
+
+static const ds4j_comm_vtable MPI_VT = {
+    .abi = DS4J_COMM_PLUGIN_ABI, .name = "mpi", .rank = m_rank, .size = m_size, .all_sum_f32 = m_all_sum,
+    .broadcast_i32 = m_bcast, .barrier = m_barrier, .close = m_close, .last_error = m_error,
+};
+
+__attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const char *options,
+                                                                 const ds4j_comm_vtable **vt, void **self,
+                                                                 char *err, size_t err_cap) {
+    (void)options;
+    if (abi != DS4J_COMM_PLUGIN_ABI) {
+        snprintf(err, err_cap, "plugin built for ABI %d, caller uses %d", DS4J_COMM_PLUGIN_ABI, abi);
+        return 1;
+    }
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (fin) {
+        snprintf(err, err_cap, "MPI was already finalised in this process");
+        return 1;
+    }
+    if (!init) {
+        int provided = 0;
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+        if (rc != MPI_SUCCESS) {
+            snprintf(err, err_cap, "MPI_Init_thread failed (error %d)", rc);
+            return 1;
+        }
+        if (provided < MPI_THREAD_SERIALIZED) {
+            /* single-threaded MPI still works if the caller keeps to one thread */
+            fprintf(stderr, "ds4j comm=mpi: MPI provides thread level %d < SERIALIZED; call the engine from the thread that opened it\n",
+                    provided);
+        }
+        if (!we_initialised) atexit(finalize_at_exit);
+        we_initialised = 1;
+    }
+    mpi_comm *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_cap, "out of memory");
+        return 1;
+    }
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &c->comm);
+    if (rc != MPI_SUCCESS) {
+        snprintf(err, err_cap, "MPI_Comm_dup failed (error %d)", rc);
+        free(c);
+        return 1;
+    }
+    MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(c->comm, &c->rank);
+    MPI_Comm_size(c->comm, &c->size);
+    *vt = &MPI_VT;
+    *self = c;
+    return 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * comm.c — the communicator behind expert parallelism: the built-in
+ * single-rank "local" backend, the plugin loader (dlopen of
+ * libds4j_comm_<name>.so found next to libds4j, or an explicit path), and
+ * the wrappers that turn backend failures into DS4J_ERR_COMM and make a
+ * failed communicator fail fast afterwards.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm.h"
+#include "common.h"
+
+struct ds4j_comm {
+    const ds4j_comm_vtable *vt;
+    void *self;
+    int rank, size;
+    int broken;
+    char broken_msg[256];
+};
+
+/* ------------------------------------------------------------ local */
+
+static int local_rank(void *s) { (void)s; return 0; }
+static int local_size(void *s) { (void)s; return 1; }
+static int local_all_sum(void *s, float *b, int64_t n) { (void)s; (void)b; (void)n; return 0; }
+static int local_bcast(void *s, int32_t *b, int64_t n, int root) { (void)s; (void)b; (void)n; return root == 0 ? 0 : 1; }
+static int local_barrier(void *s) { (void)s; return 0; }
+static void local_close(void *s) { (void)s; }
+static const char *local_error(void *s) { (void)s; return "root rank out of range (one rank)"; }
+
+static const ds4j_comm_vtable LOCAL_VT = {
+    .abi = DS4J_COMM_PLUGIN_ABI, .name = "local", .rank = local_rank, .size = local_size,
+    .all_sum_f32 = local_all_sum, .broadcast_i32 = local_bcast, .barrier = local_barrier,
+    .close = local_close, .last_error = local_error,
+};
+
+/* ------------------------------------------------------------ loader */
+
+/* Directory holding the code of libds4j (the shared library, or the
+ * executable that links it statically), so plugins are found beside it. */
+static int self_dir(char *out, size_t cap) {
+    Dl_info info;
+    char path[PATH_MAX];
+    path[0] = 0;
+    if (dladdr((void *)&ds4j_comm_open, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
+        snprintf(path, sizeof path, "%s", info.dli_fname);
+    else {
+        ssize_t k = readlink("/proc/self/exe", path, sizeof path - 1);
+        if (k <= 0) return -1;
+        path[k] = 0;
+    }
+    char *slash = strrchr(path, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    snprintf(out, cap, "%s", path[0] ? path : "/");
+    return 0;
+}
+
+static int load_plugin(const char *name, const char *plugin_path, ds4j_comm_plugin_open_fn *fn) {
+    char tried[2][PATH_MAX + 64];
+    char errs[2][256];
+    int n_tried = 0;
+    void *h = NULL;
+    char file[64];
+    snprintf(file, sizeof file, "libds4j_comm_%s.so", name);
+    if (plugin_path && *plugin_path) {
+        snprintf(tried[0], sizeof tried[0], "%s", plugin_path);
+        n_tried = 1;
+    } else {
+        char dir[PATH_MAX];
+        if (self_dir(dir, sizeof dir) == 0) snprintf(tried[n_tried++], sizeof tried[0], "%s/%s", dir, file);
+        snprintf(tried[n_tried++], sizeof tried[0], "%s", file); /* the dynamic loader's search path */
+    }
+    for (int i = 0; i < n_tried && !h; i++) {
+        dlerror();
+        /* RTLD_GLOBAL: MPI implementations dlopen their own components, which
+         * resolve libmpi symbols globally. NODELETE: the plugin may register
+         * exit handlers (MPI_Finalize at process exit). */
+        h = dlopen(tried[i], RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE);
+        const char *de = dlerror();
+        snprintf(errs[i], sizeof errs[i], "%s", h ? "" : (de ? de : "unknown dlopen error"));
+    }
+    if (!h) {
+        if (n_tried == 1)
+            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: cannot load backend plugin %s: %s", name, tried[0], errs[0]);
+        return ds4j_fail(DS4J_ERR_COMM,
+                         "comm=%s: backend plugin %s not found (tried %s: %s; and the loader path: %s). "
+                         "Was libds4j built with MPI (DS4J_WITH_MPI=ON and an MPI C library installed)?",
+                         name, file, tried[0], errs[0], errs[1]);
+    }
+    *(void **)fn = dlsym(h, DS4J_COMM_PLUGIN_SYMBOL);
+    if (!*fn) return ds4j_fail(DS4J_ERR_COMM, "comm=%s: %s does not export %s", name, file, DS4J_COMM_PLUGIN_SYMBOL);
+    return 0;
+}
+
+int ds4j_comm_open(ds4j_comm **out, const char *name, const char *plugin_path) {
+    *out = NULL;
+    if (!name || !*name) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm: empty backend name");
+    const ds4j_comm_vtable *vt = NULL;
+    void *self = NULL;
+    if (!strcmp(name, "local")) {
+        vt = &LOCAL_VT;
+    } else if (!strcmp(name, "nccl") || !strcmp(name, "jaccl")) {
+        /* Recognised names: their plugins will follow the same ABI. Until they
+         * exist, an explicit comm_plugin= path may still provide one. */
+        if (!plugin_path || !*plugin_path)
+            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend not built in this build (available: local, mpi)", name);
+    } else if (strcmp(name, "mpi") != 0) {
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: unknown backend (expected local, mpi, nccl or jaccl)", name);
+    }
+    if (!vt) {
+        ds4j_comm_plugin_open_fn fn;
+        int rc = load_plugin(name, plugin_path, &fn);
+        if (rc) return rc;
+        char err[512] = {0};
+        if (fn(DS4J_COMM_PLUGIN_ABI, "", &vt, &self, err, sizeof err) || !vt)
+            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend failed to start: %s", name, err[0] ? err : "no reason given");
+        if (vt->abi != DS4J_COMM_PLUGIN_ABI || !vt->rank || !vt->size || !vt->all_sum_f32 || !vt->broadcast_i32 ||
+            !vt->barrier || !vt->close || !vt->last_error) {
+            if (vt->close) vt->close(self);
+            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: plugin ABI %d does not match libds4j's %d", name, vt->abi,
+                             DS4J_COMM_PLUGIN_ABI);
+        }
+    }
+    ds4j_comm *c = calloc(1, sizeof *c);
+    if (!c) {
+        vt->close(self);
+        return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    }
+    c->vt = vt;
+    c->self = self;
+    c->rank = vt->rank(self);
+    c->size = vt->size(self);
+    if (c->size < 1 || c->rank < 0 || c->rank >= c->size) {
+        int r = c->rank, s = c->size;
+        ds4j_comm_close(c);
+        return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend reported rank %d of %d", name, r, s);
+    }
+    *out = c;
+    return 0;
+}
+
+void ds4j_comm_close(ds4j_comm *c) {
+    if (!c) return;
+    c->vt->close(c->self);
+    free(c);
+}
+
+const char *ds4j_comm_name(const ds4j_comm *c) { return c ? c->vt->name : "none"; }
+int ds4j_comm_rank(const ds4j_comm *c) { return c ? c->rank : 0; }
+int ds4j_comm_size(const ds4j_comm *c) { return c ? c->size : 1; }
+
+static int comm_failed(ds4j_comm *c, const char *op) {
+    if (!c->broken) {
+        c->broken = 1;
+        snprintf(c->broken_msg, sizeof c->broken_msg, "%s", c->vt->last_error(c->self));
+        return ds4j_fail(DS4J_ERR_COMM, "%s %s failed on rank %d of %d: %s", c->vt->name, op, c->rank, c->size,
+                         c->broken_msg);
+    }
+    return ds4j_fail(DS4J_ERR_COMM, "%s %s: the communicator is unusable after an earlier failure (%s)", c->vt->name,
+                     op, c->broken_msg);
+}
+
+int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n) {
+    if (!c || n < 0 || (n && !buf)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum: bad arguments");
+    if (c->broken || c->vt->all_sum_f32(c->self, buf, n)) return comm_failed(c, "all_sum");
+    return 0;
+}
+
+int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root) {
+    if (!c || n < 0 || (n && !buf)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast: bad arguments");
+    if (root < 0 || root >= c->size)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast: root %d out of range [0, %d)", root, c->size);
+    if (c->broken || c->vt->broadcast_i32(c->self, buf, n, root)) return comm_failed(c, "broadcast");
+    return 0;
+}
+
+int ds4j_comm_barrier(ds4j_comm *c) {
+    if (!c) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "barrier: no communicator");
+    if (c->broken || c->vt->barrier(c->self)) return comm_failed(c, "barrier");
+    return 0;
+}

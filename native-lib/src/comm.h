@@ -1,0 +1,68 @@
+/*
+ * comm.h — collectives for expert-parallel inference: a small backend
+ * interface (rank, size, all_sum_f32, broadcast_i32, barrier, close) and the
+ * loader that finds a backend. Backends that need an external library (MPI,
+ * later NCCL and JACCL) are plugins, shared objects dlopen()ed at run time,
+ * so libds4j itself never links them: the JVM loads libds4j in processes
+ * that have no MPI at all.
+ *
+ * Plugin ABI (the only thing a plugin includes from ds4j is this header; it
+ * must not call libds4j functions): the plugin exports
+ *     int ds4j_comm_plugin_open(int abi, const char *options,
+ *                               const ds4j_comm_vtable **vt, void **self,
+ *                               char *err, size_t err_cap);
+ * returning 0 and filling *vt / *self, or non-zero with a message in err.
+ * Every vtable function returns 0 on success or non-zero on failure, with
+ * the reason available from last_error(self).
+ */
+#ifndef DS4J_COMM_H
+#define DS4J_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DS4J_COMM_PLUGIN_ABI 1
+#define DS4J_COMM_PLUGIN_SYMBOL "ds4j_comm_plugin_open"
+
+typedef struct ds4j_comm_vtable {
+    int abi;           /* DS4J_COMM_PLUGIN_ABI */
+    const char *name;  /* "mpi", ... */
+    int (*rank)(void *self);
+    int (*size)(void *self);
+    /* In-place element-wise sum over all ranks; every rank must end up with
+     * bit-identical results (the ranks replay the same model state). */
+    int (*all_sum_f32)(void *self, float *buf, int64_t n);
+    /* Root's n ints replace everyone else's. */
+    int (*broadcast_i32)(void *self, int32_t *buf, int64_t n, int root);
+    int (*barrier)(void *self);
+    void (*close)(void *self);
+    const char *(*last_error)(void *self);
+} ds4j_comm_vtable;
+
+typedef int (*ds4j_comm_plugin_open_fn)(int abi, const char *options, const ds4j_comm_vtable **vt, void **self,
+                                        char *err, size_t err_cap);
+
+/* ---- libds4j side (not visible to plugins) ---- */
+
+typedef struct ds4j_comm ds4j_comm;
+
+/*
+ * Open backend `name`: "local" (built in: one rank, identity collectives),
+ * "mpi" (plugin libds4j_comm_mpi.so), "nccl" / "jaccl" (recognised, not built
+ * in this build). plugin_path, if not NULL/empty, names the plugin file to
+ * load instead of searching next to libds4j. Returns 0 or a negative
+ * DS4J_ERR_* with a ds4j_fail() message.
+ */
+int ds4j_comm_open(ds4j_comm **out, const char *name, const char *plugin_path);
+void ds4j_comm_close(ds4j_comm *c);
+const char *ds4j_comm_name(const ds4j_comm *c);
+int ds4j_comm_rank(const ds4j_comm *c);
+int ds4j_comm_size(const ds4j_comm *c);
+/* Collectives: 0 or DS4J_ERR_COMM (message names the operation and the
+ * backend's reason). After the first failure the communicator is broken and
+ * every later call fails fast: peers may be gone or out of step. */
+int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n);
+int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
+int ds4j_comm_barrier(ds4j_comm *c);
+
+#endif

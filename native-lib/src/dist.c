@@ -1,0 +1,251 @@
+/*
+ * dist.c — expert parallelism at the engine level: the open-time handshake
+ * between ranks (everyone opened the same model; expert ranges partition
+ * the routed experts), the all-reduce hook that sums each MoE layer's
+ * routed output through the communicator, the per-layer all_sum timing
+ * (cumulative counters plus a bounded ring of samples for histograms) and
+ * the public ds4j_engine_rank / world_size / broadcast / stats entry points.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "comm.h"
+#include "common.h"
+#include "dist.h"
+#include "session.h"
+
+#define DIST_RING_CAP 16384 /* samples kept between drains (~192 KiB) */
+
+struct ds4j_dist {
+    pthread_mutex_t mu;
+    int64_t n_layer;
+    int64_t *count, *total_ns, *max_ns; /* [n_layer] cumulative */
+    int32_t *ring_layer;                /* [DIST_RING_CAP] */
+    int64_t *ring_ns;
+    int64_t head, len, dropped;         /* oldest sample at (head - len) mod cap */
+};
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void dist_free(ds4j_dist *d) {
+    if (!d) return;
+    pthread_mutex_destroy(&d->mu);
+    free(d->count);
+    free(d->total_ns);
+    free(d->max_ns);
+    free(d->ring_layer);
+    free(d->ring_ns);
+    free(d);
+}
+
+static ds4j_dist *dist_new(int64_t n_layer) {
+    ds4j_dist *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    pthread_mutex_init(&d->mu, NULL);
+    d->n_layer = n_layer;
+    d->count = calloc((size_t)n_layer, sizeof(int64_t));
+    d->total_ns = calloc((size_t)n_layer, sizeof(int64_t));
+    d->max_ns = calloc((size_t)n_layer, sizeof(int64_t));
+    d->ring_layer = calloc(DIST_RING_CAP, sizeof(int32_t));
+    d->ring_ns = calloc(DIST_RING_CAP, sizeof(int64_t));
+    if (!d->count || !d->total_ns || !d->max_ns || !d->ring_layer || !d->ring_ns) {
+        dist_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void dist_record(ds4j_dist *d, int layer, int64_t ns) {
+    if (layer < 0 || layer >= d->n_layer) return;
+    pthread_mutex_lock(&d->mu);
+    d->count[layer]++;
+    d->total_ns[layer] += ns;
+    if (ns > d->max_ns[layer]) d->max_ns[layer] = ns;
+    d->ring_layer[d->head] = layer;
+    d->ring_ns[d->head] = ns;
+    d->head = (d->head + 1) % DIST_RING_CAP;
+    if (d->len < DIST_RING_CAP) d->len++;
+    else d->dropped++; /* overwrote the oldest undrained sample */
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The model's reduction hook: routed-expert partial sums -> full sums. */
+static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
+    ds4j_engine *e = user;
+    int64_t t0 = now_ns();
+    int rc = ds4j_comm_all_sum_f32(e->comm, buf, n);
+    if (!rc) dist_record(e->dist, layer, now_ns() - t0);
+    return rc;
+}
+
+/* Sum a small status vector over ranks, keeping the caller's error message
+ * if it already has one (a failing rank still takes part, so that peers do
+ * not wait for it forever). */
+static int hs_sum(ds4j_engine *e, float *v, int64_t n) { return ds4j_comm_all_sum_f32(e->comm, v, n); }
+
+int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) {
+    ds4j_comm *c = e->comm;
+    int size = ds4j_comm_size(c), rank = ds4j_comm_rank(c);
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", ds4j_last_error());
+    const dsv4_model *m = ok ? e->model : NULL;
+    /* 1: everyone ready, and everyone opened the same model: rank 0's
+     * fingerprint goes out, each rank compares, and the verdicts are summed
+     * so that every rank reaches the same conclusion. */
+    int32_t fp[6] = {0}, mine[6] = {0};
+    if (m) {
+        mine[0] = 1;
+        mine[1] = (int32_t)m->hp.n_expert;
+        mine[2] = (int32_t)m->hp.n_layer;
+        mine[3] = (int32_t)m->hp.n_embd;
+        mine[4] = (int32_t)m->hp.n_vocab;
+        mine[5] = (int32_t)(m->total_bytes % 2147483647);
+    }
+    memcpy(fp, mine, sizeof fp);
+    if (ds4j_comm_broadcast_i32(c, fp, 6, 0)) return DS4J_ERR_COMM;
+    float v[2] = {(float)ok, (float)(ok && memcmp(fp, mine, sizeof fp) != 0)};
+    if (hs_sum(e, v, 2)) return DS4J_ERR_COMM;
+    if (!ok) {
+        ds4j_set_error_str(saved);
+        return DS4J_ERR_STATE; /* the caller reports its own error */
+    }
+    if (v[0] != (float)size)
+        return ds4j_fail(DS4J_ERR_COMM, "comm=%s: %d of %d ranks failed to open the model (see their errors)",
+                         ds4j_comm_name(c), size - (int)v[0], size);
+    if (v[1] != 0)
+        return ds4j_fail(DS4J_ERR_COMM, "comm=%s: %d rank(s) opened a different model than rank 0",
+                         ds4j_comm_name(c), (int)v[1]);
+    /* 2: expert ranges partition [0, E) */
+    int64_t E = m->hp.n_expert;
+    int range_ok = 1;
+    char range_err[512] = "";
+    if (exp_lo < 0) {
+        if (size > E) {
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: %d ranks but only %lld routed experts to share",
+                             ds4j_comm_name(c), size, (long long)E);
+        }
+        exp_lo = E * rank / size;
+        exp_hi = E * (rank + 1) / size;
+    }
+    if (dsv4_model_set_expert_range(e->model, exp_lo, exp_hi)) {
+        range_ok = 0;
+        snprintf(range_err, sizeof range_err, "%s", ds4j_last_error());
+    }
+    float *mask = calloc((size_t)E + 1, sizeof(float));
+    if (!mask) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    mask[E] = (float)range_ok;
+    if (range_ok)
+        for (int64_t x = exp_lo; x < exp_hi; x++) mask[x] = 1;
+    if (hs_sum(e, mask, E + 1)) { free(mask); return DS4J_ERR_COMM; }
+    int rc = 0;
+    if (!range_ok) rc = ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "%s", range_err);
+    else if (mask[E] != (float)size)
+        rc = ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: another rank has an invalid expert_range", ds4j_comm_name(c));
+    else
+        for (int64_t x = 0; x < E && !rc; x++)
+            if (mask[x] != 1)
+                rc = ds4j_fail(DS4J_ERR_INVALID_ARGUMENT,
+                               "comm=%s: expert ranges do not partition the %lld experts: expert %lld is owned by %d ranks",
+                               ds4j_comm_name(c), (long long)E, (long long)x, (int)mask[x]);
+    free(mask);
+    if (rc) return rc;
+    e->dist = dist_new(m->hp.n_layer);
+    if (!e->dist) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    dsv4_model_set_allreduce(e->model, dist_allreduce, e);
+    return 0;
+}
+
+void ds4j_dist_close(ds4j_engine *e) {
+    if (e->model) dsv4_model_set_allreduce(e->model, NULL, NULL);
+    dist_free(e->dist);
+    e->dist = NULL;
+    ds4j_comm_close(e->comm);
+    e->comm = NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+DS4J_API int32_t ds4j_engine_rank(const ds4j_engine *e) {
+    return e ? ds4j_comm_rank(e->comm) : DS4J_ERR_INVALID_ARGUMENT;
+}
+
+DS4J_API int32_t ds4j_engine_world_size(const ds4j_engine *e) {
+    return e ? ds4j_comm_size(e->comm) : DS4J_ERR_INVALID_ARGUMENT;
+}
+
+DS4J_API int32_t ds4j_engine_broadcast_tokens(ds4j_engine *e, int32_t *tokens, int32_t n, int32_t root) {
+    ds4j_clear_error();
+    if (!e || n < 0 || (n > 0 && !tokens)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast_tokens: bad arguments");
+    if (!e->comm) {
+        if (root != 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "broadcast_tokens: root %d but one rank", root);
+        return n;
+    }
+    int rc = ds4j_comm_broadcast_i32(e->comm, tokens, n, root);
+    return rc ? rc : n;
+}
+
+DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *e) {
+    ds4j_clear_error();
+    if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "barrier: engine is NULL");
+    return e->comm ? ds4j_comm_barrier(e->comm) : DS4J_OK;
+}
+
+DS4J_API int32_t ds4j_engine_follow(ds4j_engine *e) {
+    ds4j_clear_error();
+    if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "follow: engine is NULL");
+    return ds4j_fail(DS4J_ERR_STATE, "follow: the follower loop is not implemented in this build");
+}
+
+DS4J_API int32_t ds4j_engine_allsum_stats(const ds4j_engine *e, int32_t layer, int64_t *count, int64_t *total_ns,
+                                          int64_t *max_ns) {
+    if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allsum_stats: engine is NULL");
+    int64_t L = e->model ? e->model->hp.n_layer : 0;
+    if (layer < -1 || layer >= L)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allsum_stats: layer %d out of range [-1, %lld)", layer, (long long)L);
+    int64_t c = 0, t = 0, mx = 0;
+    ds4j_dist *d = e->dist;
+    if (d) {
+        pthread_mutex_lock(&d->mu);
+        for (int64_t l = layer < 0 ? 0 : layer; l < (layer < 0 ? L : layer + 1); l++) {
+            c += d->count[l];
+            t += d->total_ns[l];
+            if (d->max_ns[l] > mx) mx = d->max_ns[l];
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    if (count) *count = c;
+    if (total_ns) *total_ns = t;
+    if (max_ns) *max_ns = mx;
+    return DS4J_OK;
+}
+
+DS4J_API int32_t ds4j_engine_allsum_drain(ds4j_engine *e, int32_t *layers, int64_t *ns, int32_t cap,
+                                          int64_t *dropped) {
+    if (!e || cap < 0 || (cap > 0 && (!layers || !ns)))
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allsum_drain: bad arguments");
+    ds4j_dist *d = e->dist;
+    if (!d) {
+        if (dropped) *dropped = 0;
+        return 0;
+    }
+    pthread_mutex_lock(&d->mu);
+    int64_t k = d->len < cap ? d->len : cap;
+    int64_t start = (d->head - d->len + DIST_RING_CAP) % DIST_RING_CAP;
+    for (int64_t i = 0; i < k; i++) {
+        int64_t j = (start + i) % DIST_RING_CAP;
+        layers[i] = d->ring_layer[j];
+        ns[i] = d->ring_ns[j];
+    }
+    d->len -= k;
+    if (dropped) *dropped = d->dropped;
+    d->dropped = 0;
+    pthread_mutex_unlock(&d->mu);
+    return (int32_t)k;
+}

@@ -1,0 +1,113 @@
+package io.ds4j.cluster;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A declarative description of an expert-parallel cluster (helm-like-launch/values.yaml):
+ * which model, which collective backend, and the nodes in rank order. The first node is
+ * the leader (rank 0): it serves HTTP and drives the followers.
+ *
+ * @param model GGUF path, the same on every node
+ * @param backend collective library: mpi (nccl, jaccl: not built yet)
+ * @param port HTTP port of the leader
+ * @param threads native worker threads per node (0 = all cores)
+ * @param contextSize context length of the leader's session
+ * @param repo path of the ds4j checkout on every node (scripts and builds)
+ * @param nodes nodes in rank order
+ */
+public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
+        List<Node> nodes) {
+
+    /**
+     * @param host host name or address as the launcher (mpirun) reaches it
+     * @param experts owned routed experts "A:B" (half-open), or null for an even split
+     */
+    public record Node(String host, String experts) {}
+
+    private static final Pattern RANGE = Pattern.compile("(\\d+):(\\d+)");
+    private static final Set<String> BACKENDS = Set.of("mpi", "nccl", "jaccl");
+
+    public ClusterSpec {
+        if (model == null || model.isBlank()) throw new IllegalArgumentException("values: 'model' is required (GGUF path on every node)");
+        backend = backend == null ? "mpi" : backend;
+        if (!BACKENDS.contains(backend)) {
+            throw new IllegalArgumentException("values: 'backend' must be one of " + BACKENDS + " (got '" + backend + "')");
+        }
+        if (port < 1 || port > 65535) throw new IllegalArgumentException("values: 'port' must be 1..65535 (got " + port + ")");
+        if (threads < 0) throw new IllegalArgumentException("values: 'threads' must be >= 0");
+        if (contextSize < 1) throw new IllegalArgumentException("values: 'contextSize' must be >= 1");
+        if (nodes == null || nodes.isEmpty()) throw new IllegalArgumentException("values: 'nodes' must list at least one node");
+        nodes = List.copyOf(nodes);
+        checkExpertRanges(nodes);
+    }
+
+    /** Either no node names a range (even split by the engine) or every node does, without overlap. */
+    private static void checkExpertRanges(List<Node> nodes) {
+        long named = nodes.stream().filter(n -> n.experts() != null).count();
+        if (named == 0) return;
+        if (named != nodes.size()) {
+            throw new IllegalArgumentException("values: either every node sets 'experts' (A:B) or none does (even split)");
+        }
+        List<int[]> ranges = new ArrayList<>();
+        for (Node n : nodes) {
+            Matcher m = RANGE.matcher(n.experts().trim());
+            if (!m.matches()) throw new IllegalArgumentException("values: node " + n.host() + ": 'experts' must be A:B (got '" + n.experts() + "')");
+            int a = Integer.parseInt(m.group(1)), b = Integer.parseInt(m.group(2));
+            if (a >= b) throw new IllegalArgumentException("values: node " + n.host() + ": empty expert range " + n.experts());
+            for (int[] r : ranges) {
+                if (a < r[1] && r[0] < b) {
+                    throw new IllegalArgumentException("values: node " + n.host() + ": experts " + n.experts() + " overlap " + r[0] + ":" + r[1]);
+                }
+            }
+            ranges.add(new int[] {a, b});
+        }
+    }
+
+    /** Builds a spec from the parsed YAML tree (maps, lists, scalars). */
+    @SuppressWarnings("unchecked")
+    public static ClusterSpec fromMap(Map<String, Object> root) {
+        if (root == null) throw new IllegalArgumentException("values: the file is empty");
+        Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "nodes");
+        for (String k : root.keySet()) {
+            if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
+        }
+        List<Node> nodes = new ArrayList<>();
+        Object rawNodes = root.get("nodes");
+        if (rawNodes != null && !(rawNodes instanceof List)) throw new IllegalArgumentException("values: 'nodes' must be a list");
+        Set<String> hosts = new HashSet<>();
+        for (Object o : rawNodes == null ? List.of() : (List<Object>) rawNodes) {
+            if (!(o instanceof Map)) throw new IllegalArgumentException("values: each node must be a map with 'host'");
+            Map<String, Object> m = (Map<String, Object>) o;
+            Object host = m.get("host");
+            if (host == null || host.toString().isBlank()) throw new IllegalArgumentException("values: a node lacks 'host'");
+            if (!hosts.add(host.toString())) throw new IllegalArgumentException("values: host '" + host + "' is listed twice");
+            for (String k : m.keySet()) {
+                if (!k.equals("host") && !k.equals("experts")) throw new IllegalArgumentException("values: node " + host + ": unknown key '" + k + "'");
+            }
+            nodes.add(new Node(host.toString(), m.get("experts") == null ? null : m.get("experts").toString()));
+        }
+        return new ClusterSpec(str(root.get("model")), str(root.get("backend")), intOr(root.get("port"), 8080, "port"),
+                intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
+                root.get("repo") == null ? null : root.get("repo").toString(), nodes);
+    }
+
+    private static String str(Object o) {
+        return o == null ? null : o.toString();
+    }
+
+    private static int intOr(Object o, int dflt, String key) {
+        if (o == null) return dflt;
+        if (o instanceof Number n) return n.intValue();
+        try {
+            return Integer.parseInt(o.toString().trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("values: '" + key + "' must be an integer (got '" + o + "')");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+package io.ds4j.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class LaunchPlanTest {
+    @Test
+    void rendersOneMpmdCommandWithTheLeaderFirstAndAFollowerPerOtherNode(@TempDir Path dir) throws Exception {
+        Path values = dir.resolve("values.yaml");
+        Files.writeString(values, """
+                model: /models/flash.gguf
+                backend: mpi
+                port: 9000
+                threads: 8
+                repo: /opt/ds4j
+                nodes:
+                  - host: mac-a
+                  - host: mac-b
+                  - host: mac-c
+                """);
+        LaunchPlan plan = new LaunchPlan(LaunchCli.load(values));
+        assertThat(plan.hostfile()).contains("mac-a slots=1\nmac-b slots=1\nmac-c slots=1\n");
+        List<String> argv = plan.mpirunArgv("/tmp/h");
+        String line = String.join(" ", argv);
+        assertThat(argv.get(0)).isEqualTo("mpirun");
+        assertThat(line).contains("--hostfile /tmp/h");
+        assertThat(line).contains("-np 1 /opt/ds4j/scripts/run --model /models/flash.gguf --port 9000 --");
+        assertThat(line).contains("--ds4.distributed.world-size=3").contains("--ds4.distributed.rank=0")
+                .contains("--ds4.distributed.coordinator=mac-a:9000");
+        assertThat(argv.stream().filter(":"::equals)).hasSize(2);
+        assertThat(line).contains(": -np 1 /opt/ds4j/scripts/ds4j-tool follow --model /models/flash.gguf --options comm=mpi;threads=8");
+        assertThat(LaunchPlan.shellLine(argv)).contains("'comm=mpi;threads=8'");
+    }
+
+    @Test
+    void explicitExpertRangesGoToEachRank(@TempDir Path dir) throws Exception {
+        Path values = dir.resolve("v.yaml");
+        Files.writeString(values, """
+                model: m.gguf
+                nodes:
+                  - {host: a, experts: "0:100"}
+                  - {host: b, experts: "100:256"}
+                """);
+        LaunchPlan plan = new LaunchPlan(LaunchCli.load(values));
+        assertThat(plan.engineOptions(1)).isEqualTo("comm=mpi;threads=0;expert_range=100:256");
+        assertThat(String.join(" ", plan.mpirunArgv("h"))).contains("--ds4.distributed.expert-range=0:100");
+    }
+
+    @Test
+    void badValuesAreRejectedWithTheOffendingKey(@TempDir Path dir) throws Exception {
+        assertThatThrownBy(() -> spec(dir, "nodes: [{host: a}]\n")).hasMessageContaining("'model' is required");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: []\n")).hasMessageContaining("at least one node");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a}, {host: a}]\n")).hasMessageContaining("listed twice");
+        assertThatThrownBy(() -> spec(dir, "model: m\nmodle: x\nnodes: [{host: a}]\n")).hasMessageContaining("unknown key 'modle'");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, experts: '0:10'}, {host: b}]\n"))
+                .hasMessageContaining("every node sets 'experts'");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, experts: '0:10'}, {host: b, experts: '5:20'}]\n"))
+                .hasMessageContaining("overlap");
+        assertThatThrownBy(() -> spec(dir, "model: m\nport: http\nnodes: [{host: a}]\n")).hasMessageContaining("'port' must be an integer");
+        assertThatThrownBy(() -> spec(dir, "model: [unclosed\n")).hasMessageContaining("not valid YAML");
+        assertThatThrownBy(() -> new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}]\n")))
+                .hasMessageContaining("only mpi can be launched");
+    }
+
+    @Test
+    void theCommittedExampleIsValid() throws Exception {
+        ClusterSpec spec = LaunchCli.load(Path.of("helm-like-launch/values.example.yaml"));
+        assertThat(spec.nodes()).hasSizeGreaterThan(1);
+        assertThat(new LaunchPlan(spec).mpirunArgv("h")).contains("follow");
+    }
+
+    private static ClusterSpec spec(Path dir, String yaml) throws Exception {
+        Path p = Files.createTempFile(dir, "v", ".yaml");
+        Files.writeString(p, yaml);
+        return LaunchCli.load(p);
+    }
+}
