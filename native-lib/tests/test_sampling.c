@@ -35,7 +35,9 @@ static void generate(ds4j_engine *e, const int32_t *prompt, int np, const char *
 
 int main(void) {
     /* option parsing */
-    CHECK(ds4j_sampler_new("temperature=0.7; top_k=40\ntop_p=0.9;min_p=0.05;seed=7") != NULL);
+    ds4j_sampler *parsed = ds4j_sampler_new("temperature=0.7; top_k=40\ntop_p=0.9;min_p=0.05;seed=7");
+    CHECK(parsed != NULL);
+    ds4j_sampler_free(parsed);
     CHECK(ds4j_sampler_new("temprature=1") == NULL && strstr(ds4j_last_error(), "temprature"));
     CHECK(ds4j_sampler_new("top_p=2") == NULL && strstr(ds4j_last_error(), "top_p"));
     CHECK(ds4j_sampler_new("seed=-1") == NULL);
