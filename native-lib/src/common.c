@@ -18,6 +18,16 @@ int ds4j_fail(int code, const char *fmt, ...) {
     return code;
 }
 
+int ds4j_errf(char *err, size_t cap, int code, const char *fmt, ...) {
+    if (err && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, cap, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 void ds4j_clear_error(void) { g_error[0] = '\0'; }
 
 void ds4j_set_error_str(const char *msg) { snprintf(g_error, sizeof g_error, "%s", msg ? msg : ""); }

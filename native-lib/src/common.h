@@ -21,6 +21,11 @@ void ds4j_clear_error(void);
  * report through err/err_cap pairs). */
 void ds4j_set_error_str(const char *msg);
 
+/* Write a printf-style message into a caller's (err, cap) buffer (either may
+ * be NULL/0) and return code: the reporting style of the internal APIs that
+ * take an error buffer (converter, synth, GGUF). */
+int ds4j_errf(char *err, size_t cap, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Overflow-checked arithmetic on non-negative int64 sizes. */
 static inline bool ds4j_mul_ok(int64_t a, int64_t b, int64_t *out) {
     return !__builtin_mul_overflow(a, b, out) && *out >= 0;

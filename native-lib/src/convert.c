@@ -23,16 +23,6 @@
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 
-static int errf(char *err, size_t cap, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t cap, int code, const char *fmt, ...) {
-    if (err && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, cap, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static void logf_(ds4j_log_fn log, void *user, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void logf_(ds4j_log_fn log, void *user, const char *fmt, ...) {
@@ -97,13 +87,13 @@ static int cfg_u32(const json_value *c, const char *k, uint32_t *out, bool requi
                    size_t cap) {
     const json_value *v = json_get(c, k);
     if (!v || v->type == JSON_NULL) {
-        if (required) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: missing \"%s\"", k);
+        if (required) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: missing \"%s\"", k);
         *out = dflt;
         return 0;
     }
     int64_t x;
     if (!json_as_int(v, &x) || x < 0 || x > UINT32_MAX)
-        return errf(err, cap, DS4J_ERR_FORMAT, "config.json: \"%s\" must be a non-negative integer", k);
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: \"%s\" must be a non-negative integer", k);
     *out = (uint32_t)x;
     return 0;
 }
@@ -112,14 +102,14 @@ static int cfg_f32(const json_value *c, const char *k, float *out, float dflt, c
     const json_value *v = json_get(c, k);
     if (!v || v->type == JSON_NULL) { *out = dflt; return 0; }
     double d;
-    if (!json_as_num(v, &d) || !isfinite(d)) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: \"%s\" must be a number", k);
+    if (!json_as_num(v, &d) || !isfinite(d)) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: \"%s\" must be a number", k);
     *out = (float)d;
     return 0;
 }
 
 int ds4j_hparams_from_config(const json_value *c, ds4j_hparams *hp, char *err, size_t cap) {
     memset(hp, 0, sizeof *hp);
-    if (!c || c->type != JSON_OBJECT) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: not a JSON object");
+    if (!c || c->type != JSON_OBJECT) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: not a JSON object");
     int rc = 0;
 #define U(k, f, req, d) if ((rc = cfg_u32(c, k, &hp->f, req, d, err, cap))) return rc
 #define F(k, f, d) if ((rc = cfg_f32(c, k, &hp->f, d, err, cap))) return rc
@@ -152,16 +142,16 @@ int ds4j_hparams_from_config(const json_value *c, ds4j_hparams *hp, char *err, s
         uint32_t mp32;
         int64_t mp;
         if (json_get_int(c, "max_position_embeddings", &mp) && mp > 0) hp->max_pos = (uint64_t)mp;
-        else if (json_get(c, "max_position_embeddings")) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: bad max_position_embeddings");
+        else if (json_get(c, "max_position_embeddings")) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: bad max_position_embeddings");
         else hp->max_pos = 1048576;
         (void)mp32;
     }
     if (!hp->n_embd || !hp->n_layer || !hp->n_vocab || !hp->n_head || !hp->head_dim || !hp->q_lora || !hp->o_groups ||
         !hp->o_lora || !hp->n_expert || !hp->n_expert_used || !hp->n_ff_exp || !hp->hc)
-        return errf(err, cap, DS4J_ERR_FORMAT, "config.json: a size is zero");
-    if (hp->n_layer > DS4J_MAX_LAYERS) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: %u layers (max %d)", hp->n_layer, DS4J_MAX_LAYERS);
-    if (hp->n_expert_used > hp->n_expert) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: num_experts_per_tok > n_routed_experts");
-    if ((hp->n_head * (uint64_t)hp->head_dim) % hp->o_groups) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: heads*head_dim not divisible by o_groups");
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: a size is zero");
+    if (hp->n_layer > DS4J_MAX_LAYERS) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: %u layers (max %d)", hp->n_layer, DS4J_MAX_LAYERS);
+    if (hp->n_expert_used > hp->n_expert) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: num_experts_per_tok > n_routed_experts");
+    if ((hp->n_head * (uint64_t)hp->head_dim) % hp->o_groups) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: heads*head_dim not divisible by o_groups");
 
     /* rotary dims */
     {
@@ -169,12 +159,12 @@ int ds4j_hparams_from_config(const json_value *c, ds4j_hparams *hp, char *err, s
         int64_t x;
         double prf;
         if (v && v->type != JSON_NULL) {
-            if (!json_as_int(v, &x) || x <= 0 || x > hp->head_dim) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: bad qk_rope_head_dim");
+            if (!json_as_int(v, &x) || x <= 0 || x > hp->head_dim) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: bad qk_rope_head_dim");
             hp->rope_dim = (uint32_t)x;
         } else if (json_get_num(c, "partial_rotary_factor", &prf) && prf > 0 && prf <= 1) {
             hp->rope_dim = (uint32_t)(hp->head_dim * prf);
         } else {
-            return errf(err, cap, DS4J_ERR_FORMAT, "config.json: neither qk_rope_head_dim nor partial_rotary_factor");
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: neither qk_rope_head_dim nor partial_rotary_factor");
         }
     }
 
@@ -189,54 +179,54 @@ int ds4j_hparams_from_config(const json_value *c, ds4j_hparams *hp, char *err, s
             if ((rc = cfg_u32(rates, "heavily_compressed_attention", &hca, false, 128, err, cap))) return rc;
         }
         if (lt->u.arr.n != hp->n_layer)
-            return errf(err, cap, DS4J_ERR_FORMAT, "config.json: layer_types has %zu entries, num_hidden_layers is %u", lt->u.arr.n, hp->n_layer);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: layer_types has %zu entries, num_hidden_layers is %u", lt->u.arr.n, hp->n_layer);
         for (uint32_t i = 0; i < hp->n_layer; i++) {
             const char *s = json_as_str(&lt->u.arr.items[i]);
             if (s && !strcmp(s, "sliding_attention")) hp->compress_ratio[i] = 0;
             else if (s && !strcmp(s, "compressed_sparse_attention")) { hp->compress_ratio[i] = csa; hp->is_csa[i] = true; }
             else if (s && !strcmp(s, "heavily_compressed_attention")) hp->compress_ratio[i] = hca;
-            else return errf(err, cap, DS4J_ERR_FORMAT, "config.json: layer_types[%u] = %s is unknown", i, s ? s : "(not a string)");
+            else return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: layer_types[%u] = %s is unknown", i, s ? s : "(not a string)");
         }
     } else if (cr && cr->type == JSON_ARRAY) {
         uint32_t csa;
         if ((rc = cfg_u32(c, "compress_rate_csa", &csa, false, 4, err, cap))) return rc;
         if (cr->u.arr.n < hp->n_layer)
-            return errf(err, cap, DS4J_ERR_FORMAT, "config.json: compress_ratios has %zu entries for %u layers", cr->u.arr.n, hp->n_layer);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: compress_ratios has %zu entries for %u layers", cr->u.arr.n, hp->n_layer);
         for (uint32_t i = 0; i < hp->n_layer; i++) {
             int64_t x;
             if (!json_as_int(&cr->u.arr.items[i], &x) || x < 0 || x > 1 << 20)
-                return errf(err, cap, DS4J_ERR_FORMAT, "config.json: compress_ratios[%u] is not a small non-negative integer", i);
+                return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: compress_ratios[%u] is not a small non-negative integer", i);
             hp->compress_ratio[i] = (uint32_t)x;
             hp->is_csa[i] = x != 0 && (uint32_t)x == csa;
         }
     } else {
-        return errf(err, cap, DS4J_ERR_FORMAT, "config.json: neither layer_types nor compress_ratios");
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: neither layer_types nor compress_ratios");
     }
     bool any_csa = false;
     for (uint32_t i = 0; i < hp->n_layer; i++) any_csa |= hp->is_csa[i];
     if (any_csa && (!hp->idx_heads || !hp->idx_dim || !hp->idx_topk))
-        return errf(err, cap, DS4J_ERR_FORMAT, "config.json: CSA layers need index_n_heads, index_head_dim and index_topk");
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: CSA layers need index_n_heads, index_head_dim and index_topk");
 
     /* MoE routing schedule */
     const json_value *mt = json_get(c, "mlp_layer_types");
     if (mt && mt->type == JSON_ARRAY) {
         if (mt->u.arr.n != hp->n_layer)
-            return errf(err, cap, DS4J_ERR_FORMAT, "config.json: mlp_layer_types has %zu entries, num_hidden_layers is %u", mt->u.arr.n, hp->n_layer);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: mlp_layer_types has %zu entries, num_hidden_layers is %u", mt->u.arr.n, hp->n_layer);
         bool seen_topk = false;
         for (uint32_t i = 0; i < hp->n_layer; i++) {
             const char *s = json_as_str(&mt->u.arr.items[i]);
             if (s && !strcmp(s, "hash_moe")) {
-                if (seen_topk) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: hash_moe layer %u after a moe layer (hash layers must lead)", i);
+                if (seen_topk) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: hash_moe layer %u after a moe layer (hash layers must lead)", i);
                 hp->n_hash++;
             } else if (s && !strcmp(s, "moe")) {
                 seen_topk = true;
             } else {
-                return errf(err, cap, DS4J_ERR_FORMAT, "config.json: mlp_layer_types[%u] = %s is unknown", i, s ? s : "(not a string)");
+                return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: mlp_layer_types[%u] = %s is unknown", i, s ? s : "(not a string)");
             }
         }
     } else {
         U("num_hash_layers", n_hash, false, 0);
-        if (hp->n_hash > hp->n_layer) return errf(err, cap, DS4J_ERR_FORMAT, "config.json: num_hash_layers > num_hidden_layers");
+        if (hp->n_hash > hp->n_layer) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "config.json: num_hash_layers > num_hidden_layers");
     }
 
     /* RoPE */
@@ -328,7 +318,7 @@ static int32_t fallback_type(int32_t t) {
 static int plan_add(ds4j_plan *p, int cap_n, const ds4j_hparams *hp, int role, int layer, int64_t rows, int64_t cols,
                     int src_dims, int32_t dense_type, int32_t expert_type, ds4j_log_fn log, void *lu, char *err,
                     size_t cap) {
-    if (p->n >= cap_n) return errf(err, cap, DS4J_ERR_FORMAT, "internal: plan overflow");
+    if (p->n >= cap_n) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "internal: plan overflow");
     ds4j_plan_entry *e = &p->e[p->n++];
     memset(e, 0, sizeof *e);
     e->role = role;
@@ -363,7 +353,7 @@ static int plan_add(ds4j_plan *p, int cap_n, const ds4j_hparams *hp, int role, i
     }
     if (e->n_dims == 1 && t != DS4J_TYPE_I32) t = DS4J_TYPE_F32;
     int blk, bytes;
-    if (type_geom(t, &blk, &bytes)) return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported output type %d", t);
+    if (type_geom(t, &blk, &bytes)) return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported output type %d", t);
     while (e->ne[0] % blk) {
         int32_t nt = fallback_type(t);
         logf_(log, lu, "%s: row length %lld is not a multiple of %s's block of %d; using %s", e->name,
@@ -374,7 +364,7 @@ static int plan_add(ds4j_plan *p, int cap_n, const ds4j_hparams *hp, int role, i
     e->type = t;
     int64_t nb = e->ne[0] / blk * bytes;
     for (int d = 1; d < 4; d++)
-        if (!ds4j_mul_ok(nb, e->ne[d], &nb)) return errf(err, cap, DS4J_ERR_FORMAT, "%s: size overflow", e->name);
+        if (!ds4j_mul_ok(nb, e->ne[d], &nb)) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: size overflow", e->name);
     e->nbytes = (uint64_t)nb;
     return 0;
 }
@@ -387,9 +377,9 @@ int ds4j_plan_build(const ds4j_hparams *hp, int32_t dense_type, int32_t expert_t
     if (!plan->e) return DS4J_ERR_NO_MEMORY;
     int blk, bytes;
     if (type_geom(dense_type, &blk, &bytes) || dense_type == DS4J_TYPE_I32)
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported --type");
+        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported --type");
     if (type_geom(expert_type, &blk, &bytes) || expert_type == DS4J_TYPE_I32)
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported --experts type");
+        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unsupported --experts type");
     const int64_t H = hp->n_embd, V = hp->n_vocab, hc = hp->hc, D = hp->head_dim, nh = hp->n_head;
     const int64_t rq = hp->q_lora, G = hp->o_groups, ro = hp->o_lora, E = hp->n_expert, I = hp->n_ff_exp;
     const int64_t Mx = (2 + hc) * hc, nI = hp->idx_heads, DI = hp->idx_dim;
@@ -594,7 +584,7 @@ int ds4j_tokenizer_add(gguf_writer *w, const char *path, uint32_t n_vocab, uint3
     const char *mtype = json_get_str(model, "type");
     if (!vocab || vocab->type != JSON_OBJECT || !merges || merges->type != JSON_ARRAY || (mtype && strcmp(mtype, "BPE"))) {
         ds4j_tokenizer_free(t);
-        return errf(err, cap, DS4J_ERR_FORMAT, "%s: expected a BPE tokenizer.json (model.vocab object, model.merges array)", path);
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: expected a BPE tokenizer.json (model.vocab object, model.merges array)", path);
     }
     if (added && added->type != JSON_ARRAY) added = NULL;
     /* Size: the model's vocabulary, or more if the file/specials need it. */
@@ -603,7 +593,7 @@ int ds4j_tokenizer_add(gguf_writer *w, const char *path, uint32_t n_vocab, uint3
         int64_t id;
         if (!json_as_int(&vocab->u.obj.vals[i], &id) || id < 0 || id >= (1 << 24)) {
             ds4j_tokenizer_free(t);
-            return errf(err, cap, DS4J_ERR_FORMAT, "%s: vocab entry %zu has a bad id", path, i);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: vocab entry %zu has a bad id", path, i);
         }
         if ((uint64_t)id + 1 > n) n = (uint64_t)id + 1;
     }
@@ -612,7 +602,7 @@ int ds4j_tokenizer_add(gguf_writer *w, const char *path, uint32_t n_vocab, uint3
         if (!json_get_int(&added->u.arr.items[i], "id", &id) || id < 0 || id >= (1 << 24) ||
             !json_get_str(&added->u.arr.items[i], "content")) {
             ds4j_tokenizer_free(t);
-            return errf(err, cap, DS4J_ERR_FORMAT, "%s: added_tokens[%zu] lacks id/content", path, i);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: added_tokens[%zu] lacks id/content", path, i);
         }
         if ((uint64_t)id + 1 > n) n = (uint64_t)id + 1;
     }
@@ -673,12 +663,12 @@ int ds4j_tokenizer_add(gguf_writer *w, const char *path, uint32_t n_vocab, uint3
             t->merges[i] = s;
         } else {
             ds4j_tokenizer_free(t);
-            return errf(err, cap, DS4J_ERR_FORMAT, "%s: merges[%zu] is neither \"a b\" nor [a, b]", path, i);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: merges[%zu] is neither \"a b\" nor [a, b]", path, i);
         }
     }
     if (bos_id >= n || eos_id >= n) {
         ds4j_tokenizer_free(t);
-        return errf(err, cap, DS4J_ERR_FORMAT, "bos/eos id outside the %llu tokens", (unsigned long long)n);
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "bos/eos id outside the %llu tokens", (unsigned long long)n);
     }
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_str(w, "tokenizer.ggml.pre", "joyai-llm");
@@ -759,7 +749,7 @@ static int read_rows(const src_ref *s, int64_t rows, int64_t cols, int64_t r0, i
     } else if (w->dtype == ST_F64 || w->dtype == ST_F16 || w->dtype == ST_BF16 || w->dtype == ST_F8_E4M3) {
         for (int64_t i = 0; i < nr * cols; i++) dst[i] = elem_f32(w, r0 * cols + i);
     } else {
-        return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s cannot be converted to floats", w->name,
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s cannot be converted to floats", w->name,
                     st_dtype_name(w->dtype));
     }
     if (w->dtype == ST_F8_E4M3 && s->scale) {
@@ -853,8 +843,8 @@ static int resolve_src(conv *cv, const ds4j_plan_entry *e, int expert, src_ref *
     const st_tensor *t = find_any(cv, cands, n);
     if (!t) {
         if (e->tclass == DS4J_TC_EXPERT)
-            return errf(err, cap, DS4J_ERR_FORMAT, "missing tensor '%s' (expert %d of %s)", names[0], expert, e->name);
-        return errf(err, cap, DS4J_ERR_FORMAT, "missing tensor '%s' (for %s)", names[0], e->name);
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "missing tensor '%s' (expert %d of %s)", names[0], expert, e->name);
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "missing tensor '%s' (for %s)", names[0], e->name);
     }
     memset(out, 0, sizeof *out);
     out->w = t;
@@ -890,19 +880,19 @@ static int resolve_src(conv *cv, const ds4j_plan_entry *e, int expert, src_ref *
         char got[96] = "", *p = got;
         for (int d = 0; d < t->n_dims; d++) p += snprintf(p, got + sizeof got - p, d ? ", %lld" : "%lld", (long long)t->shape[d]);
         if (e->src_dims == 1)
-            return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': shape [%s], expected [%lld] (for %s)", t->name, got, (long long)rows, e->name);
-        return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': shape [%s] (%s), expected [%lld, %lld] (for %s)", t->name, got,
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': shape [%s], expected [%lld] (for %s)", t->name, got, (long long)rows, e->name);
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': shape [%s] (%s), expected [%lld, %lld] (for %s)", t->name, got,
                     st_dtype_name(t->dtype), (long long)rows, (long long)cols, e->name);
     }
     if (e->tclass == DS4J_TC_I32) {
         if (t->dtype != ST_I64 && t->dtype != ST_I32)
-            return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s, expected I64 or I32", t->name, st_dtype_name(t->dtype));
+            return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s, expected I64 or I32", t->name, st_dtype_name(t->dtype));
     } else if (!out->fp4 && t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64 &&
                t->dtype != ST_F8_E4M3) {
-        return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s is not a float type", t->name, st_dtype_name(t->dtype));
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': dtype %s is not a float type", t->name, st_dtype_name(t->dtype));
     }
     if (out->scale && (out->scale->dtype == ST_I64 || out->scale->dtype == ST_I32 || out->scale->dtype == ST_I8 || out->scale->dtype == ST_BOOL))
-        return errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': scale dtype %s", out->scale->name, st_dtype_name(out->scale->dtype));
+        return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tensor '%s': scale dtype %s", out->scale->name, st_dtype_name(out->scale->dtype));
     return 0;
 }
 
@@ -921,7 +911,7 @@ static int emit_matrix(conv *cv, const ds4j_plan_entry *e, const src_ref *s, uin
     if (e->type != DS4J_TYPE_F32) {
         tr = ds4j_type_get(e->type);
         if (!tr || !tr->from_float)
-            return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "%s: no quantizer for %s in this build", e->name, type_name(e->type));
+            return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "%s: no quantizer for %s in this build", e->name, type_name(e->type));
     }
     /* Chunks of whole 128-row FP8 scale blocks keep the scratch bounded. */
     int64_t chunk = (int64_t)(cv->buf_floats / (size_t)cols);
@@ -944,7 +934,7 @@ static int fill_cb(void *user, const char *name, void *dst, uint64_t nbytes, cha
     conv_item *it = user;
     conv *cv = it->cv;
     const ds4j_plan_entry *e = &cv->plan.e[it->idx];
-    if (nbytes != e->nbytes) return errf(err, cap, DS4J_ERR_FORMAT, "%s: writer asks %llu bytes, plan has %llu", name,
+    if (nbytes != e->nbytes) return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: writer asks %llu bytes, plan has %llu", name,
                                          (unsigned long long)nbytes, (unsigned long long)e->nbytes);
     if (e->tclass == DS4J_TC_I32) {
         const st_tensor *t = it->src[0].w;
@@ -954,7 +944,7 @@ static int fill_cb(void *user, const char *name, void *dst, uint64_t nbytes, cha
             if (t->dtype == ST_I64) memcpy(&v, t->data + 8 * i, 8);
             else { int32_t v32; memcpy(&v32, t->data + 4 * i, 4); v = v32; }
             if (v < 0 || v >= (int64_t)cv->hp->n_expert) {
-                return errf(err, cap, DS4J_ERR_FORMAT, "%s: expert id %lld outside [0, %u)", t->name, (long long)v, cv->hp->n_expert);
+                return ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: expert id %lld outside [0, %u)", t->name, (long long)v, cv->hp->n_expert);
             }
             o[i] = (int32_t)v;
         }
@@ -985,14 +975,14 @@ static void conv_free(conv *cv) {
 int ds4j_convert_hf(const ds4j_convert_opts *o, char *err, size_t cap) {
     static int tables_ready;
     if (!tables_ready) { init_fp8_tables(); tables_ready = 1; }
-    if (!o || !o->hf_dir || !o->out_path) return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "convert: --hf and --out are required");
+    if (!o || !o->hf_dir || !o->out_path) return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "convert: --hf and --out are required");
     int32_t dense = o->dense_type, experts = o->expert_type < 0 ? o->dense_type : o->expert_type;
     ds4j_quants_init();
     for (int k = 0; k < 2; k++) {
         int32_t t = k ? experts : dense;
         const ds4j_type_traits *tr = ds4j_type_get(t);
         if (t != DS4J_TYPE_F32 && (!tr || !tr->from_float))
-            return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "%s %s: this build has no quantizer for it",
+            return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "%s %s: this build has no quantizer for it",
                         k ? "--experts" : "--type", type_name(t));
     }
     conv cv = {0};
@@ -1019,7 +1009,7 @@ int ds4j_convert_hf(const ds4j_convert_opts *o, char *err, size_t cap) {
         snprintf(b, sizeof b, "model.layers.%u.attn.indexer.wq_b.weight", l);
         bool has = st_find(cv.st, a) || st_find(cv.st, b);
         if (has != (hp->is_csa[l] && hp->compress_ratio[l])) {
-            rc = errf(err, cap, DS4J_ERR_FORMAT, "layer %u: config says %s but the checkpoint %s indexer tensors", l,
+            rc = ds4j_errf(err, cap, DS4J_ERR_FORMAT, "layer %u: config says %s but the checkpoint %s indexer tensors", l,
                       hp->compress_ratio[l] ? (hp->is_csa[l] ? "CSA" : "HCA") : "sliding", has ? "has" : "has no");
             goto out;
         }
@@ -1042,7 +1032,7 @@ int ds4j_convert_hf(const ds4j_convert_opts *o, char *err, size_t cap) {
         for (int x = 0; x < it->n_src; x++)
             if ((rc = resolve_src(&cv, e, x, &it->src[x], err, cap))) goto out;
         if ((size_t)(e->src_dims == 2 ? e->src_shape[1] : e->src_shape[0]) > cv.buf_floats) {
-            rc = errf(err, cap, DS4J_ERR_FORMAT, "%s: rows longer than %zu elements", e->name, cv.buf_floats);
+            rc = ds4j_errf(err, cap, DS4J_ERR_FORMAT, "%s: rows longer than %zu elements", e->name, cv.buf_floats);
             goto out;
         }
     }
@@ -1051,7 +1041,7 @@ int ds4j_convert_hf(const ds4j_convert_opts *o, char *err, size_t cap) {
         const st_tensor *t = st_at(cv.st, i);
         if (cv.used[i]) continue;
         if (!strncmp(t->name, "mtp.", 4) || !strncmp(t->name, "model.mtp.", 10)) continue;
-        rc = errf(err, cap, DS4J_ERR_FORMAT, "unknown tensor '%s' in the checkpoint (no GGUF mapping)", t->name);
+        rc = ds4j_errf(err, cap, DS4J_ERR_FORMAT, "unknown tensor '%s' in the checkpoint (no GGUF mapping)", t->name);
         goto out;
     }
     {
@@ -1068,13 +1058,13 @@ int ds4j_convert_hf(const ds4j_convert_opts *o, char *err, size_t cap) {
             uint32_t ntok = 0;
             rc = ds4j_tokenizer_add(w, o->tokenizer, hp->n_vocab, hp->bos_id, hp->eos_id, &tok, &ntok, err, cap);
             if (!rc && ntok != hp->n_vocab) {
-                rc = errf(err, cap, DS4J_ERR_FORMAT, "tokenizer has %u tokens but the model's vocab_size is %u", ntok, hp->n_vocab);
+                rc = ds4j_errf(err, cap, DS4J_ERR_FORMAT, "tokenizer has %u tokens but the model's vocab_size is %u", ntok, hp->n_vocab);
             }
         }
         for (int i = 0; i < cv.plan.n && !rc; i++) {
             ds4j_plan_entry *e = &cv.plan.e[i];
             rc = gguf_writer_add_tensor(w, e->name, e->type, e->n_dims, e->ne, fill_cb, &cv.items[i]);
-            if (rc) errf(err, cap, rc, "%s: gguf_writer_add_tensor failed", e->name);
+            if (rc) ds4j_errf(err, cap, rc, "%s: gguf_writer_add_tensor failed", e->name);
         }
         if (!rc) {
             logf_(o->log, o->log_user, "writing %s: %d tensors, --type %s, --experts %s", o->out_path, cv.plan.n,

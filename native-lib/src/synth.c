@@ -20,16 +20,6 @@
 #include "common.h"
 #include "quants.h"
 
-static int errf(char *err, size_t cap, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t cap, int code, const char *fmt, ...) {
-    if (err && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, cap, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- presets ---- */
 
@@ -168,12 +158,12 @@ static int synth_fill(void *user, const char *name, void *dst, uint64_t nbytes, 
     const ds4j_plan_entry *e = it->e;
     rng r;
     rng_seed(&r, it->seed, name);
-    if (nbytes != e->nbytes) return errf(err, cap, DS4J_ERR_STATE, "size mismatch");
+    if (nbytes != e->nbytes) return ds4j_errf(err, cap, DS4J_ERR_STATE, "size mismatch");
     if (e->type == DS4J_TYPE_I32) {
         /* tid2eid: k distinct experts per token */
         const int64_t k = e->ne[0], V = e->ne[1], E = it->hp->n_expert;
         int32_t *o = dst, perm[4096];
-        if (E > 4096) return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "too many experts");
+        if (E > 4096) return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "too many experts");
         for (int64_t t = 0; t < V; t++) {
             for (int64_t i = 0; i < E; i++) perm[i] = (int32_t)i;
             for (int64_t i = 0; i < k; i++) {
@@ -203,7 +193,7 @@ static int synth_fill(void *user, const char *name, void *dst, uint64_t nbytes, 
     case DS4J_TYPE_Q4_K: bsz = 144; break;
     case DS4J_TYPE_Q2_K: bsz = 84; break;
     case DS4J_TYPE_IQ2_XXS: bsz = 66; break;
-    default: return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "synth cannot make type %d", e->type);
+    default: return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "synth cannot make type %d", e->type);
     }
     for (uint64_t i = 0; i + 8 <= nbytes; i += 8) {
         uint64_t v = rng_next(&r);
@@ -248,13 +238,13 @@ int ds4j_synth(const ds4j_synth_opts *o, char *err, size_t cap) {
         dense = experts = DS4J_TYPE_F32;
     } else if (ds4j_synth_preset(o->preset, hp, &dense, &experts)) {
         free(hp);
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, demo, flash2, xcheck)", preset);
+        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, demo, flash2, xcheck)", preset);
     }
     if (o->dense_type >= 0) dense = o->dense_type;
     if (o->expert_type >= 0) experts = o->expert_type;
     if (o->preset && (!strcmp(o->preset, "demo") || !strcmp(o->preset, "xcheck")) && !o->tokenizer && !o->hp) {
         free(hp);
-        return errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "preset '%s' needs --tokenizer tokenizer.json (scripts/fetch-tokenizer)", o->preset);
+        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "preset '%s' needs --tokenizer tokenizer.json (scripts/fetch-tokenizer)", o->preset);
     }
     ds4j_plan plan = {0};
     synth_item *items = NULL;
@@ -272,7 +262,7 @@ int ds4j_synth(const ds4j_synth_opts *o, char *err, size_t cap) {
         uint32_t ntok = 0;
         rc = ds4j_tokenizer_add(w, o->tokenizer, hp->n_vocab, hp->bos_id, hp->eos_id, &tok, &ntok, err, cap);
         if (!rc && ntok != hp->n_vocab)
-            rc = errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "tokenizer has %u tokens, preset '%s' has a vocabulary of %u", ntok, preset, hp->n_vocab);
+            rc = ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "tokenizer has %u tokens, preset '%s' has a vocabulary of %u", ntok, preset, hp->n_vocab);
         if (rc) goto out;
     }
     uint64_t total = 0;
@@ -282,7 +272,7 @@ int ds4j_synth(const ds4j_synth_opts *o, char *err, size_t cap) {
         items[i].seed = o->seed;
         total += plan.e[i].nbytes;
         rc = gguf_writer_add_tensor(w, plan.e[i].name, plan.e[i].type, plan.e[i].n_dims, plan.e[i].ne, synth_fill, &items[i]);
-        if (rc) { errf(err, cap, rc, "%s: gguf_writer_add_tensor failed", plan.e[i].name); goto out; }
+        if (rc) { ds4j_errf(err, cap, rc, "%s: gguf_writer_add_tensor failed", plan.e[i].name); goto out; }
     }
     if (o->log) {
         char msg[256];
