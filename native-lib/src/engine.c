@@ -270,6 +270,11 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
             const gguf_tensor *t = gguf_find_tensor(e->gguf, "token_embd.weight");
             e->n_vocab = t ? t->ne[1] : 0;
         }
+        if (e->n_vocab <= 0 || e->n_vocab > INT32_MAX) {
+            ds4j_fail(DS4J_ERR_FORMAT, "'%s': vocabulary size %lld is out of range [1, %d]", gguf_path,
+                      (long long)e->n_vocab, INT32_MAX);
+            goto fail;
+        }
     }
     e->describe = build_describe(e);
     if (!e->describe) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); goto fail; }

@@ -98,6 +98,11 @@ static int read_hparams(dsv4_model *m, const gguf_file *f) {
     DIMOPT(n_shared, "expert_shared_count", 1, 0);
     DIMOPT(n_hash, "hash_layer_count", 0, 0);
     DIM(window, "attention.sliding_window", 1);
+    /* window and indexer top-k size per-query buffers (window + n_ctx/ratio
+     * rows per head): keep them far from where those products could wrap. */
+    if (hp->window > ((int64_t)1 << 20))
+        return ds4j_fail(DS4J_ERR_FORMAT, "attention.sliding_window = %lld is implausibly large (max %d)",
+                         (long long)hp->window, 1 << 20);
     DIM(hc, "hyper_connection.count", 1);
     DIM(sinkhorn_iters, "hyper_connection.sinkhorn_iterations", 1);
     DIMOPT(ctx_train, "context_length", 0, 0);
@@ -195,6 +200,9 @@ static int read_hparams(dsv4_model *m, const gguf_file *f) {
         DIM(idx_heads, "attention.indexer.head_count", 1);
         DIM(idx_dim, "attention.indexer.key_length", 2);
         DIM(idx_topk, "attention.indexer.top_k", 1);
+        if (hp->idx_topk > ((int64_t)1 << 20))
+            return ds4j_fail(DS4J_ERR_FORMAT, "attention.indexer.top_k = %lld is implausibly large (max %d)",
+                             (long long)hp->idx_topk, 1 << 20);
         if (hp->n_rot > hp->idx_dim)
             return ds4j_fail(DS4J_ERR_FORMAT, "rope.dimension_count %lld exceeds indexer key_length %lld",
                              (long long)hp->n_rot, (long long)hp->idx_dim);

@@ -159,6 +159,12 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
     if (ensure_vocab(sp, V)) return DS4J_ERR_NO_MEMORY;
     float *w = sp->work;
     memcpy(w, logits, (size_t)V * sizeof(float));
+    /* A well-formed file can still hold NaN/Inf weights; every step below
+     * assumes finite logits (softmax, thresholds), so refuse clearly. */
+    for (int64_t i = 0; i < V; i++)
+        if (!isfinite(w[i]))
+            return ds4j_fail(DS4J_ERR_STATE, "the model produced a non-finite logit (%g at token %lld): "
+                             "the weights are probably corrupt", (double)w[i], (long long)i);
 
     /* penalties over the distinct tokens of the history */
     if (sp->hist_n > 0 && (sp->repeat_penalty != 1.0 || sp->presence_penalty != 0 || sp->frequency_penalty != 0)) {
@@ -219,6 +225,8 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
         }
         sum = 0;
         for (int64_t i = 0; i < n; i++) sum += cd[i].logit;
+        if (n <= 0 || !(sum > 0) || !isfinite(sum))
+            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (filters removed all of them)");
         double r = rng_uniform(sp) * sum, acc = 0;
         tok = cd[n - 1].id;
         for (int64_t i = 0; i < n; i++) {

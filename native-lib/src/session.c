@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "common.h"
+#include <unistd.h>
+
 #include "dist.h"
 #include "session.h"
 
@@ -31,8 +33,12 @@ static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *tota
     int64_t fixed = 0;
     int64_t st = kv_state_bytes(e->model, n_ctx, e->kv_fp8, &fixed);
     if (st < 0) return -1;
-    int64_t t = st + fixed * DS4J_CK_SLOTS + n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session) +
-                dsv4_scratch_ctx_bytes(e->model, n_ctx, e->kv_fp8, e->n_threads);
+    int64_t scratch = dsv4_scratch_ctx_bytes(e->model, n_ctx, e->kv_fp8, e->n_threads);
+    int64_t ck, t;
+    if (scratch < 0 || !ds4j_mul_ok(fixed, DS4J_CK_SLOTS, &ck) || !ds4j_add_ok(st, ck, &t) ||
+        !ds4j_add_ok(t, (int64_t)n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session), &t) ||
+        !ds4j_add_ok(t, scratch, &t))
+        return -1;
     *total = t;
     return fixed;
 }
@@ -49,6 +55,20 @@ DS4J_API int64_t ds4j_context_memory(const ds4j_engine *e, int32_t n_ctx) {
 static void session_destroy(ds4j_session *s);
 
 static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
+    /* Session memory is zeroed (committed) up front: with Linux overcommit an
+     * impossible size would not fail here but get the process OOM-killed while
+     * touching it, so compare with the machine's physical memory first. */
+    int64_t need;
+    if (ck_fixed_bytes(e, n_ctx, &need) < 0) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a session of %d tokens is too large for this model", n_ctx);
+        return NULL;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && need / page > pages) {
+        ds4j_fail(DS4J_ERR_NO_MEMORY, "a session of %d tokens needs %.1f GiB but this machine has %.1f GiB of memory",
+                  n_ctx, need / 1073741824.0, (double)pages * page / 1073741824.0);
+        return NULL;
+    }
     if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) return NULL;
     ds4j_session *s = calloc(1, sizeof *s);
     if (!s) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }

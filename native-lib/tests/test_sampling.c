@@ -8,6 +8,7 @@
 
 #include "ds4j.h"
 #include "model_fixture.h"
+#include "session.h"
 
 static int argmax(const float *x, int n) {
     int b = 0;
@@ -94,6 +95,22 @@ int main(void) {
     printf("seeded sample: ");
     for (int i = 0; i < 16; i++) printf("%s%d", i ? "," : "", a[i]);
     printf("\n");
+
+    /* corrupt (non-finite) logits are refused, never sampled from: with
+     * min_p the filters used to leave no candidate and read before the array */
+    {
+        ds4j_sampler *mp = ds4j_sampler_new("temperature=1;min_p=0.1;seed=3");
+        CHECK(mp != NULL);
+        float saved = s->logits[5];
+        s->logits[5] = NAN;
+        CHECK(ds4j_sampler_sample(mp, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(strstr(ds4j_last_error(), "non-finite") != NULL);
+        s->logits[5] = INFINITY;
+        CHECK(ds4j_sampler_sample(g, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        s->logits[5] = saved;
+        CHECK(ds4j_sampler_sample(mp, s, 0, NULL, NULL, NULL) >= 0);
+        ds4j_sampler_free(mp);
+    }
 
     ds4j_sampler_free(g);
     ds4j_sampler_free(k1);

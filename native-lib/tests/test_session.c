@@ -157,7 +157,11 @@ int main(void) {
     CHECK(ds4j_session_eval_batch(small, tok, 8, 0, NULL) == DS4J_OK);
     CHECK(ds4j_session_eval(small, tok[8]) == DS4J_ERR_CONTEXT_FULL);
     CHECK(ds4j_session_pos(small) == 8);
-    CHECK(ds4j_session_eval(small, V) == DS4J_ERR_INVALID_ARGUMENT || ds4j_session_eval(small, V) == DS4J_ERR_CONTEXT_FULL);
+    CHECK(ds4j_session_eval(small, V) == DS4J_ERR_CONTEXT_FULL); /* the session is full: that check comes first */
+    /* an impossible context is refused with a message, not committed and OOM-killed */
+    CHECK(ds4j_session_new(e, INT32_MAX) == NULL);
+    CHECK(strstr(ds4j_last_error(), "GiB") != NULL || strstr(ds4j_last_error(), "too large") != NULL);
+    CHECK(ds4j_context_memory(e, INT32_MAX) > 0);
     ds4j_session_free(small);
     CHECK(ds4j_context_memory(e, 1000) > ds4j_context_memory(e, 100));
     CHECK(ds4j_context_memory(e, 0) == DS4J_ERR_INVALID_ARGUMENT);
