@@ -164,6 +164,10 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     int32_t pc = (int32_t)e->prefill_chunk;
     if (ds4j_comm_broadcast_i32(c, &pc, 1, 0)) return DS4J_ERR_COMM;
     float bad = 0;
+    /* Allocate the stats before the last agreed collective, so that a rank
+     * failing here fails everywhere instead of leaving the others waiting. */
+    e->dist = dist_new(m->hp.n_layer);
+    if (!e->dist) bad = 1;
     if (pc != e->prefill_chunk) {
         dsv4_scratch *ns = pc > 0 ? dsv4_scratch_new(e->model, pc, e->n_threads) : NULL;
         if (ns) {
@@ -174,12 +178,15 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
             bad = 1;
         }
     }
-    if (hs_sum(e, &bad, 1)) return DS4J_ERR_COMM;
-    if (bad != 0)
-        return ds4j_fail(DS4J_ERR_NO_MEMORY, "comm=%s: %d rank(s) could not adopt the leader's prefill_chunk=%d",
-                         ds4j_comm_name(c), (int)bad, pc);
-    e->dist = dist_new(m->hp.n_layer);
-    if (!e->dist) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    int sum_rc = hs_sum(e, &bad, 1);
+    if (sum_rc || bad != 0) {
+        /* e->dist doubles as "the handshake succeeded everywhere" (ds4j_dist_leading) */
+        dist_free(e->dist);
+        e->dist = NULL;
+        if (sum_rc) return DS4J_ERR_COMM;
+        return ds4j_fail(DS4J_ERR_NO_MEMORY, "comm=%s: %d rank(s) ran out of memory setting up (all_sum stats or "
+                         "the leader's prefill_chunk=%d)", ds4j_comm_name(c), (int)bad, pc);
+    }
     dsv4_model_set_allreduce(e->model, dist_allreduce, e);
     return 0;
 }
