@@ -408,7 +408,10 @@ int main(int argc, char **argv) {
         printf("follower killed after 6 forwards: mpirun exit %d after %.1f s, %d tokens printed\n", rc, secs,
                txt && *txt ? toks + 1 : 0);
         CHECK(rc != 0 && rc != 124 && secs < 100);
-        CHECK(toks < 10); /* the prompt + 5 decode steps, give or take the kill's latency */
+        /* The leader must not finish: how many tokens it printed before mpirun
+         * tore the job down depends on the kill's latency under load (seen: 25
+         * on a loaded 2-core box), so only "did not complete" is asserted. */
+        CHECK(toks < 59);
         free(txt);
     }
     free(refl);
