@@ -67,12 +67,13 @@ public class ChatController {
         String id = ApiSupport.newId("chatcmpl-");
         response.getHeaders().set("X-Request-Id", id);
         var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? o.topLogprobs() : 0);
-        Flux<Generations.Event> events = api.generations.start(id, arrival, req, handler);
+        Generations.Started gen = api.generations.start(id, arrival, req, handler);
+        Flux<Generations.Event> events = gen.events();
         String modelId = api.model.id();
         long created = System.currentTimeMillis() / 1000;
         ReasoningField rf = api.props.server().reasoningField();
         if (!o.stream()) {
-            return events.collectList().flatMap(list -> {
+            return gen.bind(events.collectList().flatMap(list -> {
                 StringBuilder content = new StringBuilder();
                 StringBuilder reasoning = new StringBuilder();
                 List<String[]> calls = new ArrayList<>(); // id, name, args
@@ -123,7 +124,7 @@ public class ChatController {
                 api.logRequest(id, "chat", o.user(), "ok", finish, r, arrival);
                 return ApiSupport.json(response, root);
             }).doOnError(t -> api.logRequest(id, "chat", o.user(), ApiSupport.statusOf(t), null, null, arrival))
-                    .doOnCancel(() -> api.logRequest(id, "chat", o.user(), "cancelled", null, null, arrival));
+                    .doOnCancel(() -> api.logRequest(id, "chat", o.user(), "cancelled", null, null, arrival)));
         }
         // streaming: the role chunk goes out at once (it also commits the response headers)
         ObjectNode first = chunk(id, created, modelId);
@@ -215,7 +216,8 @@ public class ChatController {
             api.logRequest(id, "chat", o.user(), ApiSupport.statusOf(t), null, null, arrival);
             return Flux.just(ApiSupport.errorEvent(t));
         }).doOnCancel(() -> api.logRequest(id, "chat", o.user(), "cancelled", null, null, arrival));
-        return ApiSupport.sse(response, Flux.concat(Flux.just(Sse.data(first.toString())), body2));
+        // bound to the whole response: body2 is subscribed only after the first chunk went out
+        return gen.bind(ApiSupport.sse(response, Flux.concat(Flux.just(Sse.data(first.toString())), body2)));
     }
 
     /** Only stop, length and tool_calls reach clients. */

@@ -54,11 +54,12 @@ public class CompletionsController {
         response.getHeaders().set("X-Request-Id", id);
         Handler handler = new Handler(tok, api.model.eosId(), o.stop());
         var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? Math.max(o.topLogprobs(), 0) : 0);
-        Flux<Generations.Event> events = api.generations.start(id, arrival, req, handler);
+        Generations.Started gen = api.generations.start(id, arrival, req, handler);
+        Flux<Generations.Event> events = gen.events();
         String modelId = api.model.id();
         long created = System.currentTimeMillis() / 1000;
         if (!o.stream()) {
-            return events.collectList().flatMap(list -> {
+            return gen.bind(events.collectList().flatMap(list -> {
                 GenerationResult r = null;
                 StringBuilder text = new StringBuilder();
                 List<Piece> pieces = new ArrayList<>();
@@ -83,7 +84,7 @@ public class CompletionsController {
                 api.logRequest(id, "completions", o.user(), "ok", finish, r, arrival);
                 return ApiSupport.json(response, root);
             }).doOnError(t -> api.logRequest(id, "completions", o.user(), ApiSupport.statusOf(t), null, null, arrival))
-                    .doOnCancel(() -> api.logRequest(id, "completions", o.user(), "cancelled", null, null, arrival));
+                    .doOnCancel(() -> api.logRequest(id, "completions", o.user(), "cancelled", null, null, arrival)));
         }
         int[] textOffset = {0};
         Flux<String> sse = events.concatMap(e -> switch (e) {
@@ -129,7 +130,7 @@ public class CompletionsController {
             api.logRequest(id, "completions", o.user(), ApiSupport.statusOf(t), null, null, arrival);
             return Flux.just(ApiSupport.errorEvent(t));
         }).doOnCancel(() -> api.logRequest(id, "completions", o.user(), "cancelled", null, null, arrival));
-        return ApiSupport.sse(response, sse);
+        return gen.bind(ApiSupport.sse(response, sse));
     }
 
     private static ObjectNode base(String id, long created, String model) {

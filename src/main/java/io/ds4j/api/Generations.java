@@ -14,15 +14,18 @@ import org.springframework.stereotype.Component;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import reactor.core.Disposable;
+import reactor.core.Disposables;
+import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 
 /**
  * Runs generations through the scheduler on the engine thread and exposes
  * them as a Flux of events. The request is admitted (or refused with 429)
- * synchronously in {@link #start}; cancelling the Flux (client gone) cancels
- * the ticket, which frees a queued slot at once or stops a running
- * generation at its next token.
+ * synchronously in {@link #start}; when the bound response ends for any
+ * reason (client gone, write failed, done) the ticket is cancelled, which
+ * frees a queued slot at once or stops a running generation at its next token.
  */
 @Component
 public class Generations {
@@ -49,6 +52,7 @@ public class Generations {
     private final EngineService engine;
     private final ServerMetrics metrics;
     private final long keepAliveNanos;
+    private final AtomicInteger liveTimers = new AtomicInteger();
 
     public Generations(RequestScheduler scheduler, EngineService engine, ServerMetrics metrics, Ds4jProperties props) {
         this.scheduler = scheduler;
@@ -78,15 +82,67 @@ public class Generations {
         }
     }
 
-    public Flux<Event> start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
+    /**
+     * One admitted generation: its events, and {@link #bind} to tie its
+     * lifetime to the response publisher that actually goes out. The events
+     * Flux may never be subscribed (a streaming body that is cancelled, or
+     * whose first write fails, before it reaches this Flux), so cleanup must
+     * not depend on it alone.
+     */
+    public static final class Started {
+        private final Flux<Event> events;
+        private final Ticket ticket;
+        private final Disposable ticker;
+
+        Started(Flux<Event> events, Ticket ticket, Disposable ticker) {
+            this.events = events;
+            this.ticket = ticket;
+            this.ticker = ticker;
+        }
+
+        public Flux<Event> events() {
+            return events;
+        }
+
+        /**
+         * The outermost response publisher, releasing the generation however
+         * it ends: a queued ticket frees its slot, a running one stops at its
+         * next token (a no-op once the generation has finished).
+         */
+        public <T> Mono<T> bind(Mono<T> response) {
+            return response.doFinally(s -> release());
+        }
+
+        void release() {
+            ticket.cancel();
+            ticker.dispose();
+        }
+    }
+
+    /** Keep-alive timers not yet stopped (for tests: each must stop when its request leaves the queue). */
+    int liveTimers() {
+        return liveTimers.get();
+    }
+
+    /** Admits the request (or throws, e.g. 429, synchronously); callers must {@link Started#bind} their response. */
+    public Started start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
         Emitter sink = new Emitter();
-        Ticket ticket = scheduler.submit(requestId, t -> run(t, arrivalNanos, req, handler, sink));
-        // keep-alives while the request waits in the queue (during prefill the progress callback sends them)
+        // the timer only serves the QUEUED phase: it is stopped when the work starts, when it sees the ticket
+        // has left QUEUED, and when the response ends, whichever comes first
+        Disposable.Swap ticker = Disposables.swap();
+        Ticket ticket = scheduler.submit(requestId, t -> {
+            ticker.dispose();
+            run(t, arrivalNanos, req, handler, sink);
+        });
         long period = Math.max(keepAliveNanos, 100_000_000L); // 0 = as often as sensible
-        Disposable ticker = Schedulers.parallel().schedulePeriodically(() -> {
+        liveTimers.incrementAndGet();
+        Disposable task = Schedulers.parallel().schedulePeriodically(() -> {
             if (ticket.state() == Ticket.State.QUEUED) sink.tryEmitNext(new Event.KeepAlive());
+            else ticker.dispose();
         }, period, period, TimeUnit.NANOSECONDS);
-        return sink.asFlux().doOnCancel(ticket::cancel).doFinally(s -> ticker.dispose());
+        ticker.update(Disposables.composite(task, liveTimers::decrementAndGet));
+        Flux<Event> events = sink.asFlux().doOnCancel(ticket::cancel).doFinally(s -> ticker.dispose());
+        return new Started(events, ticket, ticker);
     }
 
     private void run(Ticket t, long arrival, GenerationRequest req, TokenHandler handler, Emitter sink) {
