@@ -134,6 +134,31 @@ static int cand_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Moves the k best candidates (cand_desc order, a total order) to cd[0..k),
+ * sorted; everything after them is worse. Quickselect + sort of the head. */
+static void select_top(cand *cd, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        cand pivot = cd[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (cand_desc(&cd[i], &pivot) < 0) i++;
+            while (cand_desc(&cd[j], &pivot) > 0) j--;
+            if (i <= j) {
+                cand t = cd[i];
+                cd[i] = cd[j];
+                cd[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    qsort(cd, (size_t)k, sizeof(cand), cand_desc);
+}
+
 static int ensure_vocab(ds4j_sampler *sp, int64_t V) {
     if (V <= sp->vocab_cap) return 0;
     float *w = realloc(sp->work, (size_t)V * sizeof(float));
@@ -191,25 +216,32 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
         int64_t n = V;
         cand *cd = sp->cands;
         for (int64_t i = 0; i < V; i++) { cd[i].logit = w[i]; cd[i].id = (int32_t)i; }
-        int sorted = 0;
-        if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0) {
-            qsort(cd, (size_t)V, sizeof(cand), cand_desc);
-            sorted = 1;
-            if (sp->top_k > 0 && sp->top_k < n) n = sp->top_k;
+        /* Only the head of the distribution needs ordering: select the best
+         * candidates in O(V) instead of sorting all V per token. */
+        int64_t sorted_n = 0;
+        if (sp->top_k > 0 && sp->top_k < V) {
+            select_top(cd, V, sp->top_k);
+            n = sorted_n = sp->top_k;
+        } else if (sp->top_p < 1.0) {
+            sorted_n = V < 1024 ? V : 1024;
+            select_top(cd, V, sorted_n);
         }
         float mx = -INFINITY;
         for (int64_t i = 0; i < n; i++) if (cd[i].logit > mx) mx = cd[i].logit;
-        /* probabilities (unnormalised) stored in logit slot */
+        /* probabilities (unnormalised) stored in logit slot; the order is unchanged */
         double sum = 0;
         for (int64_t i = 0; i < n; i++) {
             double p = exp(((double)cd[i].logit - mx) / sp->temperature);
             cd[i].logit = (float)p;
             sum += p;
         }
-        if (sorted && sp->top_p < 1.0) {
+        if (sorted_n > 0 && sp->top_p < 1.0) {
             double cum = 0;
             int64_t keep = n;
             for (int64_t i = 0; i < n; i++) {
+                /* everything past the selected head is worse than it: order it
+                 * only if the nucleus is wider than the head */
+                if (i == sorted_n && sorted_n < n) qsort(cd + sorted_n, (size_t)(n - sorted_n), sizeof(cand), cand_desc);
                 cum += cd[i].logit / sum;
                 if (cum >= sp->top_p) { keep = i + 1; break; }
             }

@@ -96,6 +96,35 @@ int main(void) {
     for (int i = 0; i < 16; i++) printf("%s%d", i ? "," : "", a[i]);
     printf("\n");
 
+    /* top-k keeps exactly the k best tokens (the sampler selects them without
+     * sorting the whole vocabulary): 200 seeded draws stay inside the true top 5
+     * and reach more than one of them */
+    {
+        const float *lg = ds4j_session_logits(s);
+        int order[5];
+        for (int k = 0; k < 5; k++) {
+            int best = -1;
+            for (int i = 0; i < V; i++) {
+                int used = 0;
+                for (int j = 0; j < k; j++) used |= order[j] == i;
+                if (!used && (best < 0 || lg[i] > lg[best])) best = i;
+            }
+            order[k] = best;
+        }
+        int distinct = 0, seen[5] = {0};
+        for (int seed = 1; seed <= 200; seed++) {
+            char opt[96];
+            snprintf(opt, sizeof opt, "temperature=3;top_k=5;seed=%d", seed);
+            ds4j_sampler *tk = ds4j_sampler_new(opt);
+            int t = ds4j_sampler_sample(tk, s, 0, NULL, NULL, NULL);
+            int in = 0;
+            for (int k = 0; k < 5; k++) if (t == order[k]) { in = 1; if (!seen[k]++) distinct++; }
+            CHECK(in);
+            ds4j_sampler_free(tk);
+        }
+        CHECK(distinct > 1);
+    }
+
     /* corrupt (non-finite) logits are refused, never sampled from: with
      * min_p the filters used to leave no candidate and read before the array */
     {
