@@ -46,6 +46,9 @@ DS4J_API const char *ds4j_version(void);
 DS4J_API int32_t ds4j_api_version(void);
 /* Message for the last failure on this thread ("" if none). */
 DS4J_API const char *ds4j_last_error(void);
+/* The DS4J_ERR_* code of that failure (0 if none): tells why a function that
+ * returns a pointer (e.g. ds4j_engine_open) returned NULL. */
+DS4J_API int32_t ds4j_last_error_code(void);
 
 /* ---------------------------------------------------------------- engine */
 

@@ -303,8 +303,19 @@ DS4J_API int32_t ds4j_n_vocab(const ds4j_engine *e) { return e ? (int32_t)e->n_v
 
 /* ------------------------------------------------------------ metadata */
 
+/* Every metadata getter goes through here, so each call leaves either no
+ * error or its own (never a stale message from an earlier call). */
 static const gguf_kv *kv_at(const ds4j_engine *e, int32_t i) {
-    if (!e || !e->gguf || i < 0 || i >= gguf_kv_count(e->gguf)) return NULL;
+    ds4j_clear_error();
+    if (!e || !e->gguf) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "metadata: engine is NULL or has no file");
+        return NULL;
+    }
+    if (i < 0 || i >= gguf_kv_count(e->gguf)) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "metadata index %d out of range [0, %lld)", i,
+                  (long long)gguf_kv_count(e->gguf));
+        return NULL;
+    }
     return gguf_kv_at(e->gguf, i);
 }
 
@@ -345,7 +356,11 @@ DS4J_API double ds4j_meta_float(const ds4j_engine *e, int32_t i) {
 DS4J_API const char *ds4j_meta_str(const ds4j_engine *e, int32_t i, int64_t *len) {
     const gguf_kv *kv = kv_at(e, i);
     gguf_string s;
-    if (!kv || !gguf_kv_get_str(kv, &s)) { if (len) *len = 0; return NULL; }
+    if (!kv || !gguf_kv_get_str(kv, &s)) {
+        if (kv) ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "metadata '%s' is not a string", gguf_kv_key(kv));
+        if (len) *len = 0;
+        return NULL;
+    }
     if (len) *len = (int64_t)s.len;
     return s.ptr;
 }
@@ -377,7 +392,12 @@ DS4J_API double ds4j_meta_arr_float(const ds4j_engine *e, int32_t i, int64_t j) 
 DS4J_API const char *ds4j_meta_arr_str(const ds4j_engine *e, int32_t i, int64_t j, int64_t *len) {
     const gguf_kv *kv = kv_at(e, i);
     gguf_string s;
-    if (!kv || j < 0 || !gguf_kv_arr_str(kv, (uint64_t)j, &s)) { if (len) *len = 0; return NULL; }
+    if (!kv || j < 0 || !gguf_kv_arr_str(kv, (uint64_t)j, &s)) {
+        if (kv) ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "metadata '%s': element %lld is not a string", gguf_kv_key(kv),
+                          (long long)j);
+        if (len) *len = 0;
+        return NULL;
+    }
     if (len) *len = (int64_t)s.len;
     return s.ptr;
 }

@@ -15,6 +15,9 @@ int main(void) {
 
     CHECK(ds4j_engine_open("/nonexistent/model.gguf", "") == NULL);
     CHECK(strstr(ds4j_last_error(), "/nonexistent/model.gguf") != NULL);
+    CHECK(ds4j_last_error_code() == DS4J_ERR_IO);
+    CHECK(ds4j_engine_open("/nonexistent/model.gguf", "threads=lots") == NULL);
+    CHECK(ds4j_last_error_code() == DS4J_ERR_INVALID_ARGUMENT);
 
     char path[] = "/tmp/ds4j-smoke-XXXXXX";
     int fd = mkstemp(path);
@@ -24,6 +27,7 @@ int main(void) {
     fclose(f);
     CHECK(ds4j_engine_open(path, "") == NULL);
     CHECK(strstr(ds4j_last_error(), "GGUF") != NULL);
+    CHECK(ds4j_last_error_code() == DS4J_ERR_FORMAT);
     remove(path);
 
     if (failures) return 1;

@@ -44,6 +44,7 @@ public final class Ds4jNative {
         m.put("ds4j_version", FunctionDescriptor.of(ADDRESS));
         m.put("ds4j_api_version", FunctionDescriptor.of(JAVA_INT));
         m.put("ds4j_last_error", FunctionDescriptor.of(ADDRESS));
+        m.put("ds4j_last_error_code", FunctionDescriptor.of(JAVA_INT));
         // engine
         m.put("ds4j_engine_open", FunctionDescriptor.of(ADDRESS, ADDRESS, ADDRESS));
         m.put("ds4j_engine_close", FunctionDescriptor.ofVoid(ADDRESS));
@@ -189,8 +190,23 @@ public final class Ds4jNative {
         return rc;
     }
 
+    /** The DS4J_ERR_* code of this thread's last native failure, or 0 (older libraries: 0). */
+    public int lastErrorCode() {
+        MethodHandle mh = handles.get("ds4j_last_error_code");
+        if (mh == null) return 0;
+        try {
+            return (int) mh.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** A NULL result: the native error code says why; {@code code} is the fallback. */
     private MemorySegment checkPtr(MemorySegment p, String what, int code) {
-        if (p.equals(MemorySegment.NULL)) throw failure(code, what);
+        if (p.equals(MemorySegment.NULL)) {
+            int reported = lastErrorCode();
+            throw failure(reported < 0 ? reported : code, what);
+        }
         return p;
     }
 

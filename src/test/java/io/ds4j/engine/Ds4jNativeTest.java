@@ -33,7 +33,8 @@ class Ds4jNativeTest {
         Ds4jNative lib = Ds4jNative.load(libraryPath());
         assertThatThrownBy(() -> lib.engineOpen("/nonexistent/model.gguf", ""))
                 .isInstanceOf(EngineException.class)
-                .hasMessageContaining("/nonexistent/model.gguf");
+                .hasMessageContaining("/nonexistent/model.gguf")
+                .satisfies(e -> assertThat(((EngineException) e).code()).isEqualTo(EngineException.IO));
     }
 
     @Test
@@ -43,6 +44,7 @@ class Ds4jNativeTest {
         Ds4jNative lib = Ds4jNative.load(libraryPath());
         assertThatThrownBy(() -> lib.engineOpen(f.toString(), ""))
                 .isInstanceOf(EngineException.class)
-                .hasMessageContaining("GGUF");
+                .hasMessageContaining("GGUF")
+                .satisfies(e -> assertThat(((EngineException) e).code()).isEqualTo(EngineException.FORMAT));
     }
 }
