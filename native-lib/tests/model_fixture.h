@@ -7,6 +7,7 @@
 #define DS4J_TEST_MODEL_FIXTURE_H
 
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,21 @@ __attribute__((unused)) static int fx_convert(const char *name, const char *type
     int rc = system(cmd);
     if (rc != 0) fprintf(stderr, "conversion failed: %s\n", cmd);
     return rc;
+}
+
+/* log-softmax in double (for KL against reference rows) and argmax */
+__attribute__((unused)) static void fx_log_softmax(const float *x, double *out, int n) {
+    double mx = x[0], s = 0;
+    for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+    double l = mx + log(s);
+    for (int i = 0; i < n; i++) out[i] = x[i] - l;
+}
+
+__attribute__((unused)) static int fx_argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+    return b;
 }
 
 __attribute__((unused)) static void fx_free_ref(fx_ref *r) {

@@ -18,19 +18,7 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
     return m;
 }
 
-static void log_softmax(const float *x, double *out, int n) {
-    double mx = x[0], s = 0;
-    for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    double l = mx + log(s);
-    for (int i = 0; i < n; i++) out[i] = x[i] - l;
-}
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return b;
-}
 
 static void run_fixture(const char *name) {
     char dir[1024], gguf[1024];
@@ -114,13 +102,13 @@ static void run_fixture(const char *name) {
             if (want && got && s) {
                 CHECK(ds4j_session_eval_batch(s, ref.tok[sq], n, 0, got) == DS4J_OK);
                 for (int t = 0; t < n; t++) {
-                    log_softmax(want + (size_t)t * V, lp, V);
-                    log_softmax(got + (size_t)t * V, lq, V);
+                    fx_log_softmax(want + (size_t)t * V, lp, V);
+                    fx_log_softmax(got + (size_t)t * V, lq, V);
                     double kl = 0;
                     for (int i = 0; i < V; i++) kl += exp(lp[i]) * (lp[i] - lq[i]);
                     kl_sum += kl;
                     rows++;
-                    agree += argmax(want + (size_t)t * V, V) == argmax(got + (size_t)t * V, V);
+                    agree += fx_argmax(want + (size_t)t * V, V) == fx_argmax(got + (size_t)t * V, V);
                 }
             }
             ds4j_session_free(s);

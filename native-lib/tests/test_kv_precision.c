@@ -176,19 +176,7 @@ static void test_rows(void) {
 
 /* ------------------------------------------------------------ fixtures */
 
-static void log_softmax(const float *x, double *out, int n) {
-    double mx = x[0], s = 0;
-    for (int i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    double l = mx + log(s);
-    for (int i = 0; i < n; i++) out[i] = x[i] - l;
-}
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return b;
-}
 
 static double maxdiff(const float *a, const float *b, int64_t n) {
     double m = 0;
@@ -252,13 +240,13 @@ static void run_fixture(const char *name, bounds bd) {
             for (int t = 0; t < n; t++) {
                 const float *a = want + (size_t)t * V, *b = g8 + (size_t)t * V;
                 worst = fmax(worst, maxdiff(a, b, V));
-                log_softmax(a, lp, V);
-                log_softmax(b, lq, V);
+                fx_log_softmax(a, lp, V);
+                fx_log_softmax(b, lq, V);
                 double kl = 0;
                 for (int i = 0; i < V; i++) kl += exp(lp[i]) * (lp[i] - lq[i]);
                 kl_sum += kl;
                 rows++;
-                agree += argmax(a, V) == argmax(b, V);
+                agree += fx_argmax(a, V) == fx_argmax(b, V);
             }
         }
         ds4j_session_free(s8);
