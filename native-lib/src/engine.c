@@ -323,10 +323,7 @@ DS4J_API int32_t ds4j_meta_count(const ds4j_engine *e) { return e && e->gguf ? (
 
 DS4J_API int32_t ds4j_meta_find(const ds4j_engine *e, const char *key) {
     if (!e || !e->gguf || !key) return -1;
-    int64_t n = gguf_kv_count(e->gguf);
-    for (int64_t i = 0; i < n; i++)
-        if (!strcmp(gguf_kv_key(gguf_kv_at(e->gguf, i)), key)) return (int32_t)i;
-    return -1;
+    return (int32_t)gguf_find_kv_index(e->gguf, key);
 }
 
 DS4J_API const char *ds4j_meta_key(const ds4j_engine *e, int32_t i) {

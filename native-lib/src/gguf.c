@@ -660,8 +660,11 @@ const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i) {
     return (i >= 0 && i < f->n_kv) ? &f->kvs[i] : NULL;
 }
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key) {
-    int64_t i = index_find(&f->kv_index, key, kv_name_of, f);
+    int64_t i = gguf_find_kv_index(f, key);
     return i >= 0 ? &f->kvs[i] : NULL;
+}
+int64_t gguf_find_kv_index(const gguf_file *f, const char *key) {
+    return f && key ? index_find(&f->kv_index, key, kv_name_of, f) : -1;
 }
 const char *gguf_kv_key(const gguf_kv *kv) { return kv && kv->key ? kv->key : ""; }
 int32_t gguf_kv_type(const gguf_kv *kv) { return kv ? kv->type : -1; }

@@ -59,6 +59,7 @@ uint64_t gguf_file_size(const gguf_file *f);
 int64_t gguf_kv_count(const gguf_file *f);
 const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key); /* NULL if absent */
+int64_t gguf_find_kv_index(const gguf_file *f, const char *key);   /* -1 if absent (hash lookup) */
 const char *gguf_kv_key(const gguf_kv *kv);          /* NUL-terminated */
 int32_t gguf_kv_type(const gguf_kv *kv);
 int32_t gguf_kv_arr_type(const gguf_kv *kv);         /* -1 if not an array */

@@ -14,6 +14,7 @@
 #include "ds4j.h"
 #include "tool.h"
 #include "tool_util.h"
+#include "json.h"
 #include "threadpool.h"
 
 static double cpu_s(void) {
@@ -28,11 +29,15 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static long long json_int(const char *js, const char *key) {
-    char pat[96];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
+/* An integer field of the engine's describe JSON (-1 if absent), read with
+ * the engine's own JSON parser. */
+static long long describe_int(const char *js, const char *key) {
+    json_doc *doc = NULL;
+    char err[128];
+    int64_t v = -1;
+    if (js && json_parse(&doc, js, strlen(js), err, sizeof err) == 0 && !json_get_int(json_root(doc), key, &v)) v = -1;
+    json_free(doc);
+    return (long long)v;
 }
 
 struct membw_ctx {
@@ -108,7 +113,7 @@ int cmd_bench(int argc, char **argv) {
         return frc;
     }
     const char *js = ds4j_engine_describe(e);
-    long long active = json_int(js, "active_bytes_per_token"), total = json_int(js, "weight_bytes");
+    long long active = describe_int(js, "active_bytes_per_token"), total = describe_int(js, "weight_bytes");
     int V = ds4j_n_vocab(e);
     ds4j_session *s = NULL;
     int32_t *ids = malloc((size_t)(n_prompt + n_gen) * sizeof(int32_t));
