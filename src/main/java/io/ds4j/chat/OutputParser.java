@@ -38,14 +38,15 @@ import java.util.regex.Pattern;
  * Not thread-safe: one parser per generation.
  */
 public final class OutputParser {
-    static final String THINK = "<think>";
-    static final String END_THINK = "</think>";
-    static final String TC_OPEN = "<｜DSML｜tool_calls>";
-    static final String TC_CLOSE = "</｜DSML｜tool_calls>";
-    static final String INVOKE_OPEN = "<｜DSML｜invoke";
-    static final String INVOKE_CLOSE = "</｜DSML｜invoke>";
-    static final String PARAM_OPEN = "<｜DSML｜parameter";
-    static final String PARAM_CLOSE = "</｜DSML｜parameter>";
+    // The format's markers, from the renderer (one spelling for writing and reading).
+    static final String THINK = ChatRenderer.THINK;
+    static final String END_THINK = ChatRenderer.END_THINK;
+    static final String TC_OPEN = "<" + ChatRenderer.DSML + "tool_calls>";
+    static final String TC_CLOSE = "</" + ChatRenderer.DSML + "tool_calls>";
+    static final String INVOKE_OPEN = "<" + ChatRenderer.DSML + "invoke";
+    static final String INVOKE_CLOSE = "</" + ChatRenderer.DSML + "invoke>";
+    static final String PARAM_OPEN = "<" + ChatRenderer.DSML + "parameter";
+    static final String PARAM_CLOSE = "</" + ChatRenderer.DSML + "parameter>";
     private static final Pattern INVOKE_HEADER = Pattern.compile("<｜DSML｜invoke\\s+name=\"([^\"]*)\"\\s*>");
     private static final Pattern PARAM_HEADER =
             Pattern.compile("<｜DSML｜parameter\\s+name=\"([^\"]*)\"(?:\\s+string=\"(true|false)\")?\\s*>");
