@@ -140,11 +140,12 @@ static void run_fixture(const char *name) {
                    gaps[n_gaps / 2], small, n_gaps);
         }
         /* Budgets per type. f16 meets the project's 5e-3 / 95% target. bf16 and
-         * q8_0 cannot on these tiny random models: rounding the weights alone
-         * (simulated in numpy, float activations) already gives q8_0 a mean KL
-         * of 5.7e-3 / 5.1e-3 and top-1 87.6% / 86.9% (tiny-a / tiny-b), because
-         * the reference's top-1/top-2 gap has a median of only 0.22 logits;
-         * Q8_0 activations roughly double the KL. */
+         * q8_0 cannot on these tiny random models: the reference's top-1/top-2
+         * gap (printed above) has a median of about 0.2 logits and is < 0.05 on
+         * ~18% of the rows, so weight rounding alone flips argmaxes — bf16 weights
+         * times f32 activations give 92.7% top-1 on tiny-b. (An uncommitted numpy
+         * run of q8_0-rounded weights with f32 activations gave KL 5.7e-3 / 5.1e-3,
+         * top-1 87.6% / 86.9%; Q8_0 activations, as ds4 uses, add to that.) */
         double kl_max = ti == 0 ? 5e-3 : ti == 1 ? 5e-3 : 2e-2;
         double top1_min = ti == 0 ? 0.95 : ti == 1 ? 0.90 : 0.80;
         CHECK(mkl <= kl_max);
