@@ -7,7 +7,44 @@
 #include <math.h>
 
 #include "ds4j.h"
+#include "gguf.h"
 #include "model_fixture.h"
+#include "quants.h"
+
+/* Copy of a GGUF whose rounded tensors (F16, BF16, Q8_0 ...) are stored as
+ * their exact F32 values. The f32 engine reproduces the reference to ~1e-13
+ * KL, so running it on this copy gives the error any exact implementation
+ * would show with these rounded weights: the floor the engine's own
+ * arithmetic (Q8_0 activations, SIMD sums) is measured against. */
+static int widen_fill(void *user, const char *name, void *dst, uint64_t nbytes, char *err, size_t cap) {
+    const gguf_tensor *t = gguf_find_tensor((const gguf_file *)user, name);
+    if (!t) { snprintf(err, cap, "%s: not found", name); return -1; }
+    if (t->type == DS4J_TYPE_F32 || t->type == DS4J_TYPE_I32) {
+        memcpy(dst, t->data, nbytes);
+        return 0;
+    }
+    int64_t n = (int64_t)(nbytes / sizeof(float));
+    ds4j_type_get(t->type)->to_float(t->data, dst, n);
+    return 0;
+}
+
+static int widen_to_f32(const char *src, const char *dst) {
+    char err[512];
+    gguf_file *f = NULL;
+    if (gguf_open(&f, src, err, sizeof err)) { fprintf(stderr, "%s\n", err); return -1; }
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++) gguf_writer_set_kv(w, NULL, gguf_kv_at(f, i));
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        int32_t type = t->type == DS4J_TYPE_I32 ? DS4J_TYPE_I32 : DS4J_TYPE_F32;
+        gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, widen_fill, f);
+    }
+    int rc = gguf_writer_write(w, dst, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return rc;
+}
 
 static double top2_gap(const float *x, int n) {
     float a = -INFINITY, b = -INFINITY;
@@ -33,6 +70,56 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
 }
 
 
+
+typedef struct fidelity {
+    double mean_kl, top1; /* over every row of every sequence */
+    int rows;
+    double *gap;          /* reference top-1/top-2 gap per row */
+} fidelity;
+
+/* Mean KL(reference || engine) and top-1 agreement of a model file over all
+ * reference sequences (batched prefill). */
+static fidelity measure(const char *gguf, const char *dir, const fx_ref *ref, int V) {
+    fidelity r = {1e9, 0, 0, NULL};
+    int total = 0;
+    for (int sq = 0; sq < ref->n_seq; sq++) total += ref->n_tok[sq];
+    r.gap = calloc((size_t)total + 1, sizeof(double));
+    ds4j_engine *e = ds4j_engine_open(gguf, "threads=2");
+    CHECK(e != NULL);
+    if (!e) { fprintf(stderr, "%s\n", ds4j_last_error()); return r; }
+    double *lp = malloc((size_t)V * sizeof(double)), *lq = malloc((size_t)V * sizeof(double));
+    double kl_sum = 0;
+    int agree = 0;
+    for (int sq = 0; sq < ref->n_seq; sq++) {
+        int n = ref->n_tok[sq];
+        float *want = fx_load_logits(dir, ref, sq, V);
+        float *got = malloc((size_t)n * V * sizeof(float));
+        ds4j_session *s = ds4j_session_new(e, n);
+        CHECK(want && got && s);
+        if (want && got && s && ds4j_session_eval_batch(s, ref->tok[sq], n, 0, got) == DS4J_OK) {
+            for (int t = 0; t < n; t++) {
+                const float *w = want + (size_t)t * V, *g = got + (size_t)t * V;
+                fx_log_softmax(w, lp, V);
+                fx_log_softmax(g, lq, V);
+                double kl = 0;
+                for (int i = 0; i < V; i++) kl += exp(lp[i]) * (lp[i] - lq[i]);
+                kl_sum += kl;
+                agree += fx_argmax(w, V) == fx_argmax(g, V);
+                r.gap[r.rows++] = top2_gap(w, V);
+            }
+        } else {
+            failures++;
+        }
+        ds4j_session_free(s);
+        free(want);
+        free(got);
+    }
+    free(lp);
+    free(lq);
+    ds4j_engine_close(e);
+    if (r.rows) { r.mean_kl = kl_sum / r.rows; r.top1 = (double)agree / r.rows; }
+    return r;
+}
 
 static void run_fixture(const char *name) {
     char dir[1024], gguf[1024];
@@ -97,63 +184,42 @@ static void run_fixture(const char *name) {
     }
     ds4j_engine_close(e);
 
-    /* reduced-precision weights: KL(reference || engine) and top-1 agreement */
+    /* reduced-precision weights: KL(reference || engine) and top-1 agreement,
+     * next to the floor the rounding alone sets (see widen_to_f32) */
     const char *types[3] = {"f16", "bf16", "q8_0"};
-    double *lp = malloc((size_t)V * sizeof(double)), *lq = malloc((size_t)V * sizeof(double));
     for (int ti = 0; ti < 3; ti++) {
+        char wide[1200];
         if (fx_convert(name, types[ti], gguf, sizeof gguf)) { failures++; continue; }
-        e = ds4j_engine_open(gguf, "threads=2");
-        CHECK(e != NULL);
-        if (!e) { fprintf(stderr, "%s\n", ds4j_last_error()); continue; }
-        double kl_sum = 0, gaps[4096];
-        int rows = 0, agree = 0, n_gaps = 0;
-        for (int sq = 0; sq < ref.n_seq; sq++) {
-            int n = ref.n_tok[sq];
-            float *want = fx_load_logits(dir, &ref, sq, V);
-            float *got = malloc((size_t)n * V * sizeof(float));
-            ds4j_session *s = ds4j_session_new(e, n);
-            CHECK(want && got && s);
-            if (want && got && s) {
-                CHECK(ds4j_session_eval_batch(s, ref.tok[sq], n, 0, got) == DS4J_OK);
-                for (int t = 0; t < n; t++) {
-                    fx_log_softmax(want + (size_t)t * V, lp, V);
-                    fx_log_softmax(got + (size_t)t * V, lq, V);
-                    double kl = 0;
-                    for (int i = 0; i < V; i++) kl += exp(lp[i]) * (lp[i] - lq[i]);
-                    kl_sum += kl;
-                    rows++;
-                    agree += fx_argmax(want + (size_t)t * V, V) == fx_argmax(got + (size_t)t * V, V);
-                    if (n_gaps < 4096) gaps[n_gaps++] = top2_gap(want + (size_t)t * V, V);
-                }
-            }
-            ds4j_session_free(s);
-            free(want);
-            free(got);
-        }
-        double mkl = rows ? kl_sum / rows : 1e9, top1 = rows ? (double)agree / rows : 0;
-        printf("%s %s: mean KL = %.3g over %d rows, top-1 agreement = %.1f%%\n", name, types[ti], mkl, rows, 100 * top1);
-        if (ti == 0 && n_gaps > 0) { /* why the budgets below are what they are */
+        snprintf(wide, sizeof wide, "%s.as-f32.gguf", gguf);
+        if (widen_to_f32(gguf, wide)) { failures++; continue; }
+        fidelity got = measure(gguf, dir, &ref, V), floor = measure(wide, dir, &ref, V);
+        printf("%s %s: mean KL = %.3g over %d rows, top-1 agreement = %.1f%%; "
+               "rounding floor (f32 math on the rounded weights): KL = %.3g, top-1 = %.1f%%\n",
+               name, types[ti], got.mean_kl, got.rows, 100 * got.top1, floor.mean_kl, 100 * floor.top1);
+        CHECK(got.rows > 0 && floor.rows == got.rows);
+        if (ti == 0) { /* why the budgets below are what they are */
             int small = 0;
-            for (int i = 0; i < n_gaps; i++) small += gaps[i] < 0.05;
-            qsort(gaps, (size_t)n_gaps, sizeof gaps[0], cmp_double);
+            for (int i = 0; i < got.rows; i++) small += got.gap[i] < 0.05;
+            qsort(got.gap, (size_t)got.rows, sizeof got.gap[0], cmp_double);
             printf("%s reference top-1/top-2 logit gap: median %.3f, < 0.05 on %d of %d rows\n", name,
-                   gaps[n_gaps / 2], small, n_gaps);
+                   got.gap[got.rows / 2], small, got.rows);
         }
-        /* Budgets per type. f16 meets the project's 5e-3 / 95% target. bf16 and
-         * q8_0 cannot on these tiny random models: the reference's top-1/top-2
-         * gap (printed above) has a median of about 0.2 logits and is < 0.05 on
-         * ~18% of the rows, so weight rounding alone flips argmaxes — bf16 weights
-         * times f32 activations give 92.7% top-1 on tiny-b. (An uncommitted numpy
-         * run of q8_0-rounded weights with f32 activations gave KL 5.7e-3 / 5.1e-3,
-         * top-1 87.6% / 86.9%; Q8_0 activations, as ds4 uses, add to that.) */
-        double kl_max = ti == 0 ? 5e-3 : ti == 1 ? 5e-3 : 2e-2;
-        double top1_min = ti == 0 ? 0.95 : ti == 1 ? 0.90 : 0.80;
-        CHECK(mkl <= kl_max);
-        CHECK(top1 >= top1_min);
-        ds4j_engine_close(e);
+        /* The project's target is KL <= 5e-3 and top-1 >= 95%. f16 meets it.
+         * For bf16 and q8_0 the floor itself misses it on these random models
+         * (their top-1/top-2 gaps are tiny, printed above), so no implementation
+         * can; there the engine is held to its own share: at most 2.5x the
+         * floor's KL (Q8_0 activations, as ds4 and llama.cpp use, add an error
+         * of the same size as the weights' rounding) and within 8 points of the
+         * floor's top-1. The floor is checked too: rounding must cost
+         * something, or widen_to_f32 compared the engine with itself. */
+        CHECK(floor.mean_kl > 0 && floor.mean_kl < 2e-2);
+        CHECK(got.mean_kl <= fmax(5e-3, 2.5 * floor.mean_kl));
+        CHECK(got.top1 >= fmin(0.95, floor.top1 - 0.08));
+        if (ti == 0) CHECK(got.mean_kl <= 5e-3 && got.top1 >= 0.95);
+        free(got.gap);
+        free(floor.gap);
+        remove(wide);
     }
-    free(lp);
-    free(lq);
     fx_free_ref(&ref);
 }
 
