@@ -92,9 +92,13 @@ static const ds4j_comm_vtable MPI_VT = {
 __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const char *options,
                                                                  const ds4j_comm_vtable **vt, void **self,
                                                                  char *err, size_t err_cap) {
-    (void)options;
     if (abi != DS4J_COMM_PLUGIN_ABI) {
         snprintf(err, err_cap, "plugin built for ABI %d, caller uses %d", DS4J_COMM_PLUGIN_ABI, abi);
+        return 1;
+    }
+    if (options && *options) {
+        /* nothing to configure: say so rather than ignore a typo'd backend */
+        snprintf(err, err_cap, "comm=mpi takes no comm_options (got '%s')", options);
         return 1;
     }
     int init = 0, fin = 0;

@@ -70,11 +70,16 @@ typedef struct ds4j_engine ds4j_engine;
  *   comm=NAME          expert parallelism across processes (docs/distributed.md):
  *                      none (default), local (one rank, built in), mpi (plugin
  *                      libds4j_comm_mpi.so next to libds4j; run under mpirun),
- *                      nccl, jaccl (recognised; not built yet). Opening is
+ *                      nccl (plugin libds4j_comm_nccl.so, built when CUDA,
+ *                      NCCL and MPI are found; one GPU per rank, run under
+ *                      mpirun), jaccl (recognised; not built yet). Opening is
  *                      collective: every rank opens the same model together.
  *                      Without expert_range each rank owns an even split of the
  *                      routed experts; ranges must partition [0, E).
  *   comm_plugin=PATH   load the backend plugin from PATH instead
+ *   comm_options=K=V,K=V  backend options handed to the plugin (comm=nccl:
+ *                      device=N CUDA device, timeout_ms=N bound on a
+ *                      collective; comm=mpi takes none)
  *   expert_compact=0|1 reserved (1 = rank-local expert tensors; not supported yet)
  */
 DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options);

@@ -1,7 +1,8 @@
 /*
  * comm.c — the communicator behind expert parallelism: the built-in
  * single-rank "local" backend, the plugin loader (dlopen of
- * libds4j_comm_<name>.so found next to libds4j, or an explicit path), and
+ * libds4j_comm_<name>.so — mpi, nccl — found next to libds4j, or an
+ * explicit path, handed the engine's comm_options string), and
  * the wrappers that turn backend failures into DS4J_ERR_COMM and make a
  * failed communicator fail fast afterwards.
  */
@@ -61,6 +62,20 @@ static int self_dir(char *out, size_t cap) {
     return 0;
 }
 
+/* What the build says about a plugin that could not be found. */
+static const char *missing_hint(const char *name) {
+    if (!strcmp(name, "nccl")) {
+#ifdef DS4J_HAVE_NCCL_PLUGIN
+        return "This libds4j was built with NCCL: is libds4j_comm_nccl.so installed beside it, and are libnccl and "
+               "the CUDA runtime on the loader path?";
+#else
+        return "This libds4j was built without NCCL (the plugin needs the CUDA runtime, NCCL and MPI at build time: "
+               "cmake -DDS4J_WITH_NCCL=ON, NCCL_HOME or DS4J_NCCL_ROOT naming NCCL's folder).";
+#endif
+    }
+    return "Was libds4j built with MPI (DS4J_WITH_MPI=ON and an MPI C library installed)?";
+}
+
 static int load_plugin(const char *name, const char *plugin_path, ds4j_comm_plugin_open_fn *fn) {
     char tried[2][PATH_MAX + 64];
     char errs[2][256];
@@ -89,9 +104,8 @@ static int load_plugin(const char *name, const char *plugin_path, ds4j_comm_plug
         if (n_tried == 1)
             return ds4j_fail(DS4J_ERR_COMM, "comm=%s: cannot load backend plugin %s: %s", name, tried[0], errs[0]);
         return ds4j_fail(DS4J_ERR_COMM,
-                         "comm=%s: backend plugin %s not found (tried %s: %s; and the loader path: %s). "
-                         "Was libds4j built with MPI (DS4J_WITH_MPI=ON and an MPI C library installed)?",
-                         name, file, tried[0], errs[0], errs[1]);
+                         "comm=%s: backend plugin %s not found (tried %s: %s; and the loader path: %s). %s",
+                         name, file, tried[0], errs[0], errs[1], missing_hint(name));
     }
     *(void **)fn = dlsym(h, DS4J_COMM_PLUGIN_SYMBOL);
     if (!*fn) return ds4j_fail(DS4J_ERR_COMM, "comm=%s: %s does not export %s", name, file, DS4J_COMM_PLUGIN_SYMBOL);
@@ -99,18 +113,22 @@ static int load_plugin(const char *name, const char *plugin_path, ds4j_comm_plug
 }
 
 int ds4j_comm_open(ds4j_comm **out, const char *name, const char *plugin_path) {
+    return ds4j_comm_open_opts(out, name, plugin_path, NULL);
+}
+
+int ds4j_comm_open_opts(ds4j_comm **out, const char *name, const char *plugin_path, const char *options) {
     *out = NULL;
     if (!name || !*name) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm: empty backend name");
     const ds4j_comm_vtable *vt = NULL;
     void *self = NULL;
     if (!strcmp(name, "local")) {
         vt = &LOCAL_VT;
-    } else if (!strcmp(name, "nccl") || !strcmp(name, "jaccl")) {
-        /* Recognised names: their plugins will follow the same ABI. Until they
-         * exist, an explicit comm_plugin= path may still provide one. */
+    } else if (!strcmp(name, "jaccl")) {
+        /* A recognised name: its plugin will follow the same ABI. Until it
+         * exists, an explicit comm_plugin= path may still provide one. */
         if (!plugin_path || !*plugin_path)
-            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend not built in this build (available: local, mpi)", name);
-    } else if (strcmp(name, "mpi") != 0) {
+            return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend not built in this build (available: local, mpi, nccl)", name);
+    } else if (strcmp(name, "mpi") != 0 && strcmp(name, "nccl") != 0) {
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: unknown backend (expected local, mpi, nccl or jaccl)", name);
     }
     if (!vt) {
@@ -118,7 +136,7 @@ int ds4j_comm_open(ds4j_comm **out, const char *name, const char *plugin_path) {
         int rc = load_plugin(name, plugin_path, &fn);
         if (rc) return rc;
         char err[512] = {0};
-        if (fn(DS4J_COMM_PLUGIN_ABI, "", &vt, &self, err, sizeof err) || !vt)
+        if (fn(DS4J_COMM_PLUGIN_ABI, options ? options : "", &vt, &self, err, sizeof err) || !vt)
             return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend failed to start: %s", name, err[0] ? err : "no reason given");
         if (vt->abi != DS4J_COMM_PLUGIN_ABI || !vt->rank || !vt->size || !vt->all_sum_f32 || !vt->broadcast_i32 ||
             !vt->barrier || !vt->close || !vt->last_error) {

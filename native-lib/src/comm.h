@@ -4,7 +4,7 @@
  * loader that finds a backend. Backends that need an external library (MPI,
  * later NCCL and JACCL) are plugins, shared objects dlopen()ed at run time,
  * so libds4j itself never links them: the JVM loads libds4j in processes
- * that have no MPI at all.
+ * that have no MPI (or CUDA) at all.
  *
  * Plugin ABI (the only thing a plugin includes from ds4j is this header; it
  * must not call libds4j functions): the plugin exports
@@ -48,12 +48,16 @@ typedef struct ds4j_comm ds4j_comm;
 
 /*
  * Open backend `name`: "local" (built in: one rank, identity collectives),
- * "mpi" (plugin libds4j_comm_mpi.so), "nccl" / "jaccl" (recognised, not built
- * in this build). plugin_path, if not NULL/empty, names the plugin file to
- * load instead of searching next to libds4j. Returns 0 or a negative
+ * "mpi" (plugin libds4j_comm_mpi.so), "nccl" (plugin libds4j_comm_nccl.so,
+ * present when libds4j was built with CUDA + NCCL + MPI), "jaccl"
+ * (recognised, not built). plugin_path, if not NULL/empty, names the plugin
+ * file to load instead of searching next to libds4j. Returns 0 or a negative
  * DS4J_ERR_* with a ds4j_fail() message.
  */
 int ds4j_comm_open(ds4j_comm **out, const char *name, const char *plugin_path);
+/* The same, with a backend-specific option string handed to the plugin's
+ * open (NULL = ""; comm=nccl: "device=N,timeout_ms=N"). */
+int ds4j_comm_open_opts(ds4j_comm **out, const char *name, const char *plugin_path, const char *options);
 void ds4j_comm_close(ds4j_comm *c);
 const char *ds4j_comm_name(const ds4j_comm *c);
 int ds4j_comm_rank(const ds4j_comm *c);

@@ -74,6 +74,7 @@ typedef struct engine_opts {
     int kv_fp8;
     char comm[16];
     char comm_plugin[400];
+    char comm_options[256];
 } engine_opts;
 
 static int engine_opt_cb(void *user, const char *k, const char *v) {
@@ -112,6 +113,11 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         if (strlen(v) >= sizeof o->comm_plugin)
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm_plugin: path too long");
         snprintf(o->comm_plugin, sizeof o->comm_plugin, "%s", v);
+    } else if (!strcmp(k, "comm_options")) {
+        /* handed verbatim to the backend plugin (comm=nccl: device=N,timeout_ms=N) */
+        if (strlen(v) >= sizeof o->comm_options)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm_options: too long");
+        snprintf(o->comm_options, sizeof o->comm_options, "%s", v);
     } else if (!strcmp(k, "expert_compact")) {
         if (ds4j_parse_i64(v, &x) || (x != 0 && x != 1))
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=%s: expected 0 or 1", v);
@@ -228,7 +234,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     e->prefill_chunk = o.prefill_chunk;
     /* The communicator comes first: from here on a failure must still take
      * part in the handshake (see fail:) so that peers are not left waiting. */
-    if (use_comm && ds4j_comm_open(&e->comm, o.comm, o.comm_plugin)) goto fail;
+    if (use_comm && ds4j_comm_open_opts(&e->comm, o.comm, o.comm_plugin, o.comm_options)) goto fail;
     FILE *fp = fopen(gguf_path, "rb");
     if (!fp) {
         ds4j_fail(DS4J_ERR_IO, "cannot open model file '%s': %s", gguf_path, strerror(errno));

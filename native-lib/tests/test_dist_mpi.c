@@ -1,7 +1,7 @@
 /*
  * test_dist_mpi.c — expert parallelism across processes. In-process: the
  * comm= option errors (unknown backend, nccl/jaccl not built, missing
- * plugin, expert_compact), the built-in one-rank "local" backend (identity
+ * plugin, comm_options for mpi, expert_compact), the built-in one-rank "local" backend (identity
  * all_sum equal to the plain engine, per-layer all_sum statistics and the
  * bounded drain, the partition check). With MPI (DS4J_MPIEXEC from CMake):
  * `mpirun -np 2/3/4 ds4j-tool logits --options comm=mpi` over the fixture's
@@ -191,7 +191,13 @@ int main(int argc, char **argv) {
     int n = ref.n_tok[q];
 
     /* ---- option errors ---- */
-    CHECK(expect_open_error(gguf, "comm=nccl", "comm=nccl: backend not built in this build"));
+#ifndef DS4J_HAVE_NCCL_PLUGIN
+    /* with the plugin built this would start NCCL in this process: test_dist_nccl covers it */
+    CHECK(expect_open_error(gguf, "comm=nccl", "built without NCCL"));
+#endif
+#ifdef DS4J_MPIEXEC
+    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=device=0", "comm=mpi takes no comm_options"));
+#endif
     CHECK(expect_open_error(gguf, "comm=jaccl", "comm=jaccl: backend not built in this build"));
     CHECK(expect_open_error(gguf, "comm=carrier-pigeon", "unknown backend"));
     CHECK(expect_open_error(gguf, "comm=mpi;comm_plugin=/nonexistent/libds4j_comm_mpi.so", "cannot load backend plugin"));
