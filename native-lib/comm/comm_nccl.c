@@ -13,15 +13,20 @@
  * allocated.
  *
  * Failures never abort the process: every CUDA, NCCL or MPI error becomes
- * a last_error() string and a non-zero return. The communicator is
- * non-blocking (ncclConfig_t.blocking = 0) so that a wait can be bounded:
- * all_sum and barrier, where all ranks are in lockstep, give up after
- * timeout_ms (default 600000; 0 = wait forever), abort the communicator
- * with ncclCommAbort and report that a peer is dead or stuck. A broadcast
- * waits without a bound, because followers sit in one between requests
- * for as long as the leader is idle; it still fails as soon as NCCL
- * reports an asynchronous error. Under mpirun a dead rank normally ends
- * the whole job first.
+ * a last_error() string and a non-zero return. Waits are bounded: after
+ * enqueueing, the plugin polls the stream and NCCL's asynchronous error
+ * instead of blocking in cudaStreamSynchronize, so all_sum and barrier,
+ * where all ranks are in lockstep, give up after timeout_ms (default
+ * 600000; 0 = wait forever), abort the communicator with ncclCommAbort and
+ * report that a peer is dead or stuck. A broadcast waits without a bound,
+ * because followers sit in one between requests for as long as the leader
+ * is idle; it still fails as soon as NCCL reports an asynchronous error.
+ * The communicator is blocking by default: NCCL's non-blocking mode
+ * (nonblocking=1) also bounds initialisation, but it launches every
+ * collective from a new thread, which costs tens of microseconds per call.
+ * The first collective (connection setup, which waits for every peer)
+ * runs inside open, where all ranks are known to be present. Under mpirun
+ * a dead rank normally ends the whole job first.
  *
  * NVLink multicast (NVLS) is always disabled (NCCL_NVLS_ENABLE=0, forced
  * before the first NCCL call): on shared multi-GPU hosts it can take the
@@ -31,7 +36,9 @@
  * environment variables are read first and the options override them):
  *   device=N       CUDA device index (env DS4J_NCCL_DEVICE); default: the
  *                  node-local rank modulo the number of visible devices
- *   timeout_ms=N   bound for all_sum/barrier/init (env DS4J_NCCL_TIMEOUT_MS)
+ *   timeout_ms=N   bound for all_sum/barrier (env DS4J_NCCL_TIMEOUT_MS)
+ *   nonblocking=1  NCCL non-blocking communicator (also bounds init; slower)
+ * DS4J_NCCL_VERBOSE=1 prints each rank's GPU and NCCL version at open.
  */
 #include <errno.h>
 #include <limits.h>
@@ -316,8 +323,9 @@ static int parse_ll(const char *v, long long lo, long long hi, long long *out) {
     return 0;
 }
 
-/* "device=N,timeout_ms=N" (also accepts an empty string). */
-static int parse_options(const char *options, long long *device, long long *timeout_ms, char *err, size_t cap) {
+/* "device=N,timeout_ms=N,nonblocking=0|1" (also accepts an empty string). */
+static int parse_options(const char *options, long long *device, long long *timeout_ms, long long *nonblocking,
+                         char *err, size_t cap) {
     const char *env = getenv("DS4J_NCCL_DEVICE");
     if (env && *env && parse_ll(env, 0, INT_MAX, device)) {
         snprintf(err, cap, "DS4J_NCCL_DEVICE=%s: expected a CUDA device index >= 0", env);
@@ -340,7 +348,7 @@ static int parse_options(const char *options, long long *device, long long *time
         if (!*tok) continue;
         char *eq = strchr(tok, '=');
         if (!eq) {
-            snprintf(err, cap, "comm_options: '%s' is not key=value (keys: device, timeout_ms)", tok);
+            snprintf(err, cap, "comm_options: '%s' is not key=value (keys: device, timeout_ms, nonblocking)", tok);
             return 1;
         }
         *eq = 0;
@@ -355,8 +363,13 @@ static int parse_options(const char *options, long long *device, long long *time
                 snprintf(err, cap, "comm_options: timeout_ms=%s: expected milliseconds >= 0 (0 = no bound)", v);
                 return 1;
             }
+        } else if (!strcmp(tok, "nonblocking")) {
+            if (parse_ll(v, 0, 1, nonblocking)) {
+                snprintf(err, cap, "comm_options: nonblocking=%s: expected 0 or 1", v);
+                return 1;
+            }
         } else {
-            snprintf(err, cap, "comm_options: unknown option '%s' for comm=nccl (keys: device, timeout_ms)", tok);
+            snprintf(err, cap, "comm_options: unknown option '%s' for comm=nccl (keys: device, timeout_ms, nonblocking)", tok);
             return 1;
         }
     }
@@ -385,9 +398,9 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         fprintf(stderr, "ds4j comm=nccl: NCCL_NVLS_ENABLE=%s overridden to 0 (NVLink multicast stays off)\n", nvls);
     setenv("NCCL_NVLS_ENABLE", "0", 1);
 
-    long long want_dev = -1, timeout_ms = DEFAULT_TIMEOUT_MS;
+    long long want_dev = -1, timeout_ms = DEFAULT_TIMEOUT_MS, nonblocking = 0;
     char opt_err[256] = {0};
-    int opt_bad = parse_options(options, &want_dev, &timeout_ms, opt_err, sizeof opt_err);
+    int opt_bad = parse_options(options, &want_dev, &timeout_ms, &nonblocking, opt_err, sizeof opt_err);
 
     int init = 0, fin = 0;
     MPI_Initialized(&init);
@@ -482,7 +495,7 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         return 1;
     }
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
-    cfg.blocking = 0;
+    cfg.blocking = nonblocking ? 0 : 1;
     r = ncclCommInitRankConfig(&c->comm, c->size, id, c->rank, &cfg);
     int init_ok = 1;
     if (r != ncclSuccess && r != ncclInProgress) {
@@ -502,6 +515,24 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         n_close(c);
         MPI_Comm_free(&world);
         return 1;
+    }
+    /* Connection setup happens at the first collective and waits for every
+     * peer: do it now, while all ranks are known to be here. */
+    float one = 1;
+    int warm_ok = staged(c, &one, 1, sizeof(float), 0, 0, timeout_ms) == 0 && one == (float)c->size;
+    if (!all_ok(world, warm_ok, &n_bad)) {
+        if (warm_ok) snprintf(err, err_cap, "the first NCCL all-reduce failed on %d other rank(s) (see their errors)", n_bad);
+        else snprintf(err, err_cap, "first NCCL all-reduce: %s", c->err[0] ? c->err : "wrong sum");
+        abort_comm(c);
+        n_close(c);
+        MPI_Comm_free(&world);
+        return 1;
+    }
+    if (getenv("DS4J_NCCL_VERBOSE") && *getenv("DS4J_NCCL_VERBOSE") && strcmp(getenv("DS4J_NCCL_VERBOSE"), "0")) {
+        int ver = 0;
+        ncclGetVersion(&ver);
+        fprintf(stderr, "ds4j comm=nccl: rank %d of %d (node-local %d) on GPU %d, NCCL %d, %s communicator, timeout %lld ms\n",
+                c->rank, c->size, c->local_rank, c->device, ver, nonblocking ? "non-blocking" : "blocking", timeout_ms);
     }
     MPI_Comm_free(&world);
     *vt = &NCCL_VT;
