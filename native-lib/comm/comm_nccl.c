@@ -18,9 +18,10 @@
  * instead of blocking in cudaStreamSynchronize, so all_sum and barrier,
  * where all ranks are in lockstep, give up after timeout_ms (default
  * 600000; 0 = wait forever), abort the communicator with ncclCommAbort and
- * report that a peer is dead or stuck. A broadcast waits without a bound,
- * because followers sit in one between requests for as long as the leader
- * is idle; it still fails as soon as NCCL reports an asynchronous error.
+ * report that a peer is dead or stuck. Receiving a broadcast waits without
+ * a bound, because followers sit in one between requests for as long as
+ * the leader is idle; it still fails as soon as NCCL reports an
+ * asynchronous error (the root of a broadcast keeps the bound).
  * The communicator is blocking by default: NCCL's non-blocking mode
  * (nonblocking=1) also bounds initialisation, but it launches every
  * collective from a new thread, which costs tens of microseconds per call.
@@ -269,7 +270,10 @@ static int n_bcast(void *s, int32_t *buf, int64_t n, int root) {
         snprintf(c->err, sizeof c->err, "broadcast root %d out of range [0, %d)", root, c->size);
         return 1;
     }
-    return staged(c, buf, n, sizeof(int32_t), 1, root, 0);
+    /* The receivers of a broadcast may wait for the leader's next request
+     * indefinitely; the root only waits for its data to leave, so it keeps
+     * the bound (a dead receiver eventually stops taking data). */
+    return staged(c, buf, n, sizeof(int32_t), 1, root, c->rank == root ? c->timeout_ms : 0);
 }
 
 /* A one-element all-reduce: NCCL has no barrier of its own, and this one

@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
  * the leader (rank 0): it serves HTTP and drives the followers.
  *
  * @param model GGUF path, the same on every node
- * @param backend collective library: mpi (nccl, jaccl: not built yet)
+ * @param backend collective library: mpi or nccl (one GPU per rank; jaccl: not built yet)
  * @param port HTTP port of the leader
  * @param threads native worker threads per node (0 = all cores)
  * @param contextSize context length of the leader's session

@@ -13,9 +13,11 @@ public final class LaunchPlan {
     private final ClusterSpec spec;
 
     public LaunchPlan(ClusterSpec spec) {
-        if (!spec.backend().equals("mpi")) {
+        // nccl is started exactly like mpi: mpirun gives the ranks and the plugin
+        // bootstraps NCCL through MPI (one GPU per rank)
+        if (!spec.backend().equals("mpi") && !spec.backend().equals("nccl")) {
             throw new IllegalArgumentException("backend '" + spec.backend()
-                    + "' is not built in this version of ds4j: only mpi can be launched (see docs/distributed.md)");
+                    + "' is not built in this version of ds4j: only mpi and nccl can be launched (see docs/distributed.md)");
         }
         this.spec = spec;
     }

@@ -156,9 +156,10 @@ public record Ds4jProperties(
      * @param rank this process, 0 .. world-size-1 (rank 0 serves HTTP); must match the engine's
      * @param worldSize number of processes; must match the engine's
      * @param coordinator host:port rank 0 listens on for the rendezvous (not used by mpi, whose
-     *     launcher does the rendezvous, nor by local)
+     *     launcher does the rendezvous, nor by nccl, which bootstraps through MPI, nor by local)
      * @param expertRange this rank's routed experts "A:B" (engine option expert_range; empty = even split)
      * @param commPlugin path of the backend plugin (engine option comm_plugin; empty = next to libds4j)
+     * @param commOptions backend options (engine option comm_options, e.g. "device=1,timeout_ms=60000" for nccl)
      * @param jaccl JACCL settings
      * @param expertCompact store only this rank's experts compactly (env DS4_EXPERT_COMPACT)
      * @param allSumDtype precision of the all-reduce payload
@@ -171,6 +172,7 @@ public record Ds4jProperties(
             @DefaultValue("") String coordinator,
             @DefaultValue("") String expertRange,
             @DefaultValue("") String commPlugin,
+            @DefaultValue("") String commOptions,
             @Valid @DefaultValue Jaccl jaccl,
             Boolean expertCompact,
             @NotNull @DefaultValue("f32") AllSumDtype allSumDtype) {
@@ -178,6 +180,7 @@ public record Ds4jProperties(
             if (expertCompact == null) expertCompact = envFlag("DS4_EXPERT_COMPACT");
             if (expertRange == null) expertRange = "";
             if (commPlugin == null) commPlugin = "";
+            if (commOptions == null) commOptions = "";
             if (enabled) {
                 if (!expertRange.isBlank() && !expertRange.trim().matches("\\d{1,9}:\\d{1,9}")) {
                     throw new IllegalArgumentException("ds4.distributed.expert-range must be A:B (routed experts [A, B) of "
@@ -187,7 +190,12 @@ public record Ds4jProperties(
                     throw new IllegalArgumentException("ds4.distributed.rank (" + rank
                             + ") must be smaller than ds4.distributed.world-size (" + worldSize + ")");
                 }
-                boolean needsCoordinator = backend == Backend.nccl || backend == Backend.jaccl;
+                if (commOptions.contains(";")) {
+                    throw new IllegalArgumentException("ds4.distributed.comm-options must not contain ';' (separate "
+                            + "backend options with ','), got '" + commOptions + "'");
+                }
+                // mpi and nccl get their ranks from mpirun (nccl bootstraps its id through MPI)
+                boolean needsCoordinator = backend == Backend.jaccl;
                 if (worldSize > 1 && needsCoordinator && (coordinator == null || !coordinator.matches("[^:\\s]+:\\d{1,5}"))) {
                     throw new IllegalArgumentException("ds4.distributed.coordinator must be host:port when "
                             + "ds4.distributed.world-size > 1 with backend " + backend + " (got '" + coordinator + "')");

@@ -74,7 +74,7 @@ public class EngineService implements DisposableBean {
      * Engine options from the configuration: threads, prefill chunk, KV
      * precision and, when distributed, the collective backend (comm=), the
      * explicit expert slice (expert_range, default: the engine's even split),
-     * the plugin path and expert_compact.
+     * the plugin path, the backend's options and expert_compact.
      */
     String engineOptions() {
         var e = props.engine();
@@ -86,6 +86,7 @@ public class EngineService implements DisposableBean {
             sb.append(";comm=").append(d.backend().name());
             if (!d.expertRange().isBlank()) sb.append(";expert_range=").append(d.expertRange().trim());
             if (!d.commPlugin().isBlank()) sb.append(";comm_plugin=").append(d.commPlugin().trim());
+            if (!d.commOptions().isBlank()) sb.append(";comm_options=").append(d.commOptions().trim());
             if (Boolean.TRUE.equals(d.expertCompact())) sb.append(";expert_compact=1");
         }
         return sb.toString();

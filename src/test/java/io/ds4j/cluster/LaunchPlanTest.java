@@ -64,8 +64,11 @@ class LaunchPlanTest {
                 .hasMessageContaining("overlap");
         assertThatThrownBy(() -> spec(dir, "model: m\nport: http\nnodes: [{host: a}]\n")).hasMessageContaining("'port' must be an integer");
         assertThatThrownBy(() -> spec(dir, "model: [unclosed\n")).hasMessageContaining("not valid YAML");
-        assertThatThrownBy(() -> new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}]\n")))
-                .hasMessageContaining("only mpi can be launched");
+        assertThatThrownBy(() -> new LaunchPlan(spec(dir, "model: m\nbackend: jaccl\nnodes: [{host: a}]\n")))
+                .hasMessageContaining("only mpi and nccl can be launched");
+        LaunchPlan nccl = new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}, {host: b}]\n"));
+        assertThat(nccl.engineOptions(1)).startsWith("comm=nccl;");
+        assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.backend=nccl");
     }
 
     @Test

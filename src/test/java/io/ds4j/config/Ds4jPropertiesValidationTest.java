@@ -102,14 +102,26 @@ class Ds4jPropertiesValidationTest {
 
     @Test
     void coordinatorRequiredForAClusterAndIgnoredWhenDisabled() {
-        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.backend=nccl",
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.backend=jaccl",
                 "ds4.distributed.world-size=2").run(ctx -> {
             assertThat(ctx).hasFailed();
             assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.coordinator");
         });
-        // MPI's launcher does the rendezvous
+        // MPI's launcher does the rendezvous; NCCL bootstraps its unique id through MPI
         runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.world-size=2")
                 .run(ctx -> assertThat(ctx).hasNotFailed());
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.backend=nccl",
+                "ds4.distributed.world-size=2", "ds4.distributed.comm-options=device=1,timeout_ms=60000")
+                .run(ctx -> {
+                    assertThat(ctx).hasNotFailed();
+                    assertThat(ctx.getBean(Ds4jProperties.class).distributed().commOptions())
+                            .isEqualTo("device=1,timeout_ms=60000");
+                });
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.backend=nccl",
+                "ds4.distributed.comm-options=device=1;threads=3").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.comm-options must not contain ';'");
+        });
         runner.withPropertyValues("ds4.distributed.rank=5").run(ctx -> assertThat(ctx).hasNotFailed());
     }
 
