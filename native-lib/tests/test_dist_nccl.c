@@ -9,8 +9,9 @@
  * an all_sum makes it fail after comm_options=timeout_ms instead of
  * blocking forever; `mpirun -np 2 ds4j-tool logits --options comm=nccl`
  * over the tiny-a fixture equals the single-process run (<= 1e-5) and the
- * reference (<= 5e-4); generate reproduces the greedy reference; a rank
- * killed mid-generation ends the job promptly. No GPU: exit 77.
+ * reference (<= 5e-4); generate reproduces the greedy reference, also as
+ * the only driver next to a `ds4j-tool follow` rank; a rank killed
+ * mid-generation ends the job promptly. No GPU: exit 77.
  *
  * The program re-runs itself as the ranks (--ranks, --open-error,
  * --timeout, --probe); --bench BACKEND PLUGIN ITERS [OPTIONS] prints all_sum
@@ -365,6 +366,15 @@ int main(int argc, char **argv) {
         rc = run(cmd);
         char *txt = fx_read_file(logp, NULL);
         printf("comm=nccl generate: exit %d, %s", rc, txt ? txt : "(no output)\n");
+        CHECK(rc == 0 && txt && !strncmp(txt, want, strlen(want)) && txt[strlen(want)] == '\n');
+        free(txt);
+        /* the server's layout: one driver, the other rank a plain `ds4j-tool follow` */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=nccl : "
+                 "-np 1 '%s' follow --model '%s' --threads 1 --options comm=nccl > '%s' 2>/dev/null",
+                 mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, DS4J_TOOL_PATH, gguf, logp);
+        rc = run(cmd);
+        txt = fx_read_file(logp, NULL);
+        printf("comm=nccl generate + follow: exit %d, %s", rc, txt ? txt : "(no output)\n");
         CHECK(rc == 0 && txt && !strncmp(txt, want, strlen(want)) && txt[strlen(want)] == '\n');
         free(txt);
     }
