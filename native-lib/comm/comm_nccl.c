@@ -296,8 +296,12 @@ static void n_close(void *s) {
         if (c->aborted) {
             /* already freed by ncclCommAbort */
         } else {
-            /* Finalize flushes outstanding work (none: every call waited);
-             * bounded so that a dead peer cannot hang the close. */
+            /* Finalize flushes outstanding work (none: every call waited).
+             * NCCL treats finalize/destroy as collective among the ranks of a
+             * node, so this expects the peers to close too (the engine's
+             * close is announced to every rank first, and a failed announce
+             * has already aborted the communicator). Only a non-blocking
+             * communicator lets the wait below be bounded. */
             long long t = c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS;
             cudaSetDevice(c->device);
             ncclResult_t r = ncclCommFinalize(c->comm);
