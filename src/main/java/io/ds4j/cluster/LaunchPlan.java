@@ -43,6 +43,8 @@ public final class LaunchPlan {
         int n = spec.nodes().size();
         List<String> argv = new ArrayList<>(List.of("mpirun", "--hostfile", hostfilePath, "--map-by", "node",
                 "-x", "PATH", "-x", "JAVA_HOME"));
+        // NVLink multicast stays off on every rank (the NCCL plugin forces it too)
+        if (spec.backend().equals("nccl")) argv.addAll(List.of("-x", "NCCL_NVLS_ENABLE=0"));
         // rank 0: the leader, the HTTP server with the distributed profile settings
         argv.addAll(List.of("-np", "1", repo + "/scripts/run", "--model", spec.model(), "--port",
                 Integer.toString(spec.port()), "--",

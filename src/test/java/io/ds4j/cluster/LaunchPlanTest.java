@@ -68,7 +68,7 @@ class LaunchPlanTest {
                 .hasMessageContaining("only mpi and nccl can be launched");
         LaunchPlan nccl = new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}, {host: b}]\n"));
         assertThat(nccl.engineOptions(1)).startsWith("comm=nccl;");
-        assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.backend=nccl");
+        assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.backend=nccl", "NCCL_NVLS_ENABLE=0");
     }
 
     @Test
