@@ -52,6 +52,7 @@ public class ChatController {
         Params p = Params.parse(body);
         RequestOptions o = RequestOptions.parse(p, api.props, true);
         api.model.checkModel(o.model());
+        o.checkVocabulary(api.model.vocabSize());
         Tokenizer tok = api.model.requireTokenizer("messages");
         List<ChatMessage> messages = ChatRequest.messages(p);
         List<ToolFunction> tools = ChatRequest.tools(p);

@@ -244,6 +244,9 @@ public class EngineService implements DisposableBean {
         int generated = 0;
         GenerationResult.Stop why;
         try (Arena arena = Arena.ofConfined()) {
+            if (!req.sampling().logitBias().isEmpty()) {
+                nativeLib.samplerSetLogitBias(sampler, req.sampling().biasIds(), req.sampling().biasValues());
+            }
             if (req.sampling().penalised()) {
                 int from = Math.max(0, prompt.length - Math.max(req.sampling().penaltyLastN(), 1));
                 for (int i = from; i < prompt.length; i++) nativeLib.samplerAccept(sampler, prompt[i]);
