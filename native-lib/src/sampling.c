@@ -3,7 +3,8 @@
  * over the recent history, greedy / temperature sampling with top-k,
  * top-p and min-p filters, a seedable xoshiro256** generator (same seed and
  * same logits give the same tokens), and log-probabilities of the raw
- * distribution for the API's top-n logprobs, and a per-token logit bias.
+ * distribution for the API's top-n logprobs, a per-token logit bias and an
+ * allowed-token set for constrained decoding.
  * Work buffers are allocated once per vocabulary size, not per call.
  */
 #include <math.h>
@@ -29,6 +30,8 @@ struct ds4j_sampler {
     int32_t *bias_id;     /* logit bias: ids and amounts (n_bias entries) */
     float *bias_val;
     int32_t n_bias;
+    uint8_t *allow;       /* allowed-token bitset over allow_n ids, NULL = all */
+    int32_t allow_n, allow_cap;
 };
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -117,6 +120,7 @@ DS4J_API void ds4j_sampler_free(ds4j_sampler *sp) {
     free(sp->cands);
     free(sp->bias_id);
     free(sp->bias_val);
+    free(sp->allow);
     free(sp);
 }
 
@@ -157,6 +161,27 @@ DS4J_API int32_t ds4j_sampler_set_logit_bias(ds4j_sampler *sp, const int32_t *id
     sp->bias_id = ni;
     sp->bias_val = nv;
     sp->n_bias = n;
+    return 0;
+}
+
+DS4J_API int32_t ds4j_sampler_set_allowed(ds4j_sampler *sp, const uint8_t *bits, int32_t n_tokens) {
+    ds4j_clear_error();
+    if (!sp) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sampler is NULL");
+    if (n_tokens < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allowed tokens: n_tokens %d < 0", n_tokens);
+    if (!bits || n_tokens == 0) {
+        sp->allow_n = 0;
+        if (sp->allow) { free(sp->allow); sp->allow = NULL; sp->allow_cap = 0; }
+        return 0;
+    }
+    int32_t nb = (int32_t)(((int64_t)n_tokens + 7) / 8);
+    if (nb > sp->allow_cap) { /* grows once per vocabulary, then reused every step */
+        uint8_t *a = realloc(sp->allow, (size_t)nb);
+        if (!a) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+        sp->allow = a;
+        sp->allow_cap = nb;
+    }
+    memcpy(sp->allow, bits, (size_t)nb);
+    sp->allow_n = n_tokens;
     return 0;
 }
 
@@ -233,6 +258,12 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
         w[t] = sp->bias_val[i] <= -100.0f ? -INFINITY : logits[t] + sp->bias_val[i];
     }
 
+    /* allowed-token set: everything else is banned */
+    if (sp->allow) {
+        for (int64_t i = 0; i < V; i++)
+            if (i >= sp->allow_n || !(sp->allow[i >> 3] >> (i & 7) & 1)) w[i] = -INFINITY;
+    }
+
     /* penalties over the distinct tokens of the history */
     if (sp->hist_n > 0 && (sp->repeat_penalty != 1.0 || sp->presence_penalty != 0 || sp->frequency_penalty != 0)) {
         for (int64_t i = 0; i < sp->hist_n; i++) {
@@ -255,7 +286,8 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
     if (sp->temperature <= 0) {
         for (int64_t i = 1; i < V; i++) if (w[i] > w[tok]) tok = (int32_t)i;
         if (w[tok] == -INFINITY)
-            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (the logit bias bans all of them)");
+            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (the logit bias or the allowed set "
+                             "excludes all of them)");
     } else {
         int64_t n = V;
         cand *cd = sp->cands;

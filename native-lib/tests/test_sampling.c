@@ -218,6 +218,48 @@ int main(void) {
         ds4j_sampler_free(lb);
     }
 
+    /* allowed set: only the listed tokens can come out (greedy and sampled),
+     * lifting it restores the argmax, an empty set is an error */
+    {
+        uint8_t *bits = calloc((size_t)(V + 7) / 8, 1);
+        int pick[3] = {3, 100, V - 1};
+        for (int k = 0; k < 3; k++) bits[pick[k] >> 3] |= (uint8_t)(1u << (pick[k] & 7));
+        ds4j_sampler *al = ds4j_sampler_new("temperature=0");
+        ds4j_sampler *hs = ds4j_sampler_new("temperature=2;seed=9");
+        CHECK(ds4j_sampler_set_allowed(al, bits, V) == 0 && ds4j_sampler_set_allowed(hs, bits, V) == 0);
+        int best = pick[0];
+        for (int k = 1; k < 3; k++) if (lg[pick[k]] > lg[best]) best = pick[k];
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == best);
+        int seen[3] = {0};
+        for (int i = 0; i < 100; i++) {
+            int t = ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL);
+            CHECK(t == pick[0] || t == pick[1] || t == pick[2]);
+            for (int k = 0; k < 3; k++) seen[k] += t == pick[k];
+        }
+        CHECK((seen[0] > 0) + (seen[1] > 0) + (seen[2] > 0) >= 2); /* sampled, not forced */
+        /* ids at or beyond n_tokens are excluded: only 3 and 100 remain */
+        CHECK(ds4j_sampler_set_allowed(al, bits, V - 1) == 0);
+        int t2 = ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL);
+        CHECK(t2 == (lg[3] > lg[100] ? 3 : 100));
+        /* with a logit bias on top: the ban wins inside the allowed set */
+        int32_t b3 = t2;
+        float ban = -100.0f;
+        CHECK(ds4j_sampler_set_logit_bias(al, &b3, &ban, 1) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == (t2 == 3 ? 100 : 3));
+        CHECK(ds4j_sampler_set_logit_bias(al, NULL, NULL, 0) == 0);
+        CHECK(ds4j_sampler_set_allowed(al, NULL, 0) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == am);
+        memset(bits, 0, (size_t)(V + 7) / 8);
+        CHECK(ds4j_sampler_set_allowed(al, bits, V) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_set_allowed(hs, bits, V) == 0);
+        CHECK(ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_set_allowed(al, bits, -1) == DS4J_ERR_INVALID_ARGUMENT);
+        free(bits);
+        ds4j_sampler_free(al);
+        ds4j_sampler_free(hs);
+    }
+
     ds4j_sampler_free(g);
     ds4j_sampler_free(k1);
     ds4j_session_free(s);
