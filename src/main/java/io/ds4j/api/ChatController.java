@@ -63,12 +63,16 @@ public class ChatController {
         int[] prompt = api.model.renderer().render(new ChatPrompt(messages, tools, toolChoice, thinking));
         int budget = api.budget(prompt.length, o.maxTokens(), "messages");
         boolean toolsOn = !tools.isEmpty() && !"none".equals(toolChoice);
-        if (format == JsonCheck.ResponseFormat.JSON_OBJECT && toolsOn) {
+        if (format.constrained() && toolsOn) {
             throw ApiException.invalid("response_format", "unsupported_value",
-                    "response_format 'json_object' cannot be combined with tools (send tool_choice 'none' or no tools)");
+                    "a JSON response_format cannot be combined with tools (send tool_choice 'none' or no tools)");
         }
-        io.ds4j.engine.TokenConstraint constraint = format == JsonCheck.ResponseFormat.JSON_OBJECT
-                ? new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking()) : null;
+        io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
+            case TEXT -> null;
+            case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
+            case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
+                    new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
+        };
         OutputParser parser = new OutputParser(tok, thinking, o.stop(), toolsOn, api.model.toolCallMemory());
         Handler handler = new Handler(parser);
         String id = ApiSupport.newId("chatcmpl-");

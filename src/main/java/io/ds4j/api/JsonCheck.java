@@ -1,12 +1,22 @@
 package io.ds4j.api;
 
+import io.ds4j.grammar.JsonSchema;
 import tools.jackson.databind.JsonNode;
 
 /** The response_format field of chat requests. */
 final class JsonCheck {
     private JsonCheck() {}
 
-    enum ResponseFormat { TEXT, JSON_OBJECT }
+    enum Kind { TEXT, JSON_OBJECT, JSON_SCHEMA }
+
+    /** The requested format; {@code schema} is set for JSON_SCHEMA. */
+    record ResponseFormat(Kind kind, JsonSchema schema) {
+        static final ResponseFormat TEXT = new ResponseFormat(Kind.TEXT, null);
+
+        boolean constrained() {
+            return kind != Kind.TEXT;
+        }
+    }
 
     static ResponseFormat responseFormat(Params p) {
         JsonNode rf = p.get("response_format");
@@ -15,9 +25,30 @@ final class JsonCheck {
         String type = rf.path("type").asString("");
         return switch (type) {
             case "text" -> ResponseFormat.TEXT;
-            case "json_object" -> ResponseFormat.JSON_OBJECT;
+            case "json_object" -> new ResponseFormat(Kind.JSON_OBJECT, null);
+            case "json_schema" -> new ResponseFormat(Kind.JSON_SCHEMA, schema(rf.get("json_schema")));
             default -> throw ApiException.invalid("response_format", "unsupported_value", "response_format type '" + type
-                    + "' is not supported (supported: 'text', 'json_object'; JSON schemas are not enforced)");
+                    + "' is not supported (supported: 'text', 'json_object', 'json_schema')");
         };
+    }
+
+    private static JsonSchema schema(JsonNode js) {
+        if (js == null || !js.isObject()) {
+            throw ApiException.invalid("response_format.json_schema", "'json_schema' must be an object with a 'schema'");
+        }
+        JsonNode name = js.get("name");
+        if (name != null && !name.isString()) {
+            throw ApiException.invalid("response_format.json_schema.name", "'name' must be a string");
+        }
+        JsonNode schema = js.get("schema");
+        if (schema == null) {
+            throw ApiException.invalid("response_format.json_schema.schema", "'json_schema.schema' is required");
+        }
+        try {
+            return JsonSchema.compile(schema);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("response_format.json_schema.schema", "unsupported_value",
+                    "schema " + e.getMessage());
+        }
     }
 }

@@ -4,22 +4,33 @@ import io.ds4j.engine.TokenConstraint;
 import java.util.Arrays;
 
 /**
- * JSON mode ({@code response_format: {"type": "json_object"}}): the answer must be one JSON object. Before
- * each token it allows exactly the tokens whose bytes keep the output a prefix of a valid object
- * ({@link JsonRecognizer}, with its limits), and once the object is closed only end-of-sequence. With
- * thinking on, the reasoning is free: the constraint starts after the end-of-thinking token.
+ * JSON modes of {@code response_format}: the answer must be one document of a byte-level grammar — any JSON
+ * object ({@link JsonRecognizer}) or a document matching a schema ({@link SchemaRecognizer}). Before each
+ * token it allows exactly the tokens whose bytes keep the output a live prefix, and once the document is
+ * complete only end-of-sequence. With thinking on, the reasoning is free: the constraint starts after the
+ * end-of-thinking token.
  */
 public final class JsonConstraint implements TokenConstraint {
     private final JsonVocabulary vocab;
-    private final JsonRecognizer state = new JsonRecognizer(true);
-    private final JsonRecognizer trial = new JsonRecognizer(true);
+    private final ByteRecognizer state;
+    private final ByteRecognizer trial;
     private final byte[] bits;
     private final boolean[] firstOk = new boolean[256];
     private boolean active;
 
-    /** @param afterThinking the output starts with reasoning, closed by the end-of-thinking token */
+    /** JSON object mode. */
     public JsonConstraint(JsonVocabulary vocab, boolean afterThinking) {
+        this(vocab, new JsonRecognizer(true), afterThinking);
+    }
+
+    /**
+     * @param start the grammar, in its start state (owned by the constraint from now on)
+     * @param afterThinking the output starts with reasoning, closed by the end-of-thinking token
+     */
+    public JsonConstraint(JsonVocabulary vocab, ByteRecognizer start, boolean afterThinking) {
         this.vocab = vocab;
+        this.state = start;
+        this.trial = start.blank();
         this.bits = new byte[(vocab.vocabSize() + 7) / 8];
         this.active = !afterThinking || vocab.endThink() < 0;
     }

@@ -17,7 +17,7 @@ package io.ds4j.grammar;
  * <p>A rejected byte leaves the state unchanged, and {@link #copyFrom} makes trial runs cheap (the mask
  * computation tries every vocabulary token from the same state). Not thread-safe.
  */
-public final class JsonRecognizer {
+public final class JsonRecognizer implements ByteRecognizer {
     public static final int MAX_DEPTH = 64;
     public static final int MAX_WS = 32;
     public static final int MAX_DIGITS = 20;
@@ -62,8 +62,14 @@ public final class JsonRecognizer {
         this.objectOnly = objectOnly;
     }
 
-    /** Makes this recogniser an exact copy of {@code o} (same mode expected). */
-    public void copyFrom(JsonRecognizer o) {
+    @Override
+    public ByteRecognizer blank() {
+        return new JsonRecognizer(objectOnly);
+    }
+
+    @Override
+    public void copyFrom(ByteRecognizer other) {
+        JsonRecognizer o = (JsonRecognizer) other;
         System.arraycopy(o.stack, 0, stack, 0, o.depth);
         depth = o.depth;
         state = o.state;
@@ -76,6 +82,7 @@ public final class JsonRecognizer {
     }
 
     /** The top-level value has ended. */
+    @Override
     public boolean complete() {
         return state == DONE;
     }
@@ -85,13 +92,8 @@ public final class JsonRecognizer {
         return state == BEFORE;
     }
 
-    /** Feeds all bytes; false (state unspecified) if any is rejected. */
-    public boolean feed(byte[] bytes) {
-        for (byte b : bytes) if (!feed(b & 0xff)) return false;
-        return true;
-    }
-
     /** Feeds one byte (0..255); false and no change if it cannot continue a valid document. */
+    @Override
     public boolean feed(int c) {
         switch (state) {
             case STR:

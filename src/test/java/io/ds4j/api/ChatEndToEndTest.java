@@ -165,7 +165,6 @@ class ChatEndToEndTest extends DemoModelServerTest {
                 "messages[0].content");
         expect("{" + HELLO + ",\"n\":3}", 400, "n");
         expect("{" + HELLO + ",\"top_logprobs\":3}", 400, "top_logprobs");
-        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\"}}", 400, "response_format");
         expect("{" + HELLO + ",\"model\":\"other\"}", 404, "model");
         expect("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 400, "messages[0].tool_call_id");
     }
@@ -295,10 +294,37 @@ class ChatEndToEndTest extends DemoModelServerTest {
     }
 
     @Test
-    void jsonModeRejectsToolsAndSchemas() {
+    void jsonSchemaModeForcesTheRandomModelIntoTheSchema() {
+        String schema = "{\"type\":\"object\",\"properties\":{\"answer\":{\"enum\":[\"yes\",\"no\"]},"
+                + "\"confidence\":{\"type\":\"integer\"}},\"required\":[\"answer\"],\"additionalProperties\":false}";
+        // whitespace runs are bounded, so even a random model must reach the end well within the budget
+        for (int seed = 1; seed <= 2; seed++) {
+            JsonNode r = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":600,\"temperature\":1,\"seed\":" + seed
+                    + ",\"thinking\":false,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\","
+                    + "\"strict\":true,\"schema\":" + schema + "}}}");
+            JsonNode choice = r.get("choices").get(0);
+            assertThat(choice.get("finish_reason").stringValue()).isEqualTo("stop");
+            JsonNode doc = Params.JSON.readTree(choice.get("message").get("content").stringValue());
+            assertThat(doc.get("answer").stringValue()).isIn("yes", "no");
+            assertThat(doc.properties().stream().map(java.util.Map.Entry::getKey).toList()).isSubsetOf("answer", "confidence");
+            if (doc.has("confidence")) assertThat(doc.get("confidence").isIntegralNumber()).isTrue();
+        }
+    }
+
+    @Test
+    void jsonModeRejectsToolsAndUnsupportedSchemas() {
         expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_object\"},\"tools\":[{\"type\":\"function\","
                 + "\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]}", 400, "response_format");
         expect("{" + HELLO + ",\"response_format\":\"json\"}", 400, "response_format");
         expect("{" + HELLO + ",\"response_format\":{\"type\":\"xml\"}}", 400, "response_format");
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\"}}", 400, "response_format.json_schema");
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}}", 400,
+                "response_format.json_schema.schema");
+        web.post().uri("/v1/chat/completions").contentType(MediaType.APPLICATION_JSON)
+                .bodyValue("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+                        + "\"schema\":{\"type\":\"string\",\"pattern\":\"^a+$\"}}}}")
+                .exchange().expectStatus().isBadRequest().expectBody()
+                .jsonPath("$.error.param").isEqualTo("response_format.json_schema.schema")
+                .jsonPath("$.error.message").value(m -> assertThat((String) m).contains("pattern"));
     }
 }
