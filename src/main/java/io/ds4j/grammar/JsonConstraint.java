@@ -4,8 +4,8 @@ import io.ds4j.engine.TokenConstraint;
 import java.util.Arrays;
 
 /**
- * JSON modes of {@code response_format}: the answer must be one document of a byte-level grammar — any JSON
- * object ({@link JsonRecognizer}) or a document matching a schema ({@link SchemaRecognizer}). Before each
+ * JSON modes of {@code response_format}: the answer must be one document of a byte-level grammar (a
+ * {@link SchemaRecognizer}: any JSON object, or a document matching a schema). Before each
  * token it allows exactly the tokens whose bytes keep the output a live prefix, and once the document is
  * complete only end-of-sequence. With thinking on, the reasoning is free: the constraint starts after the
  * end-of-thinking token.
@@ -18,9 +18,11 @@ public final class JsonConstraint implements TokenConstraint {
     private final boolean[] firstOk = new boolean[256];
     private boolean active;
 
+    private static final JsonSchema ANY_OBJECT = JsonSchema.anyObject();
+
     /** JSON object mode. */
     public JsonConstraint(JsonVocabulary vocab, boolean afterThinking) {
-        this(vocab, new JsonRecognizer(true), afterThinking);
+        this(vocab, new SchemaRecognizer(ANY_OBJECT), afterThinking);
     }
 
     /**

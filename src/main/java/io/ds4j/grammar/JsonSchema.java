@@ -73,6 +73,16 @@ public final class JsonSchema {
         finish();
     }
 
+    /** Any JSON object: OpenAI's json_object mode. */
+    public static JsonSchema anyObject() {
+        return compile(JSON.readTree("{\"type\":\"object\"}"));
+    }
+
+    /** Any JSON value. */
+    public static JsonSchema anyValue() {
+        return compile(JSON.readTree("{}"));
+    }
+
     /** Compiles a schema; IllegalArgumentException with a message naming the unsupported part. */
     public static JsonSchema compile(JsonNode schema) {
         if (schema == null || !(schema.isObject() || schema.isBoolean())) {

@@ -3,17 +3,25 @@ package io.ds4j.grammar;
 import io.ds4j.grammar.JsonSchema.Node;
 
 /**
- * Byte-level recogniser of JSON documents that match a compiled {@link JsonSchema} (the schema mode of
- * {@code response_format}). Same contract and limits as {@link JsonRecognizer}: no whitespace before the
- * value, nothing after it, runs of at most {@value JsonRecognizer#MAX_WS} whitespace bytes, nesting depth
- * {@value JsonRecognizer#MAX_DEPTH}, at most {@value JsonRecognizer#MAX_DIGITS} digits per integer or
- * fraction part and {@value JsonRecognizer#MAX_EXP_DIGITS} exponent digits. Object keys must be written as
- * Jackson writes them (plain UTF-8, minimal escapes) and declared properties in the declared order.
- * String lengths count characters, an escape sequence as one (so a surrogate pair written as two
- * {@code \}{@code u} escapes counts as two). Not thread-safe.
+ * Incremental, byte-level recogniser of one JSON document (RFC 8259, UTF-8) that matches a compiled
+ * {@link JsonSchema} — {@link JsonSchema#anyObject()} for plain JSON-object mode. It works on bytes, not
+ * characters, because tokens of a byte-level BPE vocabulary can split a multi-byte character.
+ *
+ * <p>The text starts with the value (no leading whitespace) and nothing follows it, so the output is
+ * exactly one document. Limits keep a random or degenerate model from wandering forever inside an
+ * open-ended production and bound the work per byte: nesting depth {@value #MAX_DEPTH}, runs of at most
+ * {@value #MAX_WS} whitespace bytes, at most {@value #MAX_DIGITS} digits per integer or fraction part and
+ * {@value #MAX_EXP_DIGITS} exponent digits; within them, documents are accepted exactly when they are valid
+ * JSON matching the schema. Object keys of declared properties must be written as JSON serialisers write
+ * them (plain UTF-8, minimal escapes) and in the declared order. String lengths count characters, an
+ * escape sequence as one (so a surrogate pair written as two {@code \}{@code u} escapes counts as two).
+ * A rejected byte leaves the state unchanged. Not thread-safe.
  */
 public final class SchemaRecognizer implements ByteRecognizer {
-    private static final int MAX_DEPTH = JsonRecognizer.MAX_DEPTH;
+    public static final int MAX_DEPTH = 64;
+    public static final int MAX_WS = 32;
+    public static final int MAX_DIGITS = 20;
+    public static final int MAX_EXP_DIGITS = 5;
     // root phases
     private static final int R_START = 0, R_VALUE = 1, R_DONE = 2;
     // frame phases
@@ -100,7 +108,7 @@ public final class SchemaRecognizer implements ByteRecognizer {
 
     private boolean structural(int c) {
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            if (depth == 0 || ws >= JsonRecognizer.MAX_WS) return false;
+            if (depth == 0 || ws >= MAX_WS) return false;
             ws++;
             return true;
         }
@@ -334,7 +342,7 @@ public final class SchemaRecognizer implements ByteRecognizer {
             case N_ZERO:
             case N_INT:
                 if (digit && sSub == N_INT) {
-                    if (sAux >= JsonRecognizer.MAX_DIGITS) return false;
+                    if (sAux >= MAX_DIGITS) return false;
                     sAux++;
                     return true;
                 }
@@ -346,7 +354,7 @@ public final class SchemaRecognizer implements ByteRecognizer {
                 return false;
             case N_FRAC:
                 if (digit) {
-                    if (sAux >= JsonRecognizer.MAX_DIGITS) return false;
+                    if (sAux >= MAX_DIGITS) return false;
                     sAux++;
                     return true;
                 }
@@ -361,7 +369,7 @@ public final class SchemaRecognizer implements ByteRecognizer {
                 return false;
             case N_EXP:
                 if (digit) {
-                    if (sAux >= JsonRecognizer.MAX_EXP_DIGITS) return false;
+                    if (sAux >= MAX_EXP_DIGITS) return false;
                     sAux++;
                     return true;
                 }

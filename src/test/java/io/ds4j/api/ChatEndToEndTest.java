@@ -242,7 +242,7 @@ class ChatEndToEndTest extends DemoModelServerTest {
     }
 
     static boolean jsonPrefix(String s) {
-        return new io.ds4j.grammar.JsonRecognizer(true).feed(s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return new io.ds4j.grammar.SchemaRecognizer(io.ds4j.grammar.JsonSchema.anyObject()).feed(s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
     }
 
     @Test

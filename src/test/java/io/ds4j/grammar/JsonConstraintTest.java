@@ -64,7 +64,7 @@ class JsonConstraintTest {
             c.accept(pick);
             text.writeBytes(TOK.tokenBytes(pick));
             // the text so far is a prefix of a JSON object
-            JsonRecognizer check = new JsonRecognizer(true);
+            SchemaRecognizer check = JsonSyntaxTest.recognizer(true);
             assertThat(check.feed(text.toByteArray())).as("not a JSON prefix: %s", text).isTrue();
         }
         return null;
@@ -77,7 +77,7 @@ class JsonConstraintTest {
             String doc = walk(seed, 0.6, 120);
             if (doc == null) continue;
             finished++;
-            JsonNode n = JsonRecognizerTest.JSON.readTree(doc);
+            JsonNode n = JsonSyntaxTest.JSON.readTree(doc);
             assertThat(n.isObject()).as(doc).isTrue();
         }
         assertThat(finished).as("walks that closed their object").isGreaterThanOrEqualTo(6);

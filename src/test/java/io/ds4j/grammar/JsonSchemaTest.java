@@ -42,7 +42,7 @@ class JsonSchemaTest {
             """;
 
     static JsonSchema schema(String json) {
-        return JsonSchema.compile(JsonRecognizerTest.JSON.readTree(json));
+        return JsonSchema.compile(JsonSyntaxTest.JSON.readTree(json));
     }
 
     static boolean accepts(JsonSchema s, String doc) {
@@ -81,8 +81,8 @@ class JsonSchemaTest {
                         + "\n  \"score\": 1.5e3, \"extra\": {\"any\": [1, {\"x\": null}]}\n}",
                 "{\"name\":\"Bob\",\"age\":1,\"tags\":[\"a\"],\"address\":{\"city\":\"X\"},\"score\":null}")) {
             assertThat(accepts(s, ok)).as(ok).isTrue();
-            assertThat(Validator.valid(JsonRecognizerTest.JSON.readTree(PERSON), JsonRecognizerTest.JSON.readTree(ok),
-                    JsonRecognizerTest.JSON.readTree(PERSON))).as("validator agrees: " + ok).isTrue();
+            assertThat(Validator.valid(JsonSyntaxTest.JSON.readTree(PERSON), JsonSyntaxTest.JSON.readTree(ok),
+                    JsonSyntaxTest.JSON.readTree(PERSON))).as("validator agrees: " + ok).isTrue();
             // every proper prefix is a live prefix, complete only at the end
             byte[] b = ok.getBytes(StandardCharsets.UTF_8);
             SchemaRecognizer r = new SchemaRecognizer(s);
@@ -151,13 +151,13 @@ class JsonSchemaTest {
     void randomWalksEndInDocumentsTheValidatorAccepts() {
         for (String src : List.of(PERSON, LIST)) {
             JsonSchema s = schema(src);
-            JsonNode schemaJson = JsonRecognizerTest.JSON.readTree(src);
+            JsonNode schemaJson = JsonSyntaxTest.JSON.readTree(src);
             int finished = 0;
             for (long seed = 1; seed <= 8; seed++) {
                 String doc = walk(s, seed, 400);
                 if (doc == null) continue;
                 finished++;
-                JsonNode d = JsonRecognizerTest.JSON.readTree(doc);
+                JsonNode d = JsonSyntaxTest.JSON.readTree(doc);
                 assertThat(Validator.valid(schemaJson, d, schemaJson)).as(doc).isTrue();
             }
             assertThat(finished).as("walks that finished").isGreaterThanOrEqualTo(4);

@@ -15,14 +15,22 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The recogniser against Jackson: generated documents and every prefix of them are accepted (and only the
- * whole is complete), and whatever it accepts as complete, Jackson parses as the same single value.
+ * Plain JSON syntax (the recogniser with the any-object / any-value schemas) against Jackson: generated
+ * documents and every prefix of them are accepted (and only the whole is complete), and whatever it
+ * accepts as complete, Jackson parses as one object.
  */
-class JsonRecognizerTest {
+class JsonSyntaxTest {
+    static final JsonSchema ANY_OBJECT = JsonSchema.anyObject();
+    static final JsonSchema ANY_VALUE = JsonSchema.anyValue();
+
+    static SchemaRecognizer recognizer(boolean objectOnly) {
+        return new SchemaRecognizer(objectOnly ? ANY_OBJECT : ANY_VALUE);
+    }
+
     static final JsonMapper JSON = JsonMapper.builder().build();
 
-    static JsonRecognizer run(String s, boolean objectOnly) {
-        JsonRecognizer r = new JsonRecognizer(objectOnly);
+    static SchemaRecognizer run(String s, boolean objectOnly) {
+        SchemaRecognizer r = recognizer(objectOnly);
         for (byte b : s.getBytes(StandardCharsets.UTF_8)) {
             if (!r.feed(b & 0xff)) return null;
         }
@@ -30,7 +38,7 @@ class JsonRecognizerTest {
     }
 
     static boolean completeDoc(String s, boolean objectOnly) {
-        JsonRecognizer r = run(s, objectOnly);
+        SchemaRecognizer r = run(s, objectOnly);
         return r != null && r.complete();
     }
 
@@ -46,7 +54,7 @@ class JsonRecognizerTest {
             assertThat(completeDoc(doc, true)).as(doc).isTrue();
             assertThat(JSON.readTree(doc).isObject()).isTrue();
             byte[] b = doc.getBytes(StandardCharsets.UTF_8);
-            JsonRecognizer r = new JsonRecognizer(true);
+            SchemaRecognizer r = recognizer(true);
             for (int i = 0; i < b.length; i++) {
                 assertThat(r.complete()).as("%s before byte %d", doc, i).isFalse();
                 assertThat(r.feed(b[i] & 0xff)).as("%s byte %d", doc, i).isTrue();
@@ -56,7 +64,8 @@ class JsonRecognizerTest {
         }
         assertThat(completeDoc("[1, \"a\"]", false)).isTrue();
         assertThat(completeDoc("\"text\"", false)).isTrue();
-        assertThat(completeDoc("12 ", false)).isTrue();
+        assertThat(completeDoc("12", false)).isTrue();
+        assertThat(completeDoc("12 ", false)).as("nothing after the value").isFalse();
         assertThat(validPrefix(" ", true)).as("no whitespace before the value").isFalse();
         assertThat(validPrefix("\n", false)).isFalse();
         assertThat(completeDoc("true", false)).isTrue();
@@ -72,13 +81,13 @@ class JsonRecognizerTest {
         // invalid UTF-8 inside strings: overlong, surrogate, beyond U+10FFFF, stray continuation, truncated
         for (int[] bytes : new int[][] {{0xC0, 0x80}, {0xE0, 0x80, 0x80}, {0xED, 0xA0, 0x80}, {0xF4, 0x90, 0x80, 0x80},
                 {0xF5}, {0x80}, {0xC3, '"'}}) {
-            JsonRecognizer r = run("{\"a\":\"", true);
+            SchemaRecognizer r = run("{\"a\":\"", true);
             boolean all = true;
             for (int b : bytes) all &= r.feed(b);
             assertThat(all).as("bytes %s", java.util.Arrays.toString(bytes)).isFalse();
         }
         // a rejected byte leaves the state as it was
-        JsonRecognizer r = run("{\"a\":12", true);
+        SchemaRecognizer r = run("{\"a\":12", true);
         assertThat(r.feed('x')).isFalse();
         assertThat(r.feed(']')).isFalse();
         assertThat(r.feed('}')).isTrue();
@@ -87,14 +96,14 @@ class JsonRecognizerTest {
 
     @Test
     void limitsBoundDepthWhitespaceAndNumbers() {
-        String deep = "{\"a\":" + "[".repeat(JsonRecognizer.MAX_DEPTH - 1);
-        JsonRecognizer r = run(deep, true);
+        String deep = "{\"a\":" + "[".repeat(SchemaRecognizer.MAX_DEPTH - 1);
+        SchemaRecognizer r = run(deep, true);
         assertThat(r).isNotNull();
         assertThat(r.feed('[')).isFalse();
-        assertThat(validPrefix("{" + " ".repeat(JsonRecognizer.MAX_WS), true)).isTrue();
-        assertThat(validPrefix("{" + " ".repeat(JsonRecognizer.MAX_WS + 1), true)).isFalse();
-        assertThat(validPrefix("{\"a\":" + "1".repeat(JsonRecognizer.MAX_DIGITS), true)).isTrue();
-        assertThat(validPrefix("{\"a\":" + "1".repeat(JsonRecognizer.MAX_DIGITS + 1), true)).isFalse();
+        assertThat(validPrefix("{" + " ".repeat(SchemaRecognizer.MAX_WS), true)).isTrue();
+        assertThat(validPrefix("{" + " ".repeat(SchemaRecognizer.MAX_WS + 1), true)).isFalse();
+        assertThat(validPrefix("{\"a\":" + "1".repeat(SchemaRecognizer.MAX_DIGITS), true)).isTrue();
+        assertThat(validPrefix("{\"a\":" + "1".repeat(SchemaRecognizer.MAX_DIGITS + 1), true)).isFalse();
     }
 
     // ---- properties
@@ -158,7 +167,7 @@ class JsonRecognizerTest {
     void everyPrefixOfAValidObjectIsAcceptedAndOnlyTheWholeIsComplete(@ForAll("documents") String doc) {
         assertThat(JSON.readTree(doc).isObject()).as(doc).isTrue();
         byte[] b = doc.getBytes(StandardCharsets.UTF_8);
-        JsonRecognizer r = new JsonRecognizer(true);
+        SchemaRecognizer r = recognizer(true);
         for (int i = 0; i < b.length; i++) {
             assertThat(r.complete()).isFalse();
             assertThat(r.feed(b[i] & 0xff)).as("%s at byte %d", doc, i).isTrue();
@@ -196,8 +205,8 @@ class JsonRecognizerTest {
     }
 
     static boolean withinLimits(String s) {
-        return !s.matches("(?s).*[0-9]{" + (JsonRecognizer.MAX_DIGITS + 1) + "}.*")
-                && !s.matches("(?s).*[eE][+-]?[0-9]{" + (JsonRecognizer.MAX_EXP_DIGITS + 1) + "}.*")
-                && !s.matches("(?s).*[ \\t\\n\\r]{" + (JsonRecognizer.MAX_WS + 1) + "}.*");
+        return !s.matches("(?s).*[0-9]{" + (SchemaRecognizer.MAX_DIGITS + 1) + "}.*")
+                && !s.matches("(?s).*[eE][+-]?[0-9]{" + (SchemaRecognizer.MAX_EXP_DIGITS + 1) + "}.*")
+                && !s.matches("(?s).*[ \\t\\n\\r]{" + (SchemaRecognizer.MAX_WS + 1) + "}.*");
     }
 }
