@@ -19,6 +19,15 @@ public interface ByteRecognizer {
     /** A new recogniser of the same grammar in its start state. */
     ByteRecognizer blank();
 
+    /**
+     * How many more characters the string being read can take, if the recogniser is inside a string at a
+     * character boundary where every "plain" character (no quote, backslash or control byte) is accepted;
+     * -1 otherwise. Lets the constraint allow all plain-text tokens at once instead of trying each.
+     */
+    default int plainStringRoom() {
+        return -1;
+    }
+
     /** Feeds all bytes; false (state unspecified) if one is rejected. */
     default boolean feed(byte[] bytes) {
         for (byte b : bytes) if (!feed(b & 0xff)) return false;

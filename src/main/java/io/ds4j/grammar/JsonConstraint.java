@@ -55,6 +55,17 @@ public final class JsonConstraint implements TokenConstraint {
             set(vocab.eos());
             return bits;
         }
+        // inside a string with room: every plain-text token is allowed as a whole, only the others
+        // (quotes, escapes, control bytes, split characters) need a trial run
+        int room = state.plainStringRoom();
+        if (room >= vocab.maxPlainChars()) {
+            System.arraycopy(vocab.plainBits(), 0, bits, 0, bits.length);
+            for (int id : vocab.nonPlain()) {
+                trial.copyFrom(state);
+                if (trial.feed(vocab.bytes(id))) set(id);
+            }
+            return bits;
+        }
         // which first bytes can follow at all: most tokens are rejected here without a trial run
         for (int c = 0; c < 256; c++) {
             trial.copyFrom(state);
@@ -80,6 +91,11 @@ public final class JsonConstraint implements TokenConstraint {
         if (b != null && !state.feed(b)) {
             throw new IllegalStateException("token " + token + " was sampled outside the allowed set");
         }
+    }
+
+    /** Feeds raw bytes into the grammar state (tests: reach a state in the middle of a token). */
+    boolean feedForTest(int c) {
+        return state.feed(c);
     }
 
     private void set(int id) {

@@ -82,6 +82,11 @@ public final class SchemaRecognizer implements ByteRecognizer {
     }
 
     @Override
+    public int plainStringRoom() {
+        return sk == SK_STR && sSub == S_CHARS ? sMax - sLen : -1;
+    }
+
+    @Override
     public boolean complete() {
         if (rootPhase == R_DONE) return true;
         if (depth > 0) return false;

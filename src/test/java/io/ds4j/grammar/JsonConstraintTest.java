@@ -81,16 +81,54 @@ class JsonConstraintTest {
             assertThat(n.isObject()).as(doc).isTrue();
         }
         assertThat(finished).as("walks that closed their object").isGreaterThanOrEqualTo(6);
-        // cost of one allowed-set computation inside a string (the widest case); reported, not asserted
+        // cost of one allowed-set computation inside a string (plain tokens at once) and before a value
+        // (every token tried); reported, not asserted
         JsonConstraint c = new JsonConstraint(VOCAB, false);
-        c.accept(TOK.encodeOne("{"));
-        c.accept(TOK.encodeOne("\""));
+        for (byte b : "{\"k\":\"".getBytes(java.nio.charset.StandardCharsets.UTF_8)) c.feedForTest(b);
+        JsonConstraint v = new JsonConstraint(VOCAB, false);
+        for (byte b : "{\"k\":".getBytes(java.nio.charset.StandardCharsets.UTF_8)) v.feedForTest(b);
+        for (int i = 0; i < 20; i++) { c.allowedNext(); v.allowedNext(); } // warm-up
         long t0 = System.nanoTime();
-        int n = 0;
-        for (; n < 20; n++) c.allowedNext();
-        System.out.printf("JSON mode: %d of 12 walks closed; %.2f ms per allowed-set computation inside a string "
-                + "(%d tokens, %d allowed)%n", finished, (System.nanoTime() - t0) / 1e6 / n, ENGINE_VOCAB,
-                allowedIds(c.allowedNext()).size());
+        for (int i = 0; i < 50; i++) c.allowedNext();
+        long t1 = System.nanoTime();
+        for (int i = 0; i < 50; i++) v.allowedNext();
+        long t2 = System.nanoTime();
+        System.out.printf("JSON mode: %d of 12 walks closed; allowed set over %d tokens: %.2f ms inside a string "
+                + "(%d allowed), %.2f ms before a value (%d allowed)%n", finished, ENGINE_VOCAB, (t1 - t0) / 50e6,
+                allowedIds(c.allowedNext()).size(), (t2 - t1) / 50e6, allowedIds(v.allowedNext()).size());
+    }
+
+    /** The allowed set by brute force: every token tried on a fresh recogniser fed the whole text. */
+    static java.util.Set<Integer> bruteForce(ByteRecognizer start, byte[] text) {
+        java.util.Set<Integer> out = new java.util.TreeSet<>();
+        for (int id = 0; id < TOK.vocabSize(); id++) {
+            byte[] b = VOCAB.bytes(id);
+            if (b == null) continue;
+            ByteRecognizer r = start.blank();
+            if (r.feed(text) && r.feed(b)) out.add(id);
+        }
+        return out;
+    }
+
+    @Test
+    void theAllowedSetEqualsBruteForceInsideAndOutsideStrings() {
+        JsonSchema bounded = JsonSchema.compile(JsonSyntaxTest.JSON.readTree(
+                "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"maxLength\":3}},\"required\":[\"s\"]}"));
+        for (Object[] c : new Object[][] {{JsonSchema.anyObject(), "{\"k\":\"ab"}, {JsonSchema.anyObject(), "{\"k\":\"a\\"},
+                {JsonSchema.anyObject(), "{\"k\":\"\u00e9"}, {JsonSchema.anyObject(), "{\"k"}, {JsonSchema.anyObject(), "{\"k\":1"},
+                {bounded, "{\"s\":\"a"}, {bounded, "{\"s\":\""}}) {
+            ByteRecognizer start = new SchemaRecognizer((JsonSchema) c[0]);
+            byte[] text = ((String) c[1]).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            JsonConstraint jc = new JsonConstraint(VOCAB, start.blank(), false);
+            for (byte b : text) assertThat(jc.feedForTest(b & 0xff)).isTrue();
+            assertThat(new java.util.TreeSet<>(allowedIds(jc.allowedNext()))).as((String) c[1])
+                    .isEqualTo(bruteForce(start, text));
+        }
+        // a UTF-8 character split across the text: the first byte of "é" is pending
+        assertThat(JsonVocabulary.plainChars("aé世😀".getBytes(java.nio.charset.StandardCharsets.UTF_8))).isEqualTo(4);
+        assertThat(JsonVocabulary.plainChars(new byte[] {'a', (byte) 0xC3})).isEqualTo(-1);
+        assertThat(JsonVocabulary.plainChars("a\"".getBytes(java.nio.charset.StandardCharsets.UTF_8))).isEqualTo(-1);
+        assertThat(JsonVocabulary.plainChars(new byte[] {(byte) 0xED, (byte) 0xA0, (byte) 0x80})).isEqualTo(-1);
     }
 
     @Test
