@@ -90,4 +90,30 @@ class OpenAiClientCompatibilityTest extends DemoModelServerTest {
         assertThatThrownBy(() -> client.chat().completions().create(hello().n(2).build()))
                 .isInstanceOf(BadRequestException.class).hasMessageContaining("n");
     }
+
+    /** A structured-output target: the SDK derives the JSON schema from it and parses the answer into it. */
+    public static class Verdict {
+        public String answer;
+        public long score;
+        public List<Boolean> flags;
+    }
+
+    @Test
+    void structuredOutputsThroughTheSdkParseIntoTheClass() {
+        var tok = io.ds4j.tokenizer.TestTokenizers.real();
+        // steer the random model towards closing strings and arrays so the document ends within the budget
+        var bias = JsonValue.from(java.util.Map.of(String.valueOf(tok.encodeOne("\"")), 10, String.valueOf(tok.encodeOne("]")), 6,
+                String.valueOf(tok.encodeOne("}")), 6));
+        var params = ChatCompletionCreateParams.builder().model("demo").addUserMessage("Judge this.")
+                .maxCompletionTokens(1500).temperature(1.0).seed(3L)
+                .putAdditionalBodyProperty("thinking", JsonValue.from(false))
+                .putAdditionalBodyProperty("logit_bias", bias)
+                .responseFormat(Verdict.class).build();
+        var completion = client.chat().completions().create(params);
+        var choice = completion.choices().getFirst();
+        assertThat(choice.finishReason().asString()).isEqualTo("stop");
+        Verdict v = choice.message().content().orElseThrow();
+        assertThat(v.answer).isNotNull();
+        assertThat(v.flags).isNotNull();
+    }
 }
