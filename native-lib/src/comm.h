@@ -2,7 +2,7 @@
  * comm.h — collectives for expert-parallel inference: a small backend
  * interface (rank, size, all_sum_f32, broadcast_i32, barrier, close) and the
  * loader that finds a backend. Backends that need an external library (MPI,
- * later NCCL and JACCL) are plugins, shared objects dlopen()ed at run time,
+ * NCCL, later JACCL) are plugins, shared objects dlopen()ed at run time,
  * so libds4j itself never links them: the JVM loads libds4j in processes
  * that have no MPI (or CUDA) at all.
  *
