@@ -75,7 +75,13 @@ typedef struct ds4j_engine ds4j_engine;
  *                      Without expert_range each rank owns an even split of the
  *                      routed experts; ranges must partition [0, E).
  *   comm_plugin=PATH   load the backend plugin from PATH instead
- *   expert_compact=0|1 reserved (1 = rank-local expert tensors; not supported yet)
+ *   expert_compact=0|1 1 = this rank's file holds only its own routed experts
+ *                      (made by `ds4j-tool slice`); a file holding others is
+ *                      refused. A sliced file (ds4j.expert_slice.start/end
+ *                      metadata) is self-describing with or without it: its
+ *                      range is the rank's default expert_range, any other
+ *                      range is refused, and it needs comm= unless it holds
+ *                      every expert.
  */
 DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options);
 DS4J_API void ds4j_engine_close(ds4j_engine *engine);

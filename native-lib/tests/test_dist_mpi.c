@@ -196,7 +196,8 @@ int main(int argc, char **argv) {
     CHECK(expect_open_error(gguf, "comm=carrier-pigeon", "unknown backend"));
     CHECK(expect_open_error(gguf, "comm=mpi;comm_plugin=/nonexistent/libds4j_comm_mpi.so", "cannot load backend plugin"));
     CHECK(expect_open_error(gguf, "comm=local;vocab_only=1", "needs the weights"));
-    CHECK(expect_open_error(gguf, "expert_compact=1", "expert_compact=1 is not supported"));
+    /* a full file is not compact for a rank that owns part of the experts */
+    CHECK(expect_open_error(gguf, "expert_compact=1;expert_range=0:4", "ds4j-tool slice --model FULL.gguf --experts 0:4"));
     CHECK(expect_open_error(gguf, "comm=local;expert_range=0:4", "do not partition"));
 
     /* ---- single-process reference run and the one-rank local backend ---- */
