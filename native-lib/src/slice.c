@@ -21,6 +21,8 @@ int ds4j_slice_is_expert_tensor(const char *name, int64_t *layer) {
     static const char *const kinds[] = {"gate", "up", "down"};
     long long l;
     int n = 0;
+    /* digits right after "blk." (sscanf alone would also take " 1" or "+1") */
+    if (strncmp(name, "blk.", 4) != 0 || name[4] < '0' || name[4] > '9') return 0;
     if (sscanf(name, "blk.%lld.ffn_%n", &l, &n) != 1 || n == 0 || l < 0) return 0;
     for (int i = 0; i < 3; i++) {
         char want[32];

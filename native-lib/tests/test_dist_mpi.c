@@ -312,6 +312,22 @@ int main(int argc, char **argv) {
             CHECK(dr <= 5e-4);
             free(got_l);
         }
+        /* a slice next to a full file: the handshake compares everything but
+         * the routed experts, and the full-file rank takes the other half */
+        remove(out);
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' logits --model '%s' --tokens %s --chunk 32 --threads 1 "
+                 "--options 'comm=mpi;expert_compact=1' --out '%s' : -np 1 '%s' logits --model '%s' --tokens %s "
+                 "--chunk 32 --threads 1 --options comm=mpi > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, parts[0], ids, out,
+                 DS4J_TOOL_PATH, gguf, ids, logp);
+        int mrc = run(cmd);
+        float *mixed = mrc == 0 ? read_f32(out, (long)n * V) : NULL;
+        CHECK(mixed != NULL);
+        if (mixed) {
+            double d1 = maxdiff(mixed, full, (long)n * V);
+            printf("slice 0:4 (expert_compact) + full file (4:8): max |d| vs one process %.3g\n", d1);
+            CHECK(d1 <= 1e-5);
+        }
+        free(mixed);
         /* the full file under expert_compact=1 is refused on every rank, with the fix in the message */
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_compact=1' "
                  "> '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, logp);
