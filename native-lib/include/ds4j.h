@@ -223,6 +223,26 @@ DS4J_API void ds4j_sampler_free(ds4j_sampler *sampler);
 DS4J_API void ds4j_sampler_accept(ds4j_sampler *sampler, int32_t token);
 DS4J_API void ds4j_sampler_reset(ds4j_sampler *sampler);
 /*
+ * Per-token logit bias (OpenAI's logit_bias), replacing any earlier set:
+ * bias[i] is added to token ids[i]'s logit before penalties and sampling
+ * (greedy too); a bias <= -100 bans the token outright. n = 0 clears it; a
+ * repeated id keeps its last bias. Ids must be >= 0 (ids beyond the
+ * vocabulary are refused when sampling) and biases finite. At most 65536
+ * entries. Returns 0 or a negative error. Log-probabilities stay those of
+ * the model's own distribution.
+ */
+DS4J_API int32_t ds4j_sampler_set_logit_bias(ds4j_sampler *sampler, const int32_t *ids, const float *bias,
+                                             int32_t n);
+/*
+ * Restrict the next samples to a set of tokens (constrained decoding, e.g.
+ * JSON mode): bit (id & 7) of bits[id >> 3] set = token id allowed; ids at or
+ * beyond n_tokens are not allowed. The set is copied and stays until changed;
+ * bits = NULL (or n_tokens = 0) lifts the restriction. Applied with the logit
+ * bias, before penalties and sampling; an empty intersection makes sampling
+ * fail with DS4J_ERR_STATE. Returns 0 or a negative error.
+ */
+DS4J_API int32_t ds4j_sampler_set_allowed(ds4j_sampler *sampler, const uint8_t *bits, int32_t n_tokens);
+/*
  * Sample the next token from the session's current logits. If n_top > 0,
  * top_ids/top_logprobs receive the n_top most likely tokens of the
  * (temperature-1, unpenalised) distribution and *logprob the sampled

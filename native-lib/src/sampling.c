@@ -3,8 +3,9 @@
  * over the recent history, greedy / temperature sampling with top-k,
  * top-p and min-p filters, a seedable xoshiro256** generator (same seed and
  * same logits give the same tokens), and log-probabilities of the raw
- * distribution for the API's top-n logprobs. Work buffers are allocated
- * once per vocabulary size, not per call.
+ * distribution for the API's top-n logprobs, a per-token logit bias and an
+ * allowed-token set for constrained decoding.
+ * Work buffers are allocated once per vocabulary size, not per call.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +27,11 @@ struct ds4j_sampler {
     float *work;          /* [V] penalised logits */
     int32_t *counts;      /* [V] occurrences in the history */
     cand *cands;          /* [V] */
+    int32_t *bias_id;     /* logit bias: ids and amounts (n_bias entries) */
+    float *bias_val;
+    int32_t n_bias;
+    uint8_t *allow;       /* allowed-token bitset over allow_n ids, NULL = all */
+    int32_t allow_n, allow_cap;
 };
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -112,6 +118,9 @@ DS4J_API void ds4j_sampler_free(ds4j_sampler *sp) {
     free(sp->work);
     free(sp->counts);
     free(sp->cands);
+    free(sp->bias_id);
+    free(sp->bias_val);
+    free(sp->allow);
     free(sp);
 }
 
@@ -126,6 +135,54 @@ DS4J_API void ds4j_sampler_reset(ds4j_sampler *sp) {
     if (!sp) return;
     sp->hist_n = sp->hist_head = 0;
     rng_seed(sp);
+}
+
+DS4J_API int32_t ds4j_sampler_set_logit_bias(ds4j_sampler *sp, const int32_t *ids, const float *bias, int32_t n) {
+    ds4j_clear_error();
+    if (!sp) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sampler is NULL");
+    if (n < 0 || n > 65536) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "logit bias: %d entries (expected 0..65536)", n);
+    if (n > 0 && (!ids || !bias)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "logit bias: ids or bias is NULL");
+    for (int32_t i = 0; i < n; i++) {
+        if (ids[i] < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "logit bias: token id %d is negative", ids[i]);
+        if (!isfinite(bias[i]))
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "logit bias of token %d is not a finite number", ids[i]);
+    }
+    int32_t *ni = NULL;
+    float *nv = NULL;
+    if (n > 0) {
+        ni = malloc((size_t)n * sizeof *ni);
+        nv = malloc((size_t)n * sizeof *nv);
+        if (!ni || !nv) { free(ni); free(nv); return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); }
+        memcpy(ni, ids, (size_t)n * sizeof *ni);
+        memcpy(nv, bias, (size_t)n * sizeof *nv);
+    }
+    free(sp->bias_id);
+    free(sp->bias_val);
+    sp->bias_id = ni;
+    sp->bias_val = nv;
+    sp->n_bias = n;
+    return 0;
+}
+
+DS4J_API int32_t ds4j_sampler_set_allowed(ds4j_sampler *sp, const uint8_t *bits, int32_t n_tokens) {
+    ds4j_clear_error();
+    if (!sp) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sampler is NULL");
+    if (n_tokens < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allowed tokens: n_tokens %d < 0", n_tokens);
+    if (!bits || n_tokens == 0) {
+        sp->allow_n = 0;
+        if (sp->allow) { free(sp->allow); sp->allow = NULL; sp->allow_cap = 0; }
+        return 0;
+    }
+    int32_t nb = (int32_t)(((int64_t)n_tokens + 7) / 8);
+    if (nb > sp->allow_cap) { /* grows once per vocabulary, then reused every step */
+        uint8_t *a = realloc(sp->allow, (size_t)nb);
+        if (!a) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+        sp->allow = a;
+        sp->allow_cap = nb;
+    }
+    memcpy(sp->allow, bits, (size_t)nb);
+    sp->allow_n = n_tokens;
+    return 0;
 }
 
 static int cand_desc(const void *a, const void *b) {
@@ -191,6 +248,22 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
             return ds4j_fail(DS4J_ERR_STATE, "the model produced a non-finite logit (%g at token %lld): "
                              "the weights are probably corrupt", (double)w[i], (long long)i);
 
+    /* logit bias; applied in order, so a repeated id ends with its last bias */
+    for (int32_t i = 0; i < sp->n_bias; i++)
+        if (sp->bias_id[i] >= V)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "logit bias: token id %d is outside the vocabulary (%lld tokens)",
+                             sp->bias_id[i], (long long)V);
+    for (int32_t i = 0; i < sp->n_bias; i++) {
+        int32_t t = sp->bias_id[i];
+        w[t] = sp->bias_val[i] <= -100.0f ? -INFINITY : logits[t] + sp->bias_val[i];
+    }
+
+    /* allowed-token set: everything else is banned */
+    if (sp->allow) {
+        for (int64_t i = 0; i < V; i++)
+            if (i >= sp->allow_n || !(sp->allow[i >> 3] >> (i & 7) & 1)) w[i] = -INFINITY;
+    }
+
     /* penalties over the distinct tokens of the history */
     if (sp->hist_n > 0 && (sp->repeat_penalty != 1.0 || sp->presence_penalty != 0 || sp->frequency_penalty != 0)) {
         for (int64_t i = 0; i < sp->hist_n; i++) {
@@ -212,6 +285,9 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
     int32_t tok = 0;
     if (sp->temperature <= 0) {
         for (int64_t i = 1; i < V; i++) if (w[i] > w[tok]) tok = (int32_t)i;
+        if (w[tok] == -INFINITY)
+            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (the logit bias or the allowed set "
+                             "excludes all of them)");
     } else {
         int64_t n = V;
         cand *cd = sp->cands;
@@ -276,18 +352,20 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
         if (logprob) *logprob = (float)(logits[tok] - lse);
         if (n_top > V) n_top = (int32_t)V;
         if (n_top > 256) n_top = 256; /* callers ask for <= 20 (OpenAI top_logprobs) */
-        int32_t picked[256];
+        /* one pass keeping the n_top best in descending order (ties: lower id
+         * first, as a stable scan gives) */
+        int32_t best[256];
+        int32_t nb = 0;
+        for (int64_t i = 0; i < V && n_top > 0; i++) {
+            float x = logits[i];
+            if (nb == n_top && !(x > logits[best[nb - 1]])) continue;
+            int32_t j = nb < n_top ? nb++ : nb - 1;
+            while (j > 0 && x > logits[best[j - 1]]) { best[j] = best[j - 1]; j--; }
+            best[j] = (int32_t)i;
+        }
         for (int32_t k = 0; k < n_top; k++) {
-            int32_t best = -1;
-            for (int64_t i = 0; i < V; i++) {
-                if (best >= 0 && !(logits[i] > logits[best])) continue;
-                int taken = 0;
-                for (int32_t j = 0; j < k; j++) if (picked[j] == i) { taken = 1; break; }
-                if (!taken) best = (int32_t)i;
-            }
-            picked[k] = best;
-            if (top_ids) top_ids[k] = best;
-            if (top_logprobs) top_logprobs[k] = (float)(logits[best] - lse);
+            if (top_ids) top_ids[k] = best[k];
+            if (top_logprobs) top_logprobs[k] = (float)(logits[best[k]] - lse);
         }
     }
     return tok;

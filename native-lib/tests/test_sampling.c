@@ -2,7 +2,8 @@
  * test_sampling.c — the C sampler on real logits of the tiny fixture:
  * greedy = argmax, top_k=1 = argmax at any temperature, same seed = same
  * tokens, penalties steer away from history, logprobs are a normalised
- * log-softmax, bad options are rejected with a message.
+ * log-softmax (top-n equal to a brute-force ranking), logit bias forces,
+ * shifts and bans tokens, bad options are rejected with a message.
  */
 #include <math.h>
 
@@ -139,6 +140,124 @@ int main(void) {
         s->logits[5] = saved;
         CHECK(ds4j_sampler_sample(mp, s, 0, NULL, NULL, NULL) >= 0);
         ds4j_sampler_free(mp);
+    }
+
+    /* top-n logprobs are the n best tokens in order (lower id first on ties),
+     * checked against a brute-force ranking for n = 1..20 */
+    {
+        const float *lg = ds4j_session_logits(s);
+        int32_t want[20], got[20];
+        float glp[20];
+        for (int k = 0; k < 20; k++) {
+            int best = -1;
+            for (int i = 0; i < V; i++) {
+                int used = 0;
+                for (int j = 0; j < k; j++) used |= want[j] == i;
+                if (!used && (best < 0 || lg[i] > lg[best])) best = i;
+            }
+            want[k] = best;
+        }
+        for (int n = 1; n <= 20; n++) {
+            CHECK(ds4j_sampler_sample(g, s, n, got, glp, NULL) == am);
+            CHECK(memcmp(got, want, (size_t)n * sizeof got[0]) == 0);
+        }
+    }
+
+    /* logit bias: a ban moves greedy to the runner-up, +100 forces any token
+     * (also when sampling at temperature), clearing restores, bad ids fail */
+    {
+        ds4j_sampler *lb = ds4j_sampler_new("temperature=0");
+        int32_t id = am;
+        float ban = -100.0f;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &id, &ban, 1) == 0);
+        int second = -1;
+        for (int i = 0; i < V; i++) if (i != am && (second < 0 || lg[i] > lg[second])) second = i;
+        float lpb = 0, lpr = 0;
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, &lpb) == second);
+        CHECK(ds4j_sampler_sample(g, s, 0, NULL, NULL, &lpr) == am);
+        int low = 0; /* the least likely token */
+        for (int i = 1; i < V; i++) if (lg[i] < lg[low]) low = i;
+        int32_t two[2] = {am, low};
+        float up[2] = {0.0f, 100.0f};
+        CHECK(ds4j_sampler_set_logit_bias(lb, two, up, 2) == 0);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == low);
+        ds4j_sampler *hot = ds4j_sampler_new("temperature=1.5;top_p=0.9;seed=11");
+        CHECK(ds4j_sampler_set_logit_bias(hot, two, up, 2) == 0);
+        for (int i = 0; i < 20; i++) CHECK(ds4j_sampler_sample(hot, s, 0, NULL, NULL, NULL) == low);
+        /* a small bias shifts rather than forces: +gap+0.01 on the runner-up wins greedy */
+        int32_t r = second;
+        float nudge = lg[am] - lg[second] + 0.01f;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &r, &nudge, 1) == 0);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == second);
+        nudge = lg[am] - lg[second] - 0.01f;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &r, &nudge, 1) == 0);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == am);
+        CHECK(ds4j_sampler_set_logit_bias(lb, NULL, NULL, 0) == 0);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == am);
+        /* errors */
+        int32_t bad = V;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &bad, &ban, 1) == 0); /* the vocabulary is known only when sampling */
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == DS4J_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(ds4j_last_error(), "outside the vocabulary") != NULL);
+        bad = -1;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &bad, &ban, 1) == DS4J_ERR_INVALID_ARGUMENT);
+        float nan = NAN;
+        CHECK(ds4j_sampler_set_logit_bias(lb, &id, &nan, 1) == DS4J_ERR_INVALID_ARGUMENT);
+        CHECK(ds4j_sampler_set_logit_bias(lb, &id, &ban, -1) == DS4J_ERR_INVALID_ARGUMENT);
+        /* banning everything is an error, not a banned token */
+        int32_t *all = malloc((size_t)V * sizeof *all);
+        float *bans = malloc((size_t)V * sizeof *bans);
+        for (int i = 0; i < V; i++) { all[i] = i; bans[i] = -100.0f; }
+        CHECK(ds4j_sampler_set_logit_bias(lb, all, bans, V) == 0);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_set_logit_bias(hot, all, bans, V) == 0);
+        CHECK(ds4j_sampler_sample(hot, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        free(all);
+        free(bans);
+        ds4j_sampler_free(hot);
+        ds4j_sampler_free(lb);
+    }
+
+    /* allowed set: only the listed tokens can come out (greedy and sampled),
+     * lifting it restores the argmax, an empty set is an error */
+    {
+        uint8_t *bits = calloc((size_t)(V + 7) / 8, 1);
+        int pick[3] = {3, 100, V - 1};
+        for (int k = 0; k < 3; k++) bits[pick[k] >> 3] |= (uint8_t)(1u << (pick[k] & 7));
+        ds4j_sampler *al = ds4j_sampler_new("temperature=0");
+        ds4j_sampler *hs = ds4j_sampler_new("temperature=2;seed=9");
+        CHECK(ds4j_sampler_set_allowed(al, bits, V) == 0 && ds4j_sampler_set_allowed(hs, bits, V) == 0);
+        int best = pick[0];
+        for (int k = 1; k < 3; k++) if (lg[pick[k]] > lg[best]) best = pick[k];
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == best);
+        int seen[3] = {0};
+        for (int i = 0; i < 100; i++) {
+            int t = ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL);
+            CHECK(t == pick[0] || t == pick[1] || t == pick[2]);
+            for (int k = 0; k < 3; k++) seen[k] += t == pick[k];
+        }
+        CHECK((seen[0] > 0) + (seen[1] > 0) + (seen[2] > 0) >= 2); /* sampled, not forced */
+        /* ids at or beyond n_tokens are excluded: only 3 and 100 remain */
+        CHECK(ds4j_sampler_set_allowed(al, bits, V - 1) == 0);
+        int t2 = ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL);
+        CHECK(t2 == (lg[3] > lg[100] ? 3 : 100));
+        /* with a logit bias on top: the ban wins inside the allowed set */
+        int32_t b3 = t2;
+        float ban = -100.0f;
+        CHECK(ds4j_sampler_set_logit_bias(al, &b3, &ban, 1) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == (t2 == 3 ? 100 : 3));
+        CHECK(ds4j_sampler_set_logit_bias(al, NULL, NULL, 0) == 0);
+        CHECK(ds4j_sampler_set_allowed(al, NULL, 0) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == am);
+        memset(bits, 0, (size_t)(V + 7) / 8);
+        CHECK(ds4j_sampler_set_allowed(al, bits, V) == 0);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_set_allowed(hs, bits, V) == 0);
+        CHECK(ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_set_allowed(al, bits, -1) == DS4J_ERR_INVALID_ARGUMENT);
+        free(bits);
+        ds4j_sampler_free(al);
+        ds4j_sampler_free(hs);
     }
 
     ds4j_sampler_free(g);

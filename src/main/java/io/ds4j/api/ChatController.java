@@ -52,21 +52,32 @@ public class ChatController {
         Params p = Params.parse(body);
         RequestOptions o = RequestOptions.parse(p, api.props, true);
         api.model.checkModel(o.model());
+        o.checkVocabulary(api.model.vocabSize());
         Tokenizer tok = api.model.requireTokenizer("messages");
         List<ChatMessage> messages = ChatRequest.messages(p);
         List<ToolFunction> tools = ChatRequest.tools(p);
         String toolChoice = ChatRequest.toolChoice(p, tools);
         ThinkingMode requested = ChatRequest.thinking(p);
         ThinkingMode thinking = requested != null ? requested : api.model.defaultThinking();
-        JsonCheck.responseFormat(p);
+        JsonCheck.ResponseFormat format = JsonCheck.responseFormat(p);
         int[] prompt = api.model.renderer().render(new ChatPrompt(messages, tools, toolChoice, thinking));
         int budget = api.budget(prompt.length, o.maxTokens(), "messages");
         boolean toolsOn = !tools.isEmpty() && !"none".equals(toolChoice);
+        if (format.constrained() && toolsOn) {
+            throw ApiException.invalid("response_format", "unsupported_value",
+                    "a JSON response_format cannot be combined with tools (send tool_choice 'none' or no tools)");
+        }
+        io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
+            case TEXT -> null;
+            case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
+            case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
+                    new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
+        };
         OutputParser parser = new OutputParser(tok, thinking, o.stop(), toolsOn, api.model.toolCallMemory());
         Handler handler = new Handler(parser);
         String id = ApiSupport.newId("chatcmpl-");
         response.getHeaders().set("X-Request-Id", id);
-        var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? o.topLogprobs() : 0);
+        var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? o.topLogprobs() : 0, constraint);
         Generations.Started gen = api.generations.start(id, arrival, req, handler);
         Flux<Generations.Event> events = gen.events();
         String modelId = api.model.id();

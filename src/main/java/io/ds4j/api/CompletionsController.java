@@ -45,6 +45,7 @@ public class CompletionsController {
         Params p = Params.parse(body);
         RequestOptions o = RequestOptions.parse(p, api.props, false);
         api.model.checkModel(o.model());
+        o.checkVocabulary(api.model.vocabSize());
         p.onlyDefault("echo", false, "echo is not supported");
         if (p.has("suffix")) throw ApiException.invalid("suffix", "unsupported_value", "'suffix' is not supported");
         int[] prompt = prompt(p);

@@ -1,18 +1,54 @@
 package io.ds4j.api;
 
+import io.ds4j.grammar.JsonSchema;
 import tools.jackson.databind.JsonNode;
 
-/** Request fields this server accepts only in their default form. */
+/** The response_format field of chat requests. */
 final class JsonCheck {
     private JsonCheck() {}
 
-    static void responseFormat(Params p) {
+    enum Kind { TEXT, JSON_OBJECT, JSON_SCHEMA }
+
+    /** The requested format; {@code schema} is set for JSON_SCHEMA. */
+    record ResponseFormat(Kind kind, JsonSchema schema) {
+        static final ResponseFormat TEXT = new ResponseFormat(Kind.TEXT, null);
+
+        boolean constrained() {
+            return kind != Kind.TEXT;
+        }
+    }
+
+    static ResponseFormat responseFormat(Params p) {
         JsonNode rf = p.get("response_format");
-        if (rf == null) return;
+        if (rf == null) return ResponseFormat.TEXT;
+        if (!rf.isObject()) throw ApiException.invalid("response_format", "'response_format' must be an object");
         String type = rf.path("type").asString("");
-        if (!type.equals("text")) {
-            throw ApiException.invalid("response_format", "unsupported_value",
-                    "response_format type '" + type + "' is not supported (only 'text'; no constrained decoding)");
+        return switch (type) {
+            case "text" -> ResponseFormat.TEXT;
+            case "json_object" -> new ResponseFormat(Kind.JSON_OBJECT, null);
+            case "json_schema" -> new ResponseFormat(Kind.JSON_SCHEMA, schema(rf.get("json_schema")));
+            default -> throw ApiException.invalid("response_format", "unsupported_value", "response_format type '" + type
+                    + "' is not supported (supported: 'text', 'json_object', 'json_schema')");
+        };
+    }
+
+    private static JsonSchema schema(JsonNode js) {
+        if (js == null || !js.isObject()) {
+            throw ApiException.invalid("response_format.json_schema", "'json_schema' must be an object with a 'schema'");
+        }
+        JsonNode name = js.get("name");
+        if (name != null && !name.isString()) {
+            throw ApiException.invalid("response_format.json_schema.name", "'name' must be a string");
+        }
+        JsonNode schema = js.get("schema");
+        if (schema == null) {
+            throw ApiException.invalid("response_format.json_schema.schema", "'json_schema.schema' is required");
+        }
+        try {
+            return JsonSchema.compile(schema);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("response_format.json_schema.schema", "unsupported_value",
+                    "schema " + e.getMessage());
         }
     }
 }

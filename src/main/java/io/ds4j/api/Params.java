@@ -86,6 +86,42 @@ final class Params {
         return v;
     }
 
+    /** At most this many logit_bias entries (OpenAI documents no limit; this bounds the work). */
+    static final int MAX_LOGIT_BIAS = 1024;
+
+    /**
+     * "logit_bias": an object mapping token ids (as strings, OpenAI's shape)
+     * to biases in [-100, 100]. Ids are checked against the vocabulary later,
+     * once the model is known.
+     */
+    java.util.SortedMap<Integer, Float> logitBias() {
+        JsonNode n = get("logit_bias");
+        var out = new java.util.TreeMap<Integer, Float>();
+        if (n == null) return out;
+        if (!n.isObject()) throw ApiException.invalid("logit_bias", "'logit_bias' must be an object of token id: bias");
+        if (n.size() > MAX_LOGIT_BIAS) {
+            throw ApiException.invalid("logit_bias", "'logit_bias' may hold at most " + MAX_LOGIT_BIAS + " tokens");
+        }
+        for (var e : n.properties()) {
+            String k = e.getKey();
+            int id;
+            try {
+                if (k.isEmpty() || k.length() > 10 || !k.chars().allMatch(c -> c >= '0' && c <= '9')) throw new NumberFormatException();
+                long v = Long.parseLong(k);
+                if (v > Integer.MAX_VALUE) throw new NumberFormatException();
+                id = (int) v;
+            } catch (NumberFormatException ex) {
+                throw ApiException.invalid("logit_bias", "'logit_bias' keys must be token ids (got \"" + k + "\")");
+            }
+            JsonNode b = e.getValue();
+            if (!b.isNumber() || !(b.doubleValue() >= -100 && b.doubleValue() <= 100)) {
+                throw ApiException.invalid("logit_bias", "the bias of token " + k + " must be a number between -100 and 100");
+            }
+            out.put(id, (float) b.doubleValue());
+        }
+        return out;
+    }
+
     /** "stop": a string or an array of up to 16 non-empty strings. */
     List<String> stop() {
         JsonNode n = get("stop");

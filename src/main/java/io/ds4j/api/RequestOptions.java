@@ -33,7 +33,8 @@ record RequestOptions(String model, Integer maxTokens, SamplingParams sampling, 
         double repeat = or(rep, d.repeatPenalty());
         Long seed = p.int64("seed");
         long s = seed != null ? seed : ThreadLocalRandom.current().nextLong();
-        var sampling = new SamplingParams(temperature, topP, topK, minP, repeat, presence, frequency, d.penaltyLastN(), s);
+        var sampling = new SamplingParams(temperature, topP, topK, minP, repeat, presence, frequency, d.penaltyLastN(), s,
+                p.logitBias());
         List<String> stop = p.stop();
         boolean stream = p.bool("stream", false);
         boolean includeUsage = false;
@@ -61,6 +62,15 @@ record RequestOptions(String model, Integer maxTokens, SamplingParams sampling, 
         String user = p.string("user");
         boolean returnTokens = p.bool("return_tokens", false);
         return new RequestOptions(model, maxTokens, sampling, stop, stream, includeUsage, top, logprobs, user, returnTokens);
+    }
+
+    /** Token ids in logit_bias must exist in the served model's vocabulary. */
+    void checkVocabulary(int vocab) {
+        var bias = sampling.logitBias();
+        if (!bias.isEmpty() && bias.lastKey() >= vocab) {
+            throw ApiException.invalid("logit_bias", "token id " + bias.lastKey() + " in 'logit_bias' is outside the vocabulary ("
+                    + vocab + " tokens)");
+        }
     }
 
     private static double or(Double v, double d) {

@@ -77,6 +77,24 @@ public class ServedModel {
         return renderer;
     }
 
+    private volatile io.ds4j.grammar.JsonVocabulary jsonVocabulary;
+
+    /** JSON mode's view of the vocabulary, built on first use (requires a tokenizer). */
+    public io.ds4j.grammar.JsonVocabulary jsonVocabulary() {
+        Tokenizer tok = requireTokenizer("messages");
+        var v = jsonVocabulary;
+        if (v == null) {
+            synchronized (this) {
+                v = jsonVocabulary;
+                if (v == null) {
+                    v = new io.ds4j.grammar.JsonVocabulary(tok, vocabSize(), io.ds4j.chat.ChatRenderer.END_THINK);
+                    jsonVocabulary = v;
+                }
+            }
+        }
+        return v;
+    }
+
     /** Shared between renderer and output parsers: generated tool calls are replayed exactly. */
     public io.ds4j.chat.ToolCallMemory toolCallMemory() {
         return toolCallMemory;

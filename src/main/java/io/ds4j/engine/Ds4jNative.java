@@ -88,6 +88,8 @@ public final class Ds4jNative {
         m.put("ds4j_sampler_free", FunctionDescriptor.ofVoid(ADDRESS));
         m.put("ds4j_sampler_accept", FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT));
         m.put("ds4j_sampler_reset", FunctionDescriptor.ofVoid(ADDRESS));
+        m.put("ds4j_sampler_set_logit_bias", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_sampler_set_allowed", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
         m.put("ds4j_sampler_sample", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         SIGNATURES = Collections.unmodifiableMap(m);
     }
@@ -609,6 +611,35 @@ public final class Ds4jNative {
     public void samplerReset(MemorySegment sampler) {
         try {
             h("ds4j_sampler_reset").invokeExact(sampler);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Replace the sampler's logit bias (ids[i] gets bias[i]; empty arrays clear it). */
+    public void samplerSetLogitBias(MemorySegment sampler, int[] ids, float[] bias) {
+        if (ids.length != bias.length) throw new IllegalArgumentException("ids and bias differ in length");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment i = ids.length == 0 ? MemorySegment.NULL : arena.allocateFrom(JAVA_INT, ids);
+            MemorySegment b = bias.length == 0 ? MemorySegment.NULL : arena.allocateFrom(JAVA_FLOAT, bias);
+            check((int) h("ds4j_sampler_set_logit_bias").invokeExact(sampler, i, b, ids.length),
+                    "ds4j_sampler_set_logit_bias");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Restrict the next samples to the tokens set in {@code bits} (bit id&7 of byte id>>3, over
+     * {@code nTokens} ids; native memory the caller reuses); {@code MemorySegment.NULL} lifts the
+     * restriction. The engine copies the bits.
+     */
+    public void samplerSetAllowed(MemorySegment sampler, MemorySegment bits, int nTokens) {
+        try {
+            if (!bits.equals(MemorySegment.NULL) && bits.byteSize() * 8 < nTokens) {
+                throw new IllegalArgumentException("bitset shorter than nTokens");
+            }
+            check((int) h("ds4j_sampler_set_allowed").invokeExact(sampler, bits, nTokens), "ds4j_sampler_set_allowed");
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -244,11 +244,18 @@ public class EngineService implements DisposableBean {
         int generated = 0;
         GenerationResult.Stop why;
         try (Arena arena = Arena.ofConfined()) {
+            if (!req.sampling().logitBias().isEmpty()) {
+                nativeLib.samplerSetLogitBias(sampler, req.sampling().biasIds(), req.sampling().biasValues());
+            }
             if (req.sampling().penalised()) {
                 int from = Math.max(0, prompt.length - Math.max(req.sampling().penaltyLastN(), 1));
                 for (int i = from; i < prompt.length; i++) nativeLib.samplerAccept(sampler, prompt[i]);
             }
             var buf = new Ds4jNative.SampleBuffers(arena, req.topLogprobs());
+            TokenConstraint constraint = req.constraint();
+            MemorySegment allowed = constraint == null ? MemorySegment.NULL
+                    : arena.allocate((constraint.vocabSize() + 7L) / 8);
+            boolean restricted = false;
             while (true) {
                 if (stop.getAsBoolean()) {
                     why = GenerationResult.Stop.CANCELLED;
@@ -258,7 +265,20 @@ public class EngineService implements DisposableBean {
                     why = GenerationResult.Stop.LENGTH;
                     break;
                 }
+                if (constraint != null) {
+                    byte[] bits = constraint.allowedNext();
+                    if (bits != null) {
+                        MemorySegment.copy(bits, 0, allowed, java.lang.foreign.ValueLayout.JAVA_BYTE, 0,
+                                (int) allowed.byteSize());
+                        nativeLib.samplerSetAllowed(sampler, allowed, constraint.vocabSize());
+                        restricted = true;
+                    } else if (restricted) {
+                        nativeLib.samplerSetAllowed(sampler, MemorySegment.NULL, 0);
+                        restricted = false;
+                    }
+                }
                 Ds4jNative.Sample sample = nativeLib.samplerSample(sampler, s, buf);
+                if (constraint != null) constraint.accept(sample.token());
                 generated++;
                 if (!listener.onToken(sample)) {
                     why = GenerationResult.Stop.LISTENER;

@@ -1,10 +1,43 @@
 package io.ds4j.engine;
 
 import java.util.Locale;
+import java.util.Map;
+import java.util.SortedMap;
+import java.util.TreeMap;
 
-/** Sampler settings of one request, rendered as ds4j_sampler_new options. */
+/**
+ * Sampler settings of one request, rendered as ds4j_sampler_new options,
+ * plus the OpenAI logit_bias (token id to bias; at most -100 bans).
+ */
 public record SamplingParams(double temperature, double topP, int topK, double minP, double repeatPenalty,
-                             double presencePenalty, double frequencyPenalty, int penaltyLastN, long seed) {
+                             double presencePenalty, double frequencyPenalty, int penaltyLastN, long seed,
+                             SortedMap<Integer, Float> logitBias) {
+
+    public SamplingParams {
+        logitBias = logitBias == null ? new TreeMap<>() : new TreeMap<>(logitBias);
+    }
+
+    public SamplingParams(double temperature, double topP, int topK, double minP, double repeatPenalty,
+                          double presencePenalty, double frequencyPenalty, int penaltyLastN, long seed) {
+        this(temperature, topP, topK, minP, repeatPenalty, presencePenalty, frequencyPenalty, penaltyLastN, seed,
+                null);
+    }
+
+    @Override
+    public SortedMap<Integer, Float> logitBias() {
+        return java.util.Collections.unmodifiableSortedMap(logitBias);
+    }
+
+    int[] biasIds() {
+        return logitBias.keySet().stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    float[] biasValues() {
+        float[] v = new float[logitBias.size()];
+        int i = 0;
+        for (Map.Entry<Integer, Float> e : logitBias.entrySet()) v[i++] = e.getValue();
+        return v;
+    }
 
     public boolean greedy() {
         return temperature == 0.0;

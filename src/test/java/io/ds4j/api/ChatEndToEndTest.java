@@ -165,7 +165,6 @@ class ChatEndToEndTest extends DemoModelServerTest {
                 "messages[0].content");
         expect("{" + HELLO + ",\"n\":3}", 400, "n");
         expect("{" + HELLO + ",\"top_logprobs\":3}", 400, "top_logprobs");
-        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\"}}", 400, "response_format");
         expect("{" + HELLO + ",\"model\":\"other\"}", 404, "model");
         expect("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 400, "messages[0].tool_call_id");
     }
@@ -240,5 +239,92 @@ class ChatEndToEndTest extends DemoModelServerTest {
         web.get().uri("/v1/models").exchange().expectStatus().isOk().expectBody()
                 .jsonPath("$.data[0].id").isEqualTo("demo")
                 .jsonPath("$.data[0].synthetic").isEqualTo(true);
+    }
+
+    static boolean jsonPrefix(String s) {
+        return new io.ds4j.grammar.SchemaRecognizer(io.ds4j.grammar.JsonSchema.anyObject()).feed(s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void jsonModeMakesEvenTheRandomModelAnswerWithAJsonObject() {
+        var tok = model.requireTokenizer("messages");
+        // unconstrained, the random demo model does not write JSON (so the constraint below is what does)
+        JsonNode free = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":24,\"temperature\":1,\"seed\":3,"
+                + "\"thinking\":false}");
+        assertThat(jsonPrefix(free.get("choices").get(0).get("message").get("content").stringValue())).isFalse();
+        for (int seed = 1; seed <= 3; seed++) {
+            JsonNode r = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":40,\"temperature\":1,\"seed\":" + seed
+                    + ",\"thinking\":false,\"response_format\":{\"type\":\"json_object\"}}");
+            JsonNode choice = r.get("choices").get(0);
+            String content = choice.get("message").get("content").stringValue();
+            assertThat(content).startsWith("{");
+            assertThat(jsonPrefix(content)).as(content).isTrue();
+            if (choice.get("finish_reason").stringValue().equals("stop")) {
+                assertThat(Params.JSON.readTree(content).isObject()).isTrue();
+            } else {
+                assertThat(choice.get("finish_reason").stringValue()).isEqualTo("length");
+            }
+        }
+        // steered towards closing (logit_bias), the object completes, generation stops at it, and it parses
+        String close = tok.encodeOne("}") + "\":8,\"" + tok.encodeOne("\"") + "\":4";
+        JsonNode done = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":200,\"temperature\":1,\"seed\":7,"
+                + "\"thinking\":false,\"response_format\":{\"type\":\"json_object\"},\"logit_bias\":{\"" + close + "}}");
+        JsonNode choice = done.get("choices").get(0);
+        assertThat(choice.get("finish_reason").stringValue()).isEqualTo("stop");
+        assertThat(Params.JSON.readTree(choice.get("message").get("content").stringValue()).isObject()).isTrue();
+        // streamed, the concatenated deltas are the same kind of text
+        StringBuilder sb = new StringBuilder();
+        for (JsonNode c : stream("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":200,\"temperature\":1,\"seed\":7,"
+                + "\"stream\":true,\"thinking\":false,\"response_format\":{\"type\":\"json_object\"},\"logit_bias\":{\""
+                + close + "}}")) {
+            JsonNode d = c.get("choices").isEmpty() ? null : c.get("choices").get(0).get("delta");
+            if (d != null && d.has("content") && !d.get("content").isNull()) sb.append(d.get("content").stringValue());
+        }
+        assertThat(sb.toString()).isEqualTo(choice.get("message").get("content").stringValue());
+    }
+
+    @Test
+    void jsonModeWithThinkingConstrainsOnlyTheAnswer() {
+        // the reasoning is free text; the random model may not leave it within the budget, but whatever
+        // content it produces must be JSON
+        JsonNode r = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":60,\"temperature\":1,\"seed\":2,"
+                + "\"thinking\":true,\"response_format\":{\"type\":\"json_object\"}}");
+        String content = r.get("choices").get(0).get("message").get("content").stringValue();
+        assertThat(content.isEmpty() || jsonPrefix(content)).as(content).isTrue();
+    }
+
+    @Test
+    void jsonSchemaModeForcesTheRandomModelIntoTheSchema() {
+        String schema = "{\"type\":\"object\",\"properties\":{\"answer\":{\"enum\":[\"yes\",\"no\"]},"
+                + "\"confidence\":{\"type\":\"integer\"}},\"required\":[\"answer\"],\"additionalProperties\":false}";
+        // whitespace runs are bounded, so even a random model must reach the end well within the budget
+        for (int seed = 1; seed <= 2; seed++) {
+            JsonNode r = post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":600,\"temperature\":1,\"seed\":" + seed
+                    + ",\"thinking\":false,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\","
+                    + "\"strict\":true,\"schema\":" + schema + "}}}");
+            JsonNode choice = r.get("choices").get(0);
+            assertThat(choice.get("finish_reason").stringValue()).isEqualTo("stop");
+            JsonNode doc = Params.JSON.readTree(choice.get("message").get("content").stringValue());
+            assertThat(doc.get("answer").stringValue()).isIn("yes", "no");
+            assertThat(doc.properties().stream().map(java.util.Map.Entry::getKey).toList()).isSubsetOf("answer", "confidence");
+            if (doc.has("confidence")) assertThat(doc.get("confidence").isIntegralNumber()).isTrue();
+        }
+    }
+
+    @Test
+    void jsonModeRejectsToolsAndUnsupportedSchemas() {
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_object\"},\"tools\":[{\"type\":\"function\","
+                + "\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]}", 400, "response_format");
+        expect("{" + HELLO + ",\"response_format\":\"json\"}", 400, "response_format");
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"xml\"}}", 400, "response_format");
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\"}}", 400, "response_format.json_schema");
+        expect("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}}", 400,
+                "response_format.json_schema.schema");
+        web.post().uri("/v1/chat/completions").contentType(MediaType.APPLICATION_JSON)
+                .bodyValue("{" + HELLO + ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+                        + "\"schema\":{\"type\":\"string\",\"pattern\":\"^a+$\"}}}}")
+                .exchange().expectStatus().isBadRequest().expectBody()
+                .jsonPath("$.error.param").isEqualTo("response_format.json_schema.schema")
+                .jsonPath("$.error.message").value(m -> assertThat((String) m).contains("pattern"));
     }
 }

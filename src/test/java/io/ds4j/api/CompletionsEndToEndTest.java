@@ -264,4 +264,36 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
                 "ds4j_prefill_speed", "ds4j_decode_speed", "ds4j_context_usage");
         assertThat(engine.contextUsed()).isPositive();
     }
+
+    @Test
+    void logitBiasBansForcesAndShiftsTokens() {
+        JsonNode ref = TestModels.reference("dsv4-tiny-a");
+        int seq = ref.get("greedy").get("prompt_sequence").intValue();
+        String prompt = ids(ints(ref.get("sequences").get(seq).get("tokens")));
+        int[] expected = ints(ref.get("greedy").get("generated"));
+        // banning the greedy first token changes it; the rest of the answer is then a different continuation
+        JsonNode banned = post("/v1/completions", "{\"prompt\":[" + prompt + "],\"temperature\":0,\"max_tokens\":1,"
+                + "\"return_tokens\":true,\"logit_bias\":{\"" + expected[0] + "\":-100}}");
+        assertThat(ints(banned.get("choices").get(0).get("tokens"))[0]).isNotEqualTo(expected[0]);
+        // +100 forces a token even when sampling at temperature
+        JsonNode forced = post("/v1/completions", "{\"prompt\":[" + prompt + "],\"temperature\":1.2,\"seed\":5,"
+                + "\"max_tokens\":6,\"return_tokens\":true,\"logit_bias\":{\"77\":100}}");
+        assertThat(ints(forced.get("choices").get(0).get("tokens"))).containsOnly(77);
+        // a bias that is not applied to the chosen tokens leaves greedy output unchanged
+        JsonNode neutral = post("/v1/completions", "{\"prompt\":[" + prompt + "],\"temperature\":0,\"max_tokens\":3,"
+                + "\"return_tokens\":true,\"logit_bias\":{\"" + expected[0] + "\":0.0}}");
+        assertThat(ints(neutral.get("choices").get(0).get("tokens"))).containsExactly(expected[0], expected[1], expected[2]);
+    }
+
+    @Test
+    void badLogitBiasIsA400NamingTheField() {
+        for (String bias : List.of("[1]", "{\"x\":1}", "{\"-1\":1}", "{\"3\":101}", "{\"3\":\"up\"}", "{\"512\":1}",
+                "{\"99999999999\":1}")) {
+            web.post().uri("/v1/completions").contentType(MediaType.APPLICATION_JSON)
+                    .bodyValue("{\"prompt\":[1,2],\"max_tokens\":1,\"logit_bias\":" + bias + "}").exchange()
+                    .expectStatus().isBadRequest().expectBody()
+                    .jsonPath("$.error.param").isEqualTo("logit_bias")
+                    .jsonPath("$.error.message").isNotEmpty();
+        }
+    }
 }

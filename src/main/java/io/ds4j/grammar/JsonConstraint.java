@@ -1,0 +1,88 @@
+package io.ds4j.grammar;
+
+import io.ds4j.engine.TokenConstraint;
+import java.util.Arrays;
+
+/**
+ * JSON modes of {@code response_format}: the answer must be one document of a byte-level grammar (a
+ * {@link SchemaRecognizer}: any JSON object, or a document matching a schema). Before each
+ * token it allows exactly the tokens whose bytes keep the output a live prefix, and once the document is
+ * complete only end-of-sequence. With thinking on, the reasoning is free: the constraint starts after the
+ * end-of-thinking token.
+ */
+public final class JsonConstraint implements TokenConstraint {
+    private final JsonVocabulary vocab;
+    private final ByteRecognizer state;
+    private final ByteRecognizer trial;
+    private final byte[] bits;
+    private final boolean[] firstOk = new boolean[256];
+    private boolean active;
+
+    private static final JsonSchema ANY_OBJECT = JsonSchema.anyObject();
+
+    /** JSON object mode. */
+    public JsonConstraint(JsonVocabulary vocab, boolean afterThinking) {
+        this(vocab, new SchemaRecognizer(ANY_OBJECT), afterThinking);
+    }
+
+    /**
+     * @param start the grammar, in its start state (owned by the constraint from now on)
+     * @param afterThinking the output starts with reasoning, closed by the end-of-thinking token
+     */
+    public JsonConstraint(JsonVocabulary vocab, ByteRecognizer start, boolean afterThinking) {
+        this.vocab = vocab;
+        this.state = start;
+        this.trial = start.blank();
+        this.bits = new byte[(vocab.vocabSize() + 7) / 8];
+        this.active = !afterThinking || vocab.endThink() < 0;
+    }
+
+    @Override
+    public int vocabSize() {
+        return vocab.vocabSize();
+    }
+
+    /** The JSON text is complete (only end-of-sequence may follow). */
+    public boolean complete() {
+        return state.complete();
+    }
+
+    @Override
+    public byte[] allowedNext() {
+        if (!active) return null;
+        Arrays.fill(bits, (byte) 0);
+        if (state.complete()) {
+            set(vocab.eos());
+            return bits;
+        }
+        // which first bytes can follow at all: most tokens are rejected here without a trial run
+        for (int c = 0; c < 256; c++) {
+            trial.copyFrom(state);
+            firstOk[c] = trial.feed(c);
+        }
+        int n = vocab.vocabSize();
+        for (int id = 0; id < n; id++) {
+            byte[] b = vocab.bytes(id);
+            if (b == null || !firstOk[b[0] & 0xff]) continue;
+            trial.copyFrom(state);
+            if (trial.feed(b)) set(id);
+        }
+        return bits;
+    }
+
+    @Override
+    public void accept(int token) {
+        if (!active) {
+            if (token == vocab.endThink()) active = true;
+            return;
+        }
+        byte[] b = vocab.bytes(token);
+        if (b != null && !state.feed(b)) {
+            throw new IllegalStateException("token " + token + " was sampled outside the allowed set");
+        }
+    }
+
+    private void set(int id) {
+        if (id >= 0 && id < vocab.vocabSize()) bits[id >> 3] |= (byte) (1 << (id & 7));
+    }
+}
