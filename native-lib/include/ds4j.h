@@ -65,6 +65,7 @@ typedef struct ds4j_engine ds4j_engine;
  *   threads=N          worker threads (0 = number of online CPUs)
  *   vocab_only=0|1     parse metadata only (tokenizer tools); no weights bound
  *   expert_range=A:B   routed experts owned by this process, [A, B); default all
+ *                      (a sliced file: its slice, which any range must equal)
  *   kv_precision=f32|fp8
  *   prefill_chunk=N    tokens per batched prefill step (default 64)
  *   comm=NAME          expert parallelism across processes (docs/distributed.md):
