@@ -65,6 +65,7 @@ typedef struct ds4j_engine ds4j_engine;
  *   threads=N          worker threads (0 = number of online CPUs)
  *   vocab_only=0|1     parse metadata only (tokenizer tools); no weights bound
  *   expert_range=A:B   routed experts owned by this process, [A, B); default all
+ *                      (a sliced file: its slice, which any range must equal)
  *   kv_precision=f32|fp8
  *   prefill_chunk=N    tokens per batched prefill step (default 64)
  *   comm=NAME          expert parallelism across processes (docs/distributed.md):
@@ -80,7 +81,13 @@ typedef struct ds4j_engine ds4j_engine;
  *   comm_options=K=V,K=V  backend options handed to the plugin (comm=nccl:
  *                      device=N CUDA device, timeout_ms=N bound on a
  *                      collective; comm=mpi takes none)
- *   expert_compact=0|1 reserved (1 = rank-local expert tensors; not supported yet)
+ *   expert_compact=0|1 1 = this rank's file holds only its own routed experts
+ *                      (made by `ds4j-tool slice`); a file holding others is
+ *                      refused. A sliced file (ds4j.expert_slice.start/end
+ *                      metadata) is self-describing with or without it: its
+ *                      range is the rank's default expert_range, any other
+ *                      range is refused, and it needs comm= unless it holds
+ *                      every expert.
  */
 DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *options);
 DS4J_API void ds4j_engine_close(ds4j_engine *engine);

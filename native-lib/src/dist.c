@@ -108,7 +108,9 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
         mine[2] = (int32_t)m->hp.n_layer;
         mine[3] = (int32_t)m->hp.n_embd;
         mine[4] = (int32_t)m->hp.n_vocab;
-        mine[5] = (int32_t)(m->total_bytes % 2147483647);
+        /* everything but the routed experts, which differ between the
+         * ranks' slices under expert_compact */
+        mine[5] = (int32_t)((m->total_bytes - m->expert_bytes) % 2147483647);
     }
     memcpy(fp, mine, sizeof fp);
     if (ds4j_comm_broadcast_i32(c, fp, 6, 0)) return DS4J_ERR_COMM;
@@ -128,7 +130,11 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     int64_t E = m->hp.n_expert;
     int range_ok = 1;
     char range_err[512] = "";
-    if (exp_lo < 0) {
+    if (exp_lo < 0 && dsv4_model_partial(m)) {
+        /* a sliced file names its own range */
+        exp_lo = m->slice_lo;
+        exp_hi = m->slice_hi;
+    } else if (exp_lo < 0) {
         if (size > E) {
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: %d ranks but only %lld routed experts to share",
                              ds4j_comm_name(c), size, (long long)E);

@@ -171,14 +171,17 @@ static char *build_describe(const ds4j_engine *e) {
                   "\"o_groups\":%lld,\"o_lora_rank\":%lld,\"n_expert\":%lld,\"n_expert_used\":%lld,\"expert_ff\":%lld,"
                   "\"n_hash_layers\":%lld,\"sliding_window\":%lld,\"indexer_heads\":%lld,\"indexer_dim\":%lld,"
                   "\"indexer_topk\":%lld,\"hc\":%lld,\"context_length\":%lld,\"expert_range\":[%lld,%lld],"
-                  "\"kv_precision\":\"%s\",\"n_params\":%lld,\"weight_bytes\":%lld,\"active_bytes_per_token\":%lld",
+                  "\"expert_compact\":%s,\"kv_precision\":\"%s\",\"n_params\":%lld,\"weight_bytes\":%lld,\"active_bytes_per_token\":%lld",
                   (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->head_dim,
                   (long long)hp->n_rot, (long long)hp->q_lora, (long long)hp->o_groups, (long long)hp->o_lora,
                   (long long)hp->n_expert, (long long)hp->n_expert_used, (long long)hp->n_ff_exp, (long long)hp->n_hash,
                   (long long)hp->window, (long long)hp->idx_heads, (long long)hp->idx_dim, (long long)hp->idx_topk,
                   (long long)hp->hc, (long long)hp->ctx_train, (long long)m->expert_lo, (long long)m->expert_hi,
-                  e->kv_fp8 ? "fp8" : "f32", (long long)m->n_params, (long long)m->total_bytes,
+                  e->expert_compact ? "true" : "false", e->kv_fp8 ? "fp8" : "f32", (long long)m->n_params, (long long)m->total_bytes,
                   (long long)m->active_bytes);
+        /* the experts the file's tensors hold (null: a full file) */
+        if (m->sliced) sb_printf(&b, ",\"expert_slice\":[%lld,%lld]", (long long)m->slice_lo, (long long)m->slice_hi);
+        else sb_printf(&b, ",\"expert_slice\":null");
         sb_printf(&b, ",\"compress_ratios\":[");
         for (int64_t l = 0; l < hp->n_layer; l++) sb_printf(&b, "%s%d", l ? "," : "", hp->ratio[l]);
         sb_printf(&b, "],\"layer_kinds\":[");
@@ -218,10 +221,8 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s needs the weights (not with vocab_only=1)", o.comm);
         return NULL;
     }
-    if (o.exp_compact) {
-        /* reserved: see docs/distributed.md (expert_compact) */
-        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=1 is not supported yet: this build always maps the full "
-                                             "expert tensors and reads only the owned experts' rows");
+    if (o.exp_compact && o.vocab_only) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=1 needs the weights (not with vocab_only=1)");
         return NULL;
     }
     ds4j_quants_init();
@@ -231,6 +232,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     e->path = strdup(gguf_path);
     e->vocab_only = (int)o.vocab_only;
     e->kv_fp8 = o.kv_fp8;
+    e->expert_compact = (int)o.exp_compact;
     e->prefill_chunk = o.prefill_chunk;
     /* The communicator comes first: from here on a failure must still take
      * part in the handshake (see fail:) so that peers are not left waiting. */
@@ -257,7 +259,20 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     if (!e->vocab_only) {
         if (dsv4_model_load(&e->model, e->gguf)) goto fail;
         e->n_vocab = e->model->hp.n_vocab;
-        if (!e->comm && o.exp_lo >= 0 && dsv4_model_set_expert_range(e->model, o.exp_lo, o.exp_hi)) goto fail;
+        e->model->require_compact = e->expert_compact;
+        if (!e->comm) {
+            /* one process computes every routed expert's share itself, so
+             * it cannot run on a file that lacks some of them */
+            if (dsv4_model_partial(e->model)) {
+                ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "'%s' is an expert slice (experts %lld:%lld of %lld): a single "
+                          "process (no comm=) cannot serve it; open it with comm= as the rank that owns those experts, "
+                          "or use the full file", gguf_path, (long long)e->model->slice_lo,
+                          (long long)e->model->slice_hi, (long long)e->model->hp.n_expert);
+                goto fail;
+            }
+            int64_t lo = o.exp_lo >= 0 ? o.exp_lo : 0, hi = o.exp_lo >= 0 ? o.exp_hi : e->model->hp.n_expert;
+            if (dsv4_model_set_expert_range(e->model, lo, hi)) goto fail;
+        }
         e->pool = ds4j_pool_new((int)o.threads);
         if (!e->pool) { ds4j_fail(DS4J_ERR_NO_MEMORY, "cannot start worker threads"); goto fail; }
         e->n_threads = ds4j_pool_size(e->pool);

@@ -559,7 +559,7 @@ static void swiglu(float *g, const float *u, int64_t n, float lim) {
 typedef struct moe_job {
     const dsv4_mat *mats[2];
     int n_mats;
-    const int32_t *ex;        /* [n_ex] expert ids */
+    const int32_t *ex;        /* [n_ex] matrix indices in the stored slice */
     const int64_t *first;     /* [n_ex + 1] first slot of each expert */
     int64_t n_ex;
     const uint8_t *act;       /* one quantized row per slot */
@@ -633,7 +633,7 @@ static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4
                         cnt++;
                     }
             if (cnt == c0) continue;
-            ex[n_ex] = (int32_t)e;
+            ex[n_ex] = (int32_t)(e - m->slice_lo); /* matrix index within the stored slice */
             first[n_ex++] = c0;
         }
         first[n_ex] = cnt;
@@ -669,10 +669,11 @@ static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4
                         cnt++;
                     }
             if (!cnt) continue;
-            mm(sc, pool, &ly->gate_exps, e, sc->xin, H, cnt, sc->g, I, 1);
-            mm(sc, pool, &ly->up_exps, e, sc->xin, H, cnt, sc->u, I, 1);
+            int64_t me = e - m->slice_lo; /* matrix index within the stored slice */
+            mm(sc, pool, &ly->gate_exps, me, sc->xin, H, cnt, sc->g, I, 1);
+            mm(sc, pool, &ly->up_exps, me, sc->xin, H, cnt, sc->u, I, 1);
             swiglu(sc->g, sc->u, cnt * I, lim);
-            mm(sc, pool, &ly->down_exps, e, sc->g, I, cnt, sc->dn, H, 1);
+            mm(sc, pool, &ly->down_exps, me, sc->g, I, cnt, sc->dn, H, 1);
             for (int64_t c = 0; c < cnt; c++) {
                 float w = sc->slot_wt[c];
                 float *dst = sc->routed + sc->slot_tok[c] * H;

@@ -364,6 +364,47 @@ static int bind_comp(dsv4_model *m, const gguf_file *f, dsv4_comp_w *w, int64_t 
     return 0;
 }
 
+/* The stacked expert count first, so that a slice whose tensors disagree
+ * with its metadata gets a message about the slice, not a bare shape. */
+static int check_exps(const dsv4_model *m, const gguf_file *f, const char *name) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) return ds4j_fail(DS4J_ERR_FORMAT, "missing tensor '%s'", name);
+    int64_t want = m->slice_hi - m->slice_lo;
+    if (t->ne[2] == want) return 0;
+    if (m->sliced)
+        return ds4j_fail(DS4J_ERR_FORMAT, "tensor '%s' holds %lld experts but the file's expert slice %lld:%lld ("
+                         DSV4_KEY_SLICE_START "/end) needs %lld", name, (long long)t->ne[2], (long long)m->slice_lo,
+                         (long long)m->slice_hi, (long long)want);
+    return ds4j_fail(DS4J_ERR_FORMAT, "tensor '%s' holds %lld experts but " ARCH ".expert_count is %lld (a partial "
+                     "file needs " DSV4_KEY_SLICE_START "/end metadata)", name, (long long)t->ne[2], (long long)want);
+}
+
+/* The ds4j.expert_slice.* pair written by `ds4j-tool slice`: both or
+ * neither, plain integers, 0 <= start < end <= expert_count. */
+int dsv4_read_slice(const gguf_file *f, int64_t n_expert, int64_t *lo, int64_t *hi, int *sliced) {
+    const gguf_kv *ks = gguf_find_kv(f, DSV4_KEY_SLICE_START), *ke = gguf_find_kv(f, DSV4_KEY_SLICE_END);
+    *lo = 0;
+    *hi = n_expert;
+    *sliced = 0;
+    if (!ks && !ke) return 0;
+    if (!ks || !ke)
+        return ds4j_fail(DS4J_ERR_FORMAT, "metadata key '%s' is present without '%s'",
+                         ks ? DSV4_KEY_SLICE_START : DSV4_KEY_SLICE_END, ks ? DSV4_KEY_SLICE_END : DSV4_KEY_SLICE_START);
+    uint64_t a, b;
+    if (gguf_kv_type(ks) == GGUF_T_BOOL || gguf_kv_type(ke) == GGUF_T_BOOL || !gguf_kv_get_uint(ks, &a) ||
+        !gguf_kv_get_uint(ke, &b))
+        return ds4j_fail(DS4J_ERR_FORMAT, "metadata keys '" DSV4_KEY_SLICE_START "' and '" DSV4_KEY_SLICE_END
+                         "' must be non-negative integers");
+    if (a >= b || b > (uint64_t)n_expert)
+        return ds4j_fail(DS4J_ERR_FORMAT, "expert slice %llu:%llu (" DSV4_KEY_SLICE_START "/end) is invalid for %lld "
+                         "experts: needs 0 <= start < end <= " ARCH ".expert_count", (unsigned long long)a,
+                         (unsigned long long)b, (long long)n_expert);
+    *lo = (int64_t)a;
+    *hi = (int64_t)b;
+    *sliced = 1;
+    return 0;
+}
+
 static int bind_layer(dsv4_model *m, const gguf_file *f, int64_t l) {
     const dsv4_hparams *hp = &m->hp;
     dsv4_layer *ly = &m->layers[l];
@@ -397,10 +438,13 @@ static int bind_layer(dsv4_model *m, const gguf_file *f, int64_t l) {
     TRY(bind_mat(m, f, &ly->gate_inp, NAME("ffn_gate_inp.weight"), H, hp->n_expert, 1));
     TRY(bind_vec(m, f, &ly->exp_bias, NAME("exp_probs_b.bias"), hp->n_expert, 1, 1));
     if (l < hp->n_hash) TRY(bind_tid2eid(m, f, ly, NAME("ffn_gate_tid2eid.weight")));
-    int64_t E = hp->n_expert, I = hp->n_ff_exp;
-    TRY(bind_mat(m, f, &ly->gate_exps, NAME("ffn_gate_exps.weight"), H, I, E));
-    TRY(bind_mat(m, f, &ly->up_exps, NAME("ffn_up_exps.weight"), H, I, E));
-    TRY(bind_mat(m, f, &ly->down_exps, NAME("ffn_down_exps.weight"), I, H, E));
+    int64_t E = m->slice_hi - m->slice_lo, I = hp->n_ff_exp;
+    TRY(check_exps(m, f, NAME("ffn_gate_exps.weight")));
+    TRY(bind_mat(m, f, &ly->gate_exps, n, H, I, E));
+    TRY(check_exps(m, f, NAME("ffn_up_exps.weight")));
+    TRY(bind_mat(m, f, &ly->up_exps, n, H, I, E));
+    TRY(check_exps(m, f, NAME("ffn_down_exps.weight")));
+    TRY(bind_mat(m, f, &ly->down_exps, n, I, H, E));
     TRY(bind_mat(m, f, &ly->gate_sh, NAME("ffn_gate_shexp.weight"), H, I, 1));
     TRY(bind_mat(m, f, &ly->up_sh, NAME("ffn_up_shexp.weight"), H, I, 1));
     TRY(bind_mat(m, f, &ly->down_sh, NAME("ffn_down_shexp.weight"), I, H, 1));
@@ -416,6 +460,7 @@ int dsv4_model_load(dsv4_model **out, const gguf_file *f) {
     m->gguf = f;
     int rc = read_hparams(m, f);
     if (rc) goto fail;
+    if ((rc = dsv4_read_slice(f, m->hp.n_expert, &m->slice_lo, &m->slice_hi, &m->sliced))) goto fail;
     const dsv4_hparams *hp = &m->hp;
     int64_t H = hp->n_embd, hc = hp->hc;
     if ((rc = bind_mat(m, f, &m->tok_embd, "token_embd.weight", H, hp->n_vocab, 1))) goto fail;
@@ -428,8 +473,8 @@ int dsv4_model_load(dsv4_model **out, const gguf_file *f) {
     if (!m->layers) { rc = ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); goto fail; }
     for (int64_t l = 0; l < hp->n_layer; l++)
         if ((rc = bind_layer(m, f, l))) goto fail;
-    m->expert_lo = 0;
-    m->expert_hi = hp->n_expert;
+    m->expert_lo = m->slice_lo;
+    m->expert_hi = m->slice_hi;
     /* parameter and byte counts */
     int64_t exp_bytes = 0, embd_skip = 0;
     for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
@@ -443,8 +488,10 @@ int dsv4_model_load(dsv4_model **out, const gguf_file *f) {
         if (!strcmp(t->name, "token_embd.weight") && hp->n_vocab > 0)
             embd_skip = (int64_t)t->nbytes - (int64_t)t->nbytes / hp->n_vocab;
     }
+    /* per stored expert, so a slice reports the same figure as the full file */
+    m->expert_bytes = exp_bytes;
     m->active_bytes = m->total_bytes - exp_bytes - embd_skip +
-                      (int64_t)((double)exp_bytes * hp->n_expert_used / hp->n_expert);
+                      (int64_t)((double)exp_bytes * hp->n_expert_used / (double)(m->slice_hi - m->slice_lo));
     *out = m;
     return 0;
 fail:
@@ -464,6 +511,15 @@ int dsv4_model_set_expert_range(dsv4_model *m, int64_t lo, int64_t hi) {
     if (lo < 0 || hi > m->hp.n_expert || lo >= hi)
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert range %lld:%lld is invalid for %lld experts",
                          (long long)lo, (long long)hi, (long long)m->hp.n_expert);
+    if (dsv4_model_partial(m) && (lo != m->slice_lo || hi != m->slice_hi))
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_range %lld:%lld does not match the file's expert slice "
+                         "%lld:%lld: a sliced file serves exactly the experts it holds", (long long)lo, (long long)hi,
+                         (long long)m->slice_lo, (long long)m->slice_hi);
+    if (m->require_compact && (lo != m->slice_lo || hi != m->slice_hi))
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=1: this rank owns experts %lld:%lld but the file "
+                         "holds experts %lld:%lld; make this rank's file with `ds4j-tool slice --model FULL.gguf "
+                         "--experts %lld:%lld --out PART.gguf`", (long long)lo, (long long)hi, (long long)m->slice_lo,
+                         (long long)m->slice_hi, (long long)lo, (long long)hi);
     m->expert_lo = lo;
     m->expert_hi = hi;
     return 0;

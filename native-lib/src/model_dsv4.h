@@ -111,6 +111,13 @@ typedef struct dsv4_model {
     dsv4_layer *layers;
     ops_rope rope_main, rope_comp;
     int64_t expert_lo, expert_hi; /* owned routed experts [lo, hi) */
+    /* Experts the stacked tensors hold: [0, E) for a full file, the
+     * ds4j.expert_slice.* range for a file cut by `ds4j-tool slice`.
+     * Expert e (a global id, as routing produces it) is matrix e - slice_lo. */
+    int64_t slice_lo, slice_hi;
+    int sliced;                  /* the file carries ds4j.expert_slice.* */
+    int require_compact;         /* expert_compact=1: the owned range must be exactly the stored one */
+    int64_t expert_bytes;        /* bytes of the stacked routed-expert tensors in this file */
     dsv4_allreduce_fn allreduce;
     void *allreduce_user;
     int64_t n_params;            /* total parameters */
@@ -124,7 +131,18 @@ typedef struct dsv4_model {
  * ds4j_fail() message naming the key/tensor. The gguf must outlive it. */
 int dsv4_model_load(dsv4_model **out, const gguf_file *f);
 void dsv4_model_free(dsv4_model *m);
-/* Owned routed experts [lo, hi); validated against E. */
+/* Metadata keys of an expert slice (u32 global expert ids, [start, end)). */
+#define DSV4_KEY_SLICE_START "ds4j.expert_slice.start"
+#define DSV4_KEY_SLICE_END "ds4j.expert_slice.end"
+/* Reads and validates the slice keys of f (both or neither; 0 <= start <
+ * end <= n_expert). Without them: [0, n_expert) and *sliced = 0. Returns 0
+ * or DS4J_ERR_FORMAT with a ds4j_fail() message. */
+int dsv4_read_slice(const gguf_file *f, int64_t n_expert, int64_t *lo, int64_t *hi, int *sliced);
+/* 1 if the file holds only part of the routed experts. */
+static inline int dsv4_model_partial(const dsv4_model *m) { return m->slice_lo != 0 || m->slice_hi != m->hp.n_expert; }
+/* Owned routed experts [lo, hi); validated against E, against the stored
+ * slice (a partial slice serves exactly its own experts) and, with
+ * require_compact, against "stores nothing but its own experts". */
 int dsv4_model_set_expert_range(dsv4_model *m, int64_t lo, int64_t hi);
 /* Internal setter for the expert-parallel reduction hook (NULL = identity). */
 void dsv4_model_set_allreduce(dsv4_model *m, dsv4_allreduce_fn fn, void *user);

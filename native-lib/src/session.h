@@ -24,6 +24,7 @@ struct ds4j_engine {
     int n_threads;
     int vocab_only;
     int kv_fp8;
+    int expert_compact;     /* expert_compact=1: the file holds only this rank's experts */
     int64_t prefill_chunk;
     int64_t n_vocab;
     char *describe;

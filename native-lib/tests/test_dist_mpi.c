@@ -8,7 +8,9 @@
  * longest sequence, token by token and chunked, equals the single-process
  * run (<= 1e-5) and the reference logits (<= 5e-4); generate (leader samples
  * and broadcasts) reproduces the reference greedy continuation; overlapping
- * expert ranges are refused on every rank; a rank killed mid-run makes
+ * expert ranges are refused on every rank; expert_compact=1 with each rank
+ * on its own `ds4j-tool slice` file gives the same logits (and the full
+ * file or a shared slice is refused); a rank killed mid-run makes
  * mpirun fail within a bounded time instead of hanging.
  * Leader/follower: this program re-runs itself as the leader (`--leader`,
  * public API only: new/sync with prefix reuse/rewind/eval/eval_batch/a sync
@@ -54,7 +56,7 @@ static int expect_open_error(const char *gguf, const char *opts, const char *nee
 #ifdef DS4J_MPIEXEC
 /* Run a shell command under `timeout`; returns its exit status (124 = timed out). */
 static int run(const char *cmd) {
-    char full[16384];
+    char full[40100];
     snprintf(full, sizeof full, "timeout -k 5 120 %s", cmd);
     int st = system(full);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -202,7 +204,8 @@ int main(int argc, char **argv) {
     CHECK(expect_open_error(gguf, "comm=carrier-pigeon", "unknown backend"));
     CHECK(expect_open_error(gguf, "comm=mpi;comm_plugin=/nonexistent/libds4j_comm_mpi.so", "cannot load backend plugin"));
     CHECK(expect_open_error(gguf, "comm=local;vocab_only=1", "needs the weights"));
-    CHECK(expect_open_error(gguf, "expert_compact=1", "expert_compact=1 is not supported"));
+    /* a full file is not compact for a rank that owns part of the experts */
+    CHECK(expect_open_error(gguf, "expert_compact=1;expert_range=0:4", "ds4j-tool slice --model FULL.gguf --experts 0:4"));
     CHECK(expect_open_error(gguf, "comm=local;expert_range=0:4", "do not partition"));
 
     /* ---- single-process reference run and the one-rank local backend ---- */
@@ -256,7 +259,7 @@ int main(int argc, char **argv) {
     char ids[8192];
     size_t o = 0;
     for (int i = 0; i < n; i++) o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%d", i ? "," : "", tok[i]);
-    char out[1024], logp[1024], cmd[16384];
+    char out[1024], logp[1024], cmd[40000];
     snprintf(out, sizeof out, "%s/test-dist-logits.f32", DS4J_BUILD_DIR);
     snprintf(logp, sizeof logp, "%s/test-dist.logp", DS4J_BUILD_DIR);
     const char *mpirun = DS4J_MPIEXEC " --oversubscribe";
@@ -282,6 +285,72 @@ int main(int argc, char **argv) {
         CHECK(d1 <= 1e-5);
         CHECK(dr <= 5e-4);
         free(got_l);
+    }
+
+    /* ---- expert_compact: each rank opens its own slice (ds4j-tool slice) ---- */
+    {
+        char parts[2][1024];
+        for (int r = 0; r < 2; r++) {
+            snprintf(parts[r], sizeof parts[r], "%s/test-dist-part%d-of-2.gguf", DS4J_BUILD_DIR, r);
+            snprintf(cmd, sizeof cmd, "'%s' slice --model '%s' --rank %d --world-size 2 --out '%s' 2>/dev/null",
+                     DS4J_TOOL_PATH, gguf, r, parts[r]);
+            CHECK(run(cmd) == 0);
+        }
+        for (int chunk = 1; chunk <= 32; chunk += 31) {
+            remove(out);
+            snprintf(cmd, sizeof cmd, "%s -np 1 '%s' logits --model '%s' --tokens %s --chunk %d --threads 1 "
+                     "--options 'comm=mpi;expert_compact=1' --out '%s' : -np 1 '%s' logits --model '%s' --tokens %s "
+                     "--chunk %d --threads 1 --options 'comm=mpi;expert_compact=1' > '%s' 2>&1", mpirun, DS4J_TOOL_PATH,
+                     parts[0], ids, chunk, out, DS4J_TOOL_PATH, parts[1], ids, chunk, logp);
+            int rc = run(cmd);
+            float *got_l = rc == 0 ? read_f32(out, (long)n * V) : NULL;
+            if (!got_l) {
+                char *l = fx_read_file(logp, NULL);
+                fprintf(stderr, "expert_compact, 2 ranks: exit %d:\n%s\n", rc, l ? l : "");
+                free(l);
+                CHECK(got_l != NULL);
+                continue;
+            }
+            double d1 = maxdiff(got_l, full, (long)n * V), dr = refl ? maxdiff(got_l, refl, (long)n * V) : 1;
+            printf("expert_compact, 2 ranks on slices 0:4 and 4:8, chunk %d: max |d| vs one process %.3g, vs reference "
+                   "%.3g\n", chunk, d1, dr);
+            CHECK(d1 <= 1e-5);
+            CHECK(dr <= 5e-4);
+            free(got_l);
+        }
+        /* a slice next to a full file: the handshake compares everything but
+         * the routed experts, and the full-file rank takes the other half */
+        remove(out);
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' logits --model '%s' --tokens %s --chunk 32 --threads 1 "
+                 "--options 'comm=mpi;expert_compact=1' --out '%s' : -np 1 '%s' logits --model '%s' --tokens %s "
+                 "--chunk 32 --threads 1 --options comm=mpi > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, parts[0], ids, out,
+                 DS4J_TOOL_PATH, gguf, ids, logp);
+        int mrc = run(cmd);
+        float *mixed = mrc == 0 ? read_f32(out, (long)n * V) : NULL;
+        CHECK(mixed != NULL);
+        if (mixed) {
+            double d1 = maxdiff(mixed, full, (long)n * V);
+            printf("slice 0:4 (expert_compact) + full file (4:8): max |d| vs one process %.3g\n", d1);
+            CHECK(d1 <= 1e-5);
+        }
+        free(mixed);
+        /* the full file under expert_compact=1 is refused on every rank, with the fix in the message */
+        snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_compact=1' "
+                 "> '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, logp);
+        int rc = run(cmd);
+        char *txt = fx_read_file(logp, NULL);
+        printf("expert_compact=1 on the full file, 2 ranks: exit %d\n", rc);
+        CHECK(rc != 0 && rc != 124 && txt && strstr(txt, "ds4j-tool slice --model FULL.gguf --experts 0:4") &&
+              strstr(txt, "ds4j-tool slice --model FULL.gguf --experts 4:8"));
+        free(txt);
+        /* both ranks on the same slice: the ranges do not partition the experts */
+        snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_compact=1' "
+                 "> '%s' 2>&1", mpirun, DS4J_TOOL_PATH, parts[0], logp);
+        rc = run(cmd);
+        txt = fx_read_file(logp, NULL);
+        printf("both ranks on slice 0:4: exit %d\n", rc);
+        CHECK(rc != 0 && rc != 124 && txt && strstr(txt, "do not partition"));
+        free(txt);
     }
 
     /* ---- generate: leader samples and broadcasts ---- */

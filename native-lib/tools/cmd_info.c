@@ -174,12 +174,20 @@ static void deepseek4_summary(const gguf_file *f) {
         printf("  routed experts            expert count unknown (deepseek4.expert_count missing)\n");
         return;
     }
-    double per_expert = routed / (double)E; /* summed over layers */
+    /* a `ds4j-tool slice` file stores only experts [start, end) of E */
+    int64_t s0 = 0, s1 = 0, En = E;
+    if (kv_int(f, "ds4j.expert_slice.start", &s0) && kv_int(f, "ds4j.expert_slice.end", &s1) && s0 >= 0 && s0 < s1 &&
+        s1 <= E) {
+        En = s1 - s0;
+        printf("  expert slice              experts %" PRId64 ":%" PRId64 " of %" PRId64 " stored (ds4j-tool slice)\n", s0,
+               s1, E);
+    }
+    double per_expert = routed / (double)En; /* summed over layers */
     double per_expert_layer = layers_with_experts ? per_expert / (double)layers_with_experts : per_expert;
     human_count(routed, a, sizeof a);
     human(routed_bytes, b, sizeof b);
     printf("  routed expert parameters  %.0f (%s, %s) in %" PRId64 " layers x %" PRId64 " experts\n", routed, a, b,
-           layers_with_experts, E);
+           layers_with_experts, En);
     human_count(per_expert_layer, a, sizeof a);
     printf("  params per routed expert  %.0f per layer (%s), %.0f over all layers\n", per_expert_layer, a, per_expert);
     double non_expert = total - routed - embd;

@@ -29,6 +29,7 @@ static const struct {
     {"follow", cmd_follow, "follower rank of a comm=mpi engine: replays the leader's session calls"},
     {"generate", cmd_generate, "greedy or sampled generation from token ids"},
     {"logits", cmd_logits, "write per-position logits for a token list"},
+    {"slice", cmd_slice, "copy of a GGUF with only routed experts A:B (one rank's file for expert_compact=1)"},
     {"synth", cmd_synth, "random-weight deepseek4 GGUF from a preset (tiny, demo, flash2)"},
 };
 

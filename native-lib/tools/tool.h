@@ -14,6 +14,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_quants(int argc, char **argv);
 int cmd_follow(int argc, char **argv);
+int cmd_slice(int argc, char **argv);
 
 struct ds4j_engine;
 /* Rank > 0: run the follower loop (cmd_follow.c); die_after >= 0 is the

@@ -13,28 +13,40 @@ import java.util.regex.Pattern;
  * which model, which collective backend, and the nodes in rank order. The first node is
  * the leader (rank 0): it serves HTTP and drives the followers.
  *
- * @param model GGUF path, the same on every node
+ * @param model GGUF path on every node that does not name its own ({@code {rank}} becomes the rank);
+ *     may be null when every node sets its own
  * @param backend collective library: mpi or nccl (one GPU per rank; jaccl: not built yet)
  * @param port HTTP port of the leader
  * @param threads native worker threads per node (0 = all cores)
  * @param contextSize context length of the leader's session
  * @param repo path of the ds4j checkout on every node (scripts and builds)
+ * @param expertCompact default of every node's {@code expertCompact}
  * @param nodes nodes in rank order
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
-        List<Node> nodes) {
+        boolean expertCompact, List<Node> nodes) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
      * @param experts owned routed experts "A:B" (half-open), or null for an even split
+     * @param model this node's GGUF path (null: the spec's), e.g. its `ds4j-tool slice` file
+     * @param expertCompact this node's file holds only its own experts (engine option
+     *     expert_compact=1); null: the spec's default
      */
-    public record Node(String host, String experts) {}
+    public record Node(String host, String experts, String model, Boolean expertCompact) {
+        public Node(String host, String experts) {
+            this(host, experts, null, null);
+        }
+    }
+
+    /** The 0-based rank whose number replaces {@code {rank}} in model paths. */
+    public static final String RANK_PLACEHOLDER = "{rank}";
 
     private static final Pattern RANGE = Pattern.compile("(\\d+):(\\d+)");
     private static final Set<String> BACKENDS = Set.of("mpi", "nccl", "jaccl");
 
     public ClusterSpec {
-        if (model == null || model.isBlank()) throw new IllegalArgumentException("values: 'model' is required (GGUF path on every node)");
+        if (model != null && model.isBlank()) model = null;
         backend = backend == null ? "mpi" : backend;
         if (!BACKENDS.contains(backend)) {
             throw new IllegalArgumentException("values: 'backend' must be one of " + BACKENDS + " (got '" + backend + "')");
@@ -44,7 +56,28 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         if (contextSize < 1) throw new IllegalArgumentException("values: 'contextSize' must be >= 1");
         if (nodes == null || nodes.isEmpty()) throw new IllegalArgumentException("values: 'nodes' must list at least one node");
         nodes = List.copyOf(nodes);
+        for (Node n : nodes) {
+            if (n.model() != null && n.model().isBlank()) {
+                throw new IllegalArgumentException("values: node " + n.host() + ": 'model' is empty");
+            }
+            if (n.model() == null && model == null) {
+                throw new IllegalArgumentException("values: 'model' is required (GGUF path on every node), unless every node "
+                        + "sets its own (node " + n.host() + " does not)");
+            }
+        }
         checkExpertRanges(nodes);
+    }
+
+    /** The model path rank {@code r} opens: its node's, else the spec's, with {rank} replaced. */
+    public String modelOf(int r) {
+        String m = nodes.get(r).model() != null ? nodes.get(r).model() : model;
+        return m.replace(RANK_PLACEHOLDER, Integer.toString(r));
+    }
+
+    /** Whether rank {@code r} opens its file with expert_compact=1. */
+    public boolean compactOf(int r) {
+        Boolean c = nodes.get(r).expertCompact();
+        return c != null ? c : expertCompact;
     }
 
     /** Either no node names a range (even split by the engine) or every node does, without overlap. */
@@ -73,7 +106,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     @SuppressWarnings("unchecked")
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
-        Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "nodes");
+        Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact", "nodes");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -87,14 +120,26 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
             Object host = m.get("host");
             if (host == null || host.toString().isBlank()) throw new IllegalArgumentException("values: a node lacks 'host'");
             if (!hosts.add(host.toString())) throw new IllegalArgumentException("values: host '" + host + "' is listed twice");
+            Set<String> nodeKeys = Set.of("host", "experts", "model", "expertCompact");
             for (String k : m.keySet()) {
-                if (!k.equals("host") && !k.equals("experts")) throw new IllegalArgumentException("values: node " + host + ": unknown key '" + k + "'");
+                if (!nodeKeys.contains(k)) {
+                    throw new IllegalArgumentException("values: node " + host + ": unknown key '" + k + "' (known: " + nodeKeys + ")");
+                }
             }
-            nodes.add(new Node(host.toString(), m.get("experts") == null ? null : m.get("experts").toString()));
+            nodes.add(new Node(host.toString(), str(m.get("experts")), str(m.get("model")),
+                    m.get("expertCompact") == null ? null : bool(m.get("expertCompact"), "node " + host + ": 'expertCompact'")));
         }
         return new ClusterSpec(str(root.get("model")), str(root.get("backend")), intOr(root.get("port"), 8080, "port"),
                 intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
-                root.get("repo") == null ? null : root.get("repo").toString(), nodes);
+                root.get("repo") == null ? null : root.get("repo").toString(),
+                root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"), nodes);
+    }
+
+    private static boolean bool(Object o, String what) {
+        if (o instanceof Boolean b) return b;
+        String s = o.toString().trim();
+        if (s.equals("true") || s.equals("false")) return Boolean.parseBoolean(s);
+        throw new IllegalArgumentException("values: " + what + " must be true or false (got '" + o + "')");
     }
 
     private static String str(Object o) {

@@ -29,11 +29,13 @@ public final class LaunchPlan {
         return sb.toString();
     }
 
-    /** Engine options of rank {@code r} (the comm backend, threads and an explicit expert range if given). */
+    /** Engine options of rank {@code r} (the comm backend, threads, an explicit expert range if given,
+     *  expert_compact=1 when the node's file is its own slice). */
     public String engineOptions(int r) {
         StringBuilder sb = new StringBuilder("comm=").append(spec.backend()).append(";threads=").append(spec.threads());
         String ex = spec.nodes().get(r).experts();
         if (ex != null) sb.append(";expert_range=").append(ex.trim());
+        if (spec.compactOf(r)) sb.append(";expert_compact=1");
         return sb.toString();
     }
 
@@ -46,7 +48,7 @@ public final class LaunchPlan {
         // NVLink multicast stays off on every rank (the NCCL plugin forces it too)
         if (spec.backend().equals("nccl")) argv.addAll(List.of("-x", "NCCL_NVLS_ENABLE=0"));
         // rank 0: the leader, the HTTP server with the distributed profile settings
-        argv.addAll(List.of("-np", "1", repo + "/scripts/run", "--model", spec.model(), "--port",
+        argv.addAll(List.of("-np", "1", repo + "/scripts/run", "--model", spec.modelOf(0), "--port",
                 Integer.toString(spec.port()), "--",
                 "--ds4.distributed.enabled=true",
                 "--ds4.distributed.backend=" + spec.backend(),
@@ -58,9 +60,10 @@ public final class LaunchPlan {
         if (spec.nodes().get(0).experts() != null) {
             argv.add("--ds4.distributed.expert-range=" + spec.nodes().get(0).experts().trim());
         }
+        if (spec.compactOf(0)) argv.add("--ds4.distributed.expert-compact=true");
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {
-            argv.addAll(List.of(":", "-np", "1", repo + "/scripts/ds4j-tool", "follow", "--model", spec.model(),
+            argv.addAll(List.of(":", "-np", "1", repo + "/scripts/ds4j-tool", "follow", "--model", spec.modelOf(r),
                     "--options", engineOptions(r)));
         }
         return argv;

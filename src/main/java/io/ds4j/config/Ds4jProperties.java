@@ -161,7 +161,9 @@ public record Ds4jProperties(
      * @param commPlugin path of the backend plugin (engine option comm_plugin; empty = next to libds4j)
      * @param commOptions backend options (engine option comm_options, e.g. "device=1,timeout_ms=60000" for nccl)
      * @param jaccl JACCL settings
-     * @param expertCompact store only this rank's experts compactly (env DS4_EXPERT_COMPACT)
+     * @param expertCompact this rank's model file holds only its own routed experts, made by
+     *     {@code ds4j-tool slice} (engine option expert_compact=1; env DS4_EXPERT_COMPACT); needs
+     *     {@code enabled} when set explicitly
      * @param allSumDtype precision of the all-reduce payload
      */
     public record Distributed(
@@ -177,6 +179,11 @@ public record Ds4jProperties(
             Boolean expertCompact,
             @NotNull @DefaultValue("f32") AllSumDtype allSumDtype) {
         public Distributed {
+            if (Boolean.TRUE.equals(expertCompact) && !enabled) {
+                // a single process serves every expert, so a per-rank file cannot be meant
+                throw new IllegalArgumentException("ds4.distributed.expert-compact=true needs ds4.distributed.enabled=true "
+                        + "(one process serves all routed experts from the full model file)");
+            }
             if (expertCompact == null) expertCompact = envFlag("DS4_EXPERT_COMPACT");
             if (expertRange == null) expertRange = "";
             if (commPlugin == null) commPlugin = "";

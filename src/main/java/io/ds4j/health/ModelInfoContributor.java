@@ -82,6 +82,8 @@ public class ModelInfoContributor implements InfoContributor {
         dist.put("world_size", describe.get("world_size") instanceof Number w ? w.intValue() : engine.worldSize());
         dist.put("role", engine.follower() ? "follower" : "leader");
         if (describe.get("expert_range") != null) dist.put("expert_range", describe.get("expert_range"));
+        // the experts the model file holds (ds4j-tool slice); absent for a full file
+        if (describe.get("expert_slice") != null) dist.put("expert_slice", describe.get("expert_slice"));
         if (d.enabled()) {
             dist.put("backend", d.backend().name());
             dist.put("configured_rank", d.rank());

@@ -10,7 +10,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Model files for end-to-end tests, made once per build with the real tools:
  * tiny-a.gguf = `ds4j-tool convert` of the shared dsv4-tiny-a fixture (f32,
- * no tokenizer), demo.gguf = `ds4j-tool synth --preset demo` with DeepSeek's
+ * no tokenizer), tiny-a-experts-A-B.gguf = `ds4j-tool slice` of it, demo.gguf = `ds4j-tool synth --preset demo` with DeepSeek's
  * tokenizer (random weights).
  */
 public final class TestModels {
@@ -35,6 +35,15 @@ public final class TestModels {
         if (!Files.isRegularFile(out)) {
             tool("convert", "--hf", shared().resolve("fixtures/dsv4-tiny-a").toString(), "--out", out.toString(),
                     "--type", "f32");
+        }
+        return out;
+    }
+
+    /** `ds4j-tool slice` of tiny-a: routed experts [lo, hi) only. */
+    public static synchronized Path tinyASlice(int lo, int hi) {
+        Path out = DIR.resolve("tiny-a-experts-" + lo + "-" + hi + ".gguf");
+        if (!Files.isRegularFile(out)) {
+            tool("slice", "--model", tinyA().toString(), "--experts", lo + ":" + hi, "--out", out.toString());
         }
         return out;
     }

@@ -53,6 +53,37 @@ class LaunchPlanTest {
     }
 
     @Test
+    void perNodeModelsAndExpertCompactGoToEachRank(@TempDir Path dir) throws Exception {
+        Path values = dir.resolve("v.yaml");
+        Files.writeString(values, """
+                model: /models/flash-part{rank}-of-3.gguf
+                expertCompact: true
+                repo: /opt/ds4j
+                nodes:
+                  - host: a
+                  - {host: b, model: /big/disk/b-slice.gguf}
+                  - {host: c, model: /models/full.gguf, expertCompact: false}
+                """);
+        ClusterSpec spec = LaunchCli.load(values);
+        assertThat(spec.modelOf(0)).isEqualTo("/models/flash-part0-of-3.gguf");
+        assertThat(spec.modelOf(1)).isEqualTo("/big/disk/b-slice.gguf");
+        LaunchPlan plan = new LaunchPlan(spec);
+        assertThat(plan.engineOptions(1)).isEqualTo("comm=mpi;threads=0;expert_compact=1");
+        assertThat(plan.engineOptions(2)).isEqualTo("comm=mpi;threads=0");
+        String line = String.join(" ", plan.mpirunArgv("h"));
+        assertThat(line).contains("/opt/ds4j/scripts/run --model /models/flash-part0-of-3.gguf --port 8080")
+                .contains("--ds4.distributed.expert-compact=true")
+                .contains("follow --model /big/disk/b-slice.gguf --options comm=mpi;threads=0;expert_compact=1")
+                .contains("follow --model /models/full.gguf --options comm=mpi;threads=0");
+        assertThat(line).doesNotContain("{rank}");
+        // without expertCompact nothing changes for the leader
+        Files.writeString(values, "model: m.gguf\nnodes: [{host: a, model: 'a.gguf'}, {host: b}]\n");
+        LaunchPlan plain = new LaunchPlan(LaunchCli.load(values));
+        assertThat(String.join(" ", plain.mpirunArgv("h"))).contains("run --model a.gguf")
+                .contains("follow --model m.gguf").doesNotContain("expert-compact").doesNotContain("expert_compact");
+    }
+
+    @Test
     void badValuesAreRejectedWithTheOffendingKey(@TempDir Path dir) throws Exception {
         assertThatThrownBy(() -> spec(dir, "nodes: [{host: a}]\n")).hasMessageContaining("'model' is required");
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: []\n")).hasMessageContaining("at least one node");
@@ -69,6 +100,14 @@ class LaunchPlanTest {
         LaunchPlan nccl = new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}, {host: b}]\n"));
         assertThat(nccl.engineOptions(1)).startsWith("comm=nccl;");
         assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.backend=nccl", "NCCL_NVLS_ENABLE=0");
+        assertThatThrownBy(() -> spec(dir, "nodes: [{host: a, model: x.gguf}, {host: b}]\n"))
+                .hasMessageContaining("'model' is required").hasMessageContaining("node b does not");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, model: ''}]\n")).hasMessageContaining("node a: 'model' is empty");
+        assertThatThrownBy(() -> spec(dir, "model: m\nexpertCompact: yes-please\nnodes: [{host: a}]\n"))
+                .hasMessageContaining("'expertCompact' must be true or false");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, expertCompact: 3}]\n"))
+                .hasMessageContaining("node a: 'expertCompact' must be true or false");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, modle: x}]\n")).hasMessageContaining("unknown key 'modle'");
     }
 
     @Test

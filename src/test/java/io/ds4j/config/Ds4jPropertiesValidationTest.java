@@ -156,8 +156,13 @@ class Ds4jPropertiesValidationTest {
 
     @Test
     void expertCompactBindsExplicitly() {
-        runner.withPropertyValues("ds4.distributed.expert-compact=true").run(ctx ->
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.expert-compact=true").run(ctx ->
                 assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertCompact()).isTrue());
+        runner.withPropertyValues("ds4.distributed.expert-compact=true").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure()))
+                    .contains("ds4.distributed.expert-compact=true needs ds4.distributed.enabled=true");
+        });
         runner.withPropertyValues("ds4.distributed.expert-compact=false").run(ctx ->
                 assertThat(ctx.getBean(Ds4jProperties.class).distributed().expertCompact()).isFalse());
     }
