@@ -152,15 +152,21 @@ static int read_hparams(dsv4_model *m, const gguf_file *f) {
     if (hp->sinkhorn_iters > 1000)
         return ds4j_fail(DS4J_ERR_FORMAT, "sinkhorn_iterations %lld is too large", (long long)hp->sinkhorn_iters);
 
-    hp->ratio = model_alloc(m, (size_t)L * sizeof(int32_t));
-    hp->kind = model_alloc(m, (size_t)L * sizeof(int32_t));
-    hp->swiglu_lim = model_alloc(m, (size_t)L * sizeof(float));
-    if (!hp->ratio || !hp->kind || !hp->swiglu_lim) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
-
+    /* Every layer has a score of tensors, so a block_count beyond the tensor
+     * count is corrupt; refuse it before sizing per-layer arrays by it (a
+     * fuzzed 167772165 made this allocate 2 GB before failing). */
+    if (L > gguf_tensor_count(f))
+        return ds4j_fail(DS4J_ERR_FORMAT, ARCH ".block_count = %lld is larger than the file's %lld tensors", (long long)L,
+                         (long long)gguf_tensor_count(f));
     const gguf_kv *cr = gguf_find_kv(f, ARCH ".attention.compress_ratios");
     if (!cr) return ds4j_fail(DS4J_ERR_FORMAT, "missing metadata key '" ARCH ".attention.compress_ratios'");
     if (gguf_kv_type(cr) != GGUF_T_ARRAY || gguf_kv_arr_len(cr) < (uint64_t)L)
         return ds4j_fail(DS4J_ERR_FORMAT, ARCH ".attention.compress_ratios must be an integer array of >= %lld entries", (long long)L);
+
+    hp->ratio = model_alloc(m, (size_t)L * sizeof(int32_t));
+    hp->kind = model_alloc(m, (size_t)L * sizeof(int32_t));
+    hp->swiglu_lim = model_alloc(m, (size_t)L * sizeof(float));
+    if (!hp->ratio || !hp->kind || !hp->swiglu_lim) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
     int any_comp = 0;
     hp->csa_rate = 0;
     for (int64_t l = 0; l < L; l++) {

@@ -61,7 +61,7 @@ static int32_t *fx_int_array(const char *p, int *n) {
     return v;
 }
 
-static int fx_load_ref(const char *dir, fx_ref *r) {
+__attribute__((unused)) static int fx_load_ref(const char *dir, fx_ref *r) {
     char path[2048];
     snprintf(path, sizeof path, "%s/reference.json", dir);
     char *js = fx_read_file(path, NULL);
