@@ -13,6 +13,13 @@
  * the cost is at most ~ck_interval tokens for recent positions, and a full
  * replay for positions older than the ring covers.
  *
+ * One more snapshot marks the position before the last token of the latest
+ * sync. A chat's next turn usually diverges exactly there (the previous
+ * prompt ended with the assistant's opening, e.g. <think>, which the history
+ * renders differently) or later, inside the answer; with the mark the next
+ * sync replays nothing before the previous prompt's end instead of up to
+ * ck_interval - 1 tokens.
+ *
  * Distributed engines: on the leader (rank 0 of world size > 1) every
  * state-changing entry point first announces itself to the followers
  * (dist.c) and then runs exactly the code the followers run, so both sides
@@ -35,7 +42,7 @@ static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *tota
     if (st < 0) return -1;
     int64_t scratch = dsv4_scratch_ctx_bytes(e->model, n_ctx, e->kv_fp8, e->n_threads);
     int64_t ck, t;
-    if (scratch < 0 || !ds4j_mul_ok(fixed, DS4J_CK_SLOTS, &ck) || !ds4j_add_ok(st, ck, &t) ||
+    if (scratch < 0 || !ds4j_mul_ok(fixed, DS4J_CK_TOTAL, &ck) || !ds4j_add_ok(st, ck, &t) ||
         !ds4j_add_ok(t, (int64_t)n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session), &t) ||
         !ds4j_add_ok(t, scratch, &t))
         return -1;
@@ -79,13 +86,13 @@ static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
     s->tokens = ds4j_alloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = ds4j_alloc((size_t)e->n_vocab * sizeof(float));
     s->ck_interval = CK_INTERVAL;
-    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_bytes * DS4J_CK_SLOTS));
+    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_bytes * DS4J_CK_TOTAL));
     if (!s->tokens || !s->logits || !s->ck_data) {
         session_destroy(s);
         ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a session of %d tokens", n_ctx);
         return NULL;
     }
-    for (int i = 0; i < DS4J_CK_SLOTS; i++) s->ck_pos[i] = -1;
+    for (int i = 0; i < DS4J_CK_TOTAL; i++) s->ck_pos[i] = -1;
     kv_state_reset(s->st);
     return s;
 }
@@ -159,15 +166,20 @@ static void ck_save(ds4j_session *s) {
     s->ck_pos[slot] = pos;
 }
 
+static void ck_save_mark(ds4j_session *s) {
+    kv_state_save_fixed(s->st, s->ck_data + DS4J_CK_MARK * s->st->fixed_bytes);
+    s->ck_pos[DS4J_CK_MARK] = s->st->pos;
+}
+
 static void ck_drop_after(ds4j_session *s, int64_t pos) {
-    for (int i = 0; i < DS4J_CK_SLOTS; i++)
+    for (int i = 0; i < DS4J_CK_TOTAL; i++)
         if (s->ck_pos[i] > pos) s->ck_pos[i] = -1;
 }
 
 /* Restore the newest state at a position <= limit; returns that position. */
 static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
     int best = -1;
-    for (int i = 0; i < DS4J_CK_SLOTS; i++)
+    for (int i = 0; i < DS4J_CK_TOTAL; i++)
         if (s->ck_pos[i] > 0 && s->ck_pos[i] <= limit && (best < 0 || s->ck_pos[i] > s->ck_pos[best])) best = i;
     int64_t at = best >= 0 ? s->ck_pos[best] : 0;
     ck_drop_after(s, at);
@@ -275,7 +287,16 @@ static int32_t sync_impl(ds4j_session *s, const int32_t *tokens, int32_t n, ds4j
     }
     int64_t at = cur;
     if (lcp < cur) at = ck_restore(s, lcp, 0);
-    int rc = eval_tokens(s, tokens + at, n - at, 0, NULL, progress, user, at, n);
+    /* evaluate up to the last token, mark that state, then the last token */
+    int64_t last = n - 1;
+    int rc = 0;
+    if (last > at) {
+        rc = eval_tokens(s, tokens + at, last - at, 0, NULL, progress, user, at, n);
+        if (!rc && last % s->ck_interval != 0) ck_save_mark(s);
+        if (!rc && progress && progress(user, (int32_t)last, n))
+            rc = ds4j_fail(DS4J_ERR_CANCELLED, "evaluation cancelled after %lld of %d tokens", (long long)last, n);
+    }
+    if (!rc) rc = eval_tokens(s, tokens + s->st->pos, n - s->st->pos, 0, NULL, progress, user, s->st->pos, n);
     return rc ? rc : (int32_t)at;
 }
 

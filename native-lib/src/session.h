@@ -35,8 +35,11 @@ struct ds4j_engine {
 };
 
 /* Checkpoints: a ring of snapshots of the fixed-size decoder state taken
- * every ck_interval tokens (see session.c for the rewind strategy). */
+ * every ck_interval tokens, plus one slot (DS4J_CK_MARK) for the position
+ * before the last token of the latest sync (see session.c). */
 #define DS4J_CK_SLOTS 8
+#define DS4J_CK_MARK DS4J_CK_SLOTS
+#define DS4J_CK_TOTAL (DS4J_CK_SLOTS + 1)
 
 struct ds4j_session {
     ds4j_engine *eng;
@@ -46,8 +49,8 @@ struct ds4j_session {
     float *logits;          /* [V] after the last token */
     int has_logits;
     int64_t ck_interval;
-    uint8_t *ck_data;       /* [DS4J_CK_SLOTS][fixed_bytes] */
-    int64_t ck_pos[DS4J_CK_SLOTS]; /* -1 = empty */
+    uint8_t *ck_data;       /* [DS4J_CK_TOTAL][fixed_bytes] */
+    int64_t ck_pos[DS4J_CK_TOTAL]; /* -1 = empty */
     int32_t sid;            /* id shared by the leader and its followers */
     int skip_head;          /* follower: nobody reads the logits, skip the LM head */
 };

@@ -320,7 +320,7 @@ static void run_fixture(const char *name, bounds bd) {
         CHECK(m8 > 0 && m8 < m32);
         /* the reported saving = state + 8 checkpoints of the fixed part, less the fp8 decode buffers */
         int64_t extra = dsv4_scratch_ctx_bytes(m, 8192, 1, e8->n_threads) - dsv4_scratch_ctx_bytes(m, 8192, 0, e8->n_threads);
-        CHECK(m32 - m8 == (b32b - b8b) + DS4J_CK_SLOTS * (fx32 - fx8) - extra);
+        CHECK(m32 - m8 == (b32b - b8b) + DS4J_CK_TOTAL * (fx32 - fx8) - extra);
     }
 out:
     ds4j_engine_close(e32);

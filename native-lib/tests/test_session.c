@@ -1,6 +1,7 @@
 /*
  * test_session.c — session semantics on the tiny fixture: prefix reuse in
- * sync equals a fresh evaluation, rewind (within a checkpoint interval,
+ * sync equals a fresh evaluation (a chat's next turn reuses the previous
+ * prompt up to its last token exactly), rewind (within a checkpoint interval,
  * across one, to 0) followed by re-evaluation reproduces the logits,
  * diverging suffixes, context overflow, cancellation, option errors, and
  * the expert-parallel split (two engines owning half the experts each,
@@ -143,6 +144,27 @@ int main(void) {
     printf("diverging suffix (reused %d) vs fresh: max |d| = %.3g\n", reused, d);
     CHECK(d <= 1e-5);
     ds4j_session_free(g);
+
+    /* a chat's next turn: the previous prompt (75 tokens) was answered (5
+     * decoded tokens), and the next prompt keeps all but its last token (the
+     * history renders the assistant's opening differently). The mark before
+     * the last prompt token makes the reuse exact: 74, not the 64-token
+     * checkpoint. */
+    {
+        int32_t turn2[90];
+        memcpy(turn2, tok, 74 * sizeof(int32_t));
+        for (int i = 74; i < 90; i++) turn2[i] = (tok[i] * 5 + 1) % V;
+        CHECK(ds4j_session_sync(s, tok, 75, NULL, NULL) >= 0);
+        for (int i = 0; i < 5; i++) CHECK(ds4j_session_eval(s, alt[70 + i]) == DS4J_OK);
+        int reused2 = ds4j_session_sync(s, turn2, 90, NULL, NULL);
+        CHECK(reused2 == 74);
+        ds4j_session *h = ds4j_session_new(e, 200);
+        CHECK(ds4j_session_eval_batch(h, turn2, 90, 0, NULL) == DS4J_OK);
+        d = maxdiff(ds4j_session_logits(s), ds4j_session_logits(h), V);
+        printf("next chat turn (reused %d of the previous 75-token prompt) vs fresh: max |d| = %.3g\n", reused2, d);
+        CHECK(d <= 1e-5);
+        ds4j_session_free(h);
+    }
 
     /* cancellation between chunks: the session keeps the finished chunk */
     calls = 0;
