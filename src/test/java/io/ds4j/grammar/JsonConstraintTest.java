@@ -150,5 +150,15 @@ class JsonConstraintTest {
         assertThat(allowed(bits, TOK.encodeOne("a"))).isFalse();
         assertThat(allowed(bits, TOK.eosId())).isFalse();
         assertThat(allowed(bits, endThink)).isFalse();
+        // the marker written as ordinary text tokens ends the reasoning too
+        JsonConstraint t = new JsonConstraint(VOCAB, true);
+        int[] text = TOK.encode("so the answer is yes</think>", false);
+        assertThat(text.length).isGreaterThan(1);
+        for (int i = 0; i < text.length; i++) {
+            assertThat(t.allowedNext()).as("still reasoning before token %d", i).isNull();
+            t.accept(text[i]);
+        }
+        assertThat(t.allowedNext()).isNotNull();
+        assertThat(allowed(t.allowedNext(), TOK.encodeOne("{"))).isTrue();
     }
 }
