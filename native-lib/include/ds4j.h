@@ -244,8 +244,9 @@ DS4J_API int32_t ds4j_sampler_set_logit_bias(ds4j_sampler *sampler, const int32_
  * JSON mode): bit (id & 7) of bits[id >> 3] set = token id allowed; ids at or
  * beyond n_tokens are not allowed. The set is copied and stays until changed;
  * bits = NULL (or n_tokens = 0) lifts the restriction. Applied with the logit
- * bias, before penalties and sampling; an empty intersection makes sampling
- * fail with DS4J_ERR_STATE. Returns 0 or a negative error.
+ * bias, before penalties and sampling; when the set and the bias leave no
+ * token, sampling fails with DS4J_ERR_INVALID_ARGUMENT (the caller's settings
+ * are at fault, not the engine). Returns 0 or a negative error.
  */
 DS4J_API int32_t ds4j_sampler_set_allowed(ds4j_sampler *sampler, const uint8_t *bits, int32_t n_tokens);
 /*

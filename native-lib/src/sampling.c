@@ -286,8 +286,8 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
     if (sp->temperature <= 0) {
         for (int64_t i = 1; i < V; i++) if (w[i] > w[tok]) tok = (int32_t)i;
         if (w[tok] == -INFINITY)
-            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (the logit bias or the allowed set "
-                             "excludes all of them)");
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sampling: no candidate token left (the logit bias or the "
+                             "allowed set excludes all of them)");
     } else {
         int64_t n = V;
         cand *cd = sp->cands;
@@ -334,7 +334,10 @@ DS4J_API int32_t ds4j_sampler_sample(ds4j_sampler *sp, const ds4j_session *s, in
         sum = 0;
         for (int64_t i = 0; i < n; i++) sum += cd[i].logit;
         if (n <= 0 || !(sum > 0) || !isfinite(sum))
-            return ds4j_fail(DS4J_ERR_STATE, "sampling: no candidate token left (filters removed all of them)");
+            return ds4j_fail(sp->n_bias || sp->allow ? DS4J_ERR_INVALID_ARGUMENT : DS4J_ERR_STATE,
+                             "sampling: no candidate token left (%s)",
+                             sp->n_bias || sp->allow ? "the logit bias or the allowed set excludes all of them"
+                                                     : "filters removed all of them");
         double r = rng_uniform(sp) * sum, acc = 0;
         tok = cd[n - 1].id;
         for (int64_t i = 0; i < n; i++) {

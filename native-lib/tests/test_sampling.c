@@ -209,9 +209,10 @@ int main(void) {
         float *bans = malloc((size_t)V * sizeof *bans);
         for (int i = 0; i < V; i++) { all[i] = i; bans[i] = -100.0f; }
         CHECK(ds4j_sampler_set_logit_bias(lb, all, bans, V) == 0);
-        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_sample(lb, s, 0, NULL, NULL, NULL) == DS4J_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(ds4j_last_error(), "no candidate token left") != NULL);
         CHECK(ds4j_sampler_set_logit_bias(hot, all, bans, V) == 0);
-        CHECK(ds4j_sampler_sample(hot, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_sample(hot, s, 0, NULL, NULL, NULL) == DS4J_ERR_INVALID_ARGUMENT);
         free(all);
         free(bans);
         ds4j_sampler_free(hot);
@@ -251,9 +252,9 @@ int main(void) {
         CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == am);
         memset(bits, 0, (size_t)(V + 7) / 8);
         CHECK(ds4j_sampler_set_allowed(al, bits, V) == 0);
-        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_sample(al, s, 0, NULL, NULL, NULL) == DS4J_ERR_INVALID_ARGUMENT);
         CHECK(ds4j_sampler_set_allowed(hs, bits, V) == 0);
-        CHECK(ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL) == DS4J_ERR_STATE);
+        CHECK(ds4j_sampler_sample(hs, s, 0, NULL, NULL, NULL) == DS4J_ERR_INVALID_ARGUMENT);
         CHECK(ds4j_sampler_set_allowed(al, bits, -1) == DS4J_ERR_INVALID_ARGUMENT);
         free(bits);
         ds4j_sampler_free(al);

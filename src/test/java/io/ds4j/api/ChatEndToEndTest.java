@@ -284,6 +284,22 @@ class ChatEndToEndTest extends DemoModelServerTest {
     }
 
     @Test
+    void settingsThatLeaveNoTokenToSampleAreAClear400() {
+        var tok = model.requireTokenizer("messages");
+        // JSON mode may only end with end-of-sequence; banning it (and steering to close the object) leaves
+        // nothing to sample once the object is complete
+        String bias = "\"" + tok.encodeOne("}") + "\":8,\"" + tok.encodeOne("\"") + "\":4,\"" + tok.eosId() + "\":-100";
+        web.post().uri("/v1/chat/completions").contentType(MediaType.APPLICATION_JSON)
+                .bodyValue("{" + HELLO + ",\"max_tokens\":200,\"temperature\":1,\"seed\":7,\"thinking\":false,"
+                        + "\"response_format\":{\"type\":\"json_object\"},\"logit_bias\":{" + bias + "}}")
+                .exchange().expectStatus().isBadRequest().expectBody()
+                .jsonPath("$.error.type").isEqualTo("invalid_request_error")
+                .jsonPath("$.error.message").value(m -> assertThat((String) m).contains("no candidate token left"));
+        // and the server still answers
+        post("/v1/chat/completions", "{" + HELLO + ",\"max_tokens\":2,\"temperature\":0,\"thinking\":false}");
+    }
+
+    @Test
     void jsonModeWithThinkingConstrainsOnlyTheAnswer() {
         // the reasoning is free text; the random model may not leave it within the budget, but whatever
         // content it produces must be JSON
