@@ -67,8 +67,9 @@ public class ChatController {
             throw ApiException.invalid("response_format", "unsupported_value",
                     "a JSON response_format cannot be combined with tools (send tool_choice 'none' or no tools)");
         }
+        boolean forceCall = toolsOn && toolChoice != null && !"auto".equals(toolChoice);
         io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
-            case TEXT -> null;
+            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking) : null;
             case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
             case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
                     new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
@@ -299,5 +300,18 @@ public class ChatController {
             boolean length = r.stop() == GenerationResult.Stop.LENGTH || r.stop() == GenerationResult.Stop.CONTEXT;
             emit.accept(new Step(parser.finish(length), null));
         }
+    }
+
+    /**
+     * tool_choice "required" or a named function: the answer must open a DSML tool call of an allowed
+     * tool (beyond 32 tools, only the block opening is forced and the name is the model's).
+     */
+    private io.ds4j.engine.TokenConstraint forcedToolCall(List<ToolFunction> tools, String toolChoice, ThinkingMode thinking) {
+        List<String> names = "required".equals(toolChoice) ? tools.stream().map(ToolFunction::name).toList() : List.of(toolChoice);
+        String dsml = io.ds4j.chat.ChatRenderer.DSML;
+        List<String> alts = names.size() * 2 <= io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES
+                ? io.ds4j.grammar.ForcedPrefix.toolCall(names, dsml)
+                : List.of("<" + dsml + "tool_calls>\n<" + dsml + "invoke name=\"", "\n\n<" + dsml + "tool_calls>\n<" + dsml + "invoke name=\"");
+        return new io.ds4j.grammar.ForcedPrefix(api.model.toolVocabulary(), alts, thinking.thinking());
     }
 }

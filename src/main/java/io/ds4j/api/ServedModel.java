@@ -95,6 +95,25 @@ public class ServedModel {
         return v;
     }
 
+    private volatile io.ds4j.grammar.JsonVocabulary toolVocabulary;
+
+    /** The vocabulary for forcing a tool call: like JSON mode's, plus the DSML marker token. */
+    public io.ds4j.grammar.JsonVocabulary toolVocabulary() {
+        Tokenizer tok = requireTokenizer("messages");
+        var v = toolVocabulary;
+        if (v == null) {
+            synchronized (this) {
+                v = toolVocabulary;
+                if (v == null) {
+                    v = new io.ds4j.grammar.JsonVocabulary(tok, vocabSize(), io.ds4j.chat.ChatRenderer.END_THINK,
+                            java.util.Set.of(io.ds4j.chat.ChatRenderer.DSML));
+                    toolVocabulary = v;
+                }
+            }
+        }
+        return v;
+    }
+
     /** Shared between renderer and output parsers: generated tool calls are replayed exactly. */
     public io.ds4j.chat.ToolCallMemory toolCallMemory() {
         return toolCallMemory;

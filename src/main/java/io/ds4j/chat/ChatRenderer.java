@@ -27,7 +27,7 @@ public final class ChatRenderer {
     static final String ASSISTANT = "<｜Assistant｜>";
     static final String THINK = "<think>";
     public static final String END_THINK = "</think>";
-    static final String DSML = "｜DSML｜";
+    public static final String DSML = "｜DSML｜";
     /** Strings inside our own templates and in replayed generated DSML that are single tokens in V4. */
     private static final String[] STRUCTURAL = {DSML, THINK, END_THINK};
 

@@ -16,11 +16,7 @@ public final class JsonConstraint implements TokenConstraint {
     private final ByteRecognizer trial;
     private final byte[] bits;
     private final boolean[] firstOk = new boolean[256];
-    private boolean active;
-    // the end of the reasoning seen so far, to find "</think>" written as text tokens
-    private final byte[] tail = new byte[END_THINK.length];
-    private int tailLen;
-    private static final byte[] END_THINK = io.ds4j.chat.ChatRenderer.END_THINK.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    private final AnswerStart answer;
 
     private static final JsonSchema ANY_OBJECT = JsonSchema.anyObject();
 
@@ -38,7 +34,7 @@ public final class JsonConstraint implements TokenConstraint {
         this.state = start;
         this.trial = start.blank();
         this.bits = new byte[(vocab.vocabSize() + 7) / 8];
-        this.active = !afterThinking || vocab.endThink() < 0;
+        this.answer = new AnswerStart(vocab.endThink(), afterThinking);
     }
 
     @Override
@@ -53,7 +49,7 @@ public final class JsonConstraint implements TokenConstraint {
 
     @Override
     public byte[] allowedNext() {
-        if (!active) return null;
+        if (!answer.started()) return null;
         Arrays.fill(bits, (byte) 0);
         if (state.complete()) {
             set(vocab.eos());
@@ -87,36 +83,14 @@ public final class JsonConstraint implements TokenConstraint {
 
     @Override
     public void accept(int token) {
-        if (!active) {
-            if (token == vocab.endThink()) {
-                active = true;
-            } else {
-                byte[] b = vocab.bytes(token);
-                if (b != null && endsReasoning(b)) active = true;
-            }
+        if (!answer.started()) {
+            answer.accept(token, vocab.bytes(token));
             return;
         }
         byte[] b = vocab.bytes(token);
         if (b != null && !state.feed(b)) {
             throw new IllegalStateException("token " + token + " was sampled outside the allowed set");
         }
-    }
-
-    /**
-     * The model may also write the end-of-thinking marker as ordinary text tokens (the output parser
-     * accepts that too); the answer starts after it. Bytes after the marker inside the same token are
-     * not expected from a BPE vocabulary and are not constrained.
-     */
-    private boolean endsReasoning(byte[] b) {
-        for (byte x : b) {
-            if (tailLen == tail.length) {
-                System.arraycopy(tail, 1, tail, 0, tail.length - 1);
-                tailLen--;
-            }
-            tail[tailLen++] = x;
-            if (tailLen == tail.length && Arrays.equals(tail, END_THINK)) return true;
-        }
-        return false;
     }
 
     /** Feeds raw bytes into the grammar state (tests: reach a state in the middle of a token). */

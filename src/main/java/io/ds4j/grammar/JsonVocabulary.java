@@ -19,11 +19,20 @@ public final class JsonVocabulary {
     private final int endThink;
 
     public JsonVocabulary(Tokenizer tok, int engineVocab, String endThinkMarker) {
+        this(tok, engineVocab, endThinkMarker, java.util.Set.of());
+    }
+
+    /**
+     * @param specials control tokens that are usable after all, as their text (e.g. the DSML marker, which
+     *     the output parser reads whether it comes as its control token or as text)
+     */
+    public JsonVocabulary(Tokenizer tok, int engineVocab, String endThinkMarker, java.util.Set<String> specials) {
         this.vocabSize = engineVocab;
         this.bytes = new byte[engineVocab][];
         int n = Math.min(engineVocab, tok.vocabSize());
         for (int id = 0; id < n; id++) {
-            if (tok.isControl(id) || tok.tokenType(id) == TYPE_UNUSED) continue;
+            if (tok.tokenType(id) == TYPE_UNUSED) continue;
+            if (tok.isControl(id) && !specials.contains(tok.rawToken(id))) continue;
             byte[] b = tok.tokenBytes(id);
             if (b.length > 0) bytes[id] = b;
         }

@@ -283,6 +283,32 @@ class ChatEndToEndTest extends DemoModelServerTest {
         assertThat(sb.toString()).isEqualTo(choice.get("message").get("content").stringValue());
     }
 
+    static final String TOOLS = "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+            + "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}},"
+            + "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\"}}}]";
+
+    @Test
+    void toolChoiceRequiredOrNamedMakesEvenTheRandomModelCallTheTool() {
+        for (String[] c : new String[][] {{"{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}", "get_time"},
+                {"\"required\"", null}}) {
+            for (int seed = 1; seed <= 2; seed++) {
+                JsonNode r = post("/v1/chat/completions", "{" + HELLO + "," + TOOLS + ",\"tool_choice\":" + c[0]
+                        + ",\"max_tokens\":40,\"temperature\":1,\"seed\":" + seed + ",\"thinking\":false}");
+                JsonNode choice = r.get("choices").get(0);
+                JsonNode calls = choice.get("message").get("tool_calls");
+                assertThat(calls).as(choice.toString()).isNotNull();
+                String name = calls.get(0).get("function").get("name").stringValue();
+                if (c[1] != null) assertThat(name).isEqualTo(c[1]);
+                else assertThat(name).isIn("get_weather", "get_time");
+                assertThat(choice.get("finish_reason").stringValue()).isIn("tool_calls", "length");
+            }
+        }
+        // with auto the random model does not call (so the constraint above is what made it)
+        JsonNode free = post("/v1/chat/completions", "{" + HELLO + "," + TOOLS + ",\"tool_choice\":\"auto\",\"max_tokens\":40,"
+                + "\"temperature\":1,\"seed\":1,\"thinking\":false}");
+        assertThat(free.get("choices").get(0).get("message").get("tool_calls")).isNull();
+    }
+
     @Test
     void settingsThatLeaveNoTokenToSampleAreAClear400() {
         var tok = model.requireTokenizer("messages");
