@@ -77,41 +77,24 @@ public class ServedModel {
         return renderer;
     }
 
-    private volatile io.ds4j.grammar.JsonVocabulary jsonVocabulary;
+    private io.ds4j.grammar.JsonVocabulary jsonVocabulary;
+    private io.ds4j.grammar.JsonVocabulary toolVocabulary;
 
     /** JSON mode's view of the vocabulary, built on first use (requires a tokenizer). */
-    public io.ds4j.grammar.JsonVocabulary jsonVocabulary() {
-        Tokenizer tok = requireTokenizer("messages");
-        var v = jsonVocabulary;
-        if (v == null) {
-            synchronized (this) {
-                v = jsonVocabulary;
-                if (v == null) {
-                    v = new io.ds4j.grammar.JsonVocabulary(tok, vocabSize(), io.ds4j.chat.ChatRenderer.END_THINK);
-                    jsonVocabulary = v;
-                }
-            }
-        }
-        return v;
+    public synchronized io.ds4j.grammar.JsonVocabulary jsonVocabulary() {
+        if (jsonVocabulary == null) jsonVocabulary = vocabularyView(java.util.Set.of());
+        return jsonVocabulary;
     }
 
-    private volatile io.ds4j.grammar.JsonVocabulary toolVocabulary;
+    /** The view for forcing a tool call: like JSON mode's, plus the DSML marker token. */
+    public synchronized io.ds4j.grammar.JsonVocabulary toolVocabulary() {
+        if (toolVocabulary == null) toolVocabulary = vocabularyView(java.util.Set.of(io.ds4j.chat.ChatRenderer.DSML));
+        return toolVocabulary;
+    }
 
-    /** The vocabulary for forcing a tool call: like JSON mode's, plus the DSML marker token. */
-    public io.ds4j.grammar.JsonVocabulary toolVocabulary() {
-        Tokenizer tok = requireTokenizer("messages");
-        var v = toolVocabulary;
-        if (v == null) {
-            synchronized (this) {
-                v = toolVocabulary;
-                if (v == null) {
-                    v = new io.ds4j.grammar.JsonVocabulary(tok, vocabSize(), io.ds4j.chat.ChatRenderer.END_THINK,
-                            java.util.Set.of(io.ds4j.chat.ChatRenderer.DSML));
-                    toolVocabulary = v;
-                }
-            }
-        }
-        return v;
+    private io.ds4j.grammar.JsonVocabulary vocabularyView(java.util.Set<String> specials) {
+        return new io.ds4j.grammar.JsonVocabulary(requireTokenizer("messages"), vocabSize(),
+                io.ds4j.chat.ChatRenderer.END_THINK, specials);
     }
 
     /** Shared between renderer and output parsers: generated tool calls are replayed exactly. */
