@@ -304,14 +304,13 @@ public class ChatController {
 
     /**
      * tool_choice "required" or a named function: the answer must open a DSML tool call of an allowed
-     * tool (beyond 32 tools, only the block opening is forced and the name is the model's).
+     * tool (with more tools than the prefix can track, only the block opening is forced and the name is
+     * the model's).
      */
     private io.ds4j.engine.TokenConstraint forcedToolCall(List<ToolFunction> tools, String toolChoice, ThinkingMode thinking) {
         List<String> names = "required".equals(toolChoice) ? tools.stream().map(ToolFunction::name).toList() : List.of(toolChoice);
-        String dsml = io.ds4j.chat.ChatRenderer.DSML;
-        List<String> alts = names.size() * 2 <= io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES
-                ? io.ds4j.grammar.ForcedPrefix.toolCall(names, dsml)
-                : List.of("<" + dsml + "tool_calls>\n<" + dsml + "invoke name=\"", "\n\n<" + dsml + "tool_calls>\n<" + dsml + "invoke name=\"");
+        List<String> alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(names);
+        if (alts.size() > io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES) alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(List.of());
         return new io.ds4j.grammar.ForcedPrefix(api.model.toolVocabulary(), alts, thinking.thinking());
     }
 }

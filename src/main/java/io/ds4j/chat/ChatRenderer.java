@@ -325,6 +325,17 @@ public final class ChatRenderer {
         return Json.dumpsPython(obj);
     }
 
+    /**
+     * How a generated tool call of one of {@code names} begins, spelled as {@link #toolCallsBlock} writes it,
+     * with and without the blank line that separates the block from preceding content; with no names, the
+     * opening up to the function name. Used to force a call (tool_choice "required" or a named function).
+     */
+    public static List<String> toolCallOpenings(List<String> names) {
+        String head = "<" + DSML + "tool_calls>\n<" + DSML + "invoke name=\"";
+        List<String> heads = names.isEmpty() ? List.of(head) : names.stream().map(n -> head + n + "\">\n").toList();
+        return heads.stream().flatMap(h -> java.util.stream.Stream.of(h, "\n\n" + h)).toList();
+    }
+
     /** {@code "\n\n<｜DSML｜tool_calls>\n" + invokes joined by "\n" + "\n</｜DSML｜tool_calls>"}. */
     static void toolCallsBlock(Segments out, List<ToolCall> calls) {
         out.text("\n\n<");

@@ -6,11 +6,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * The answer must begin with one of a few byte strings, then continues freely. Used for
+ * The answer must begin with one of a few strings, then continues freely. Used for
  * {@code tool_choice: "required"} or a named function: the answer opens the DSML tool-call block and an
- * invoke of an allowed tool ({@link #toolCall}), so the model calls a tool — which one is decided by the
- * prefix, the arguments are the model's. A token may cross the end of the prefix (its tail is free text).
- * With thinking on, the reasoning before the end-of-thinking marker is free.
+ * invoke of an allowed tool ({@code ChatRenderer.toolCallOpenings}), so the model calls a tool — which one
+ * is decided by the prefix, the arguments are the model's. A token may cross the end of the prefix (its
+ * tail is free text). With thinking on, the reasoning before the end-of-thinking marker is free.
  */
 public final class ForcedPrefix implements TokenConstraint {
     public static final int MAX_ALTERNATIVES = 64;
@@ -32,16 +32,6 @@ public final class ForcedPrefix implements TokenConstraint {
         this.answer = new AnswerStart(vocab.endThink(), afterThinking);
         this.bits = new byte[(vocab.vocabSize() + 7) / 8];
         this.live = alternatives.size() == 64 ? -1L : (1L << alternatives.size()) - 1;
-    }
-
-    /**
-     * The openings of a DSML tool call of one of {@code names}, as the renderer writes them (with and
-     * without the blank line that separates the block from preceding content).
-     */
-    public static List<String> toolCall(List<String> names, String dsml) {
-        String head = "<" + dsml + "tool_calls>\n<" + dsml + "invoke name=\"";
-        return names.stream().flatMap(n -> java.util.stream.Stream.of(head + n + "\">\n", "\n\n" + head + n + "\">\n"))
-                .distinct().toList();
     }
 
     /** The forced part has been generated: the rest is free. */

@@ -26,7 +26,8 @@ public final class JsonConstraint implements TokenConstraint {
     }
 
     /**
-     * @param start the grammar, in its start state (owned by the constraint from now on)
+     * @param start the grammar in the state the answer starts from, normally its start state (owned by the
+     *     constraint from now on)
      * @param afterThinking the output starts with reasoning, closed by the end-of-thinking token
      */
     public JsonConstraint(JsonVocabulary vocab, ByteRecognizer start, boolean afterThinking) {
@@ -91,11 +92,6 @@ public final class JsonConstraint implements TokenConstraint {
         if (b != null && !state.feed(b)) {
             throw new IllegalStateException("token " + token + " was sampled outside the allowed set");
         }
-    }
-
-    /** Feeds raw bytes into the grammar state (tests: reach a state in the middle of a token). */
-    boolean feedForTest(int c) {
-        return state.feed(c);
     }
 
     private void set(int id) {

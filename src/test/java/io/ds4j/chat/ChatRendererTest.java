@@ -65,6 +65,16 @@ class ChatRendererTest {
     }
 
     @Test
+    void forcedToolCallOpeningsAreHowTheRendererWritesACall() {
+        String block = ChatRenderer.dsmlText(List.of(new ToolCall("c1", "get_time", "{\"tz\":\"UTC\"}")));
+        List<String> open = ChatRenderer.toolCallOpenings(List.of("get_time"));
+        assertThat(open).hasSize(2).allSatisfy(o -> assertThat(block).contains(o));
+        assertThat(block).startsWith(open.get(1)); // the block opens with the blank line before it
+        assertThat(ChatRenderer.toolCallOpenings(List.of()))
+                .allSatisfy(h -> assertThat(open).anySatisfy(o -> assertThat(o).startsWith(h)));
+    }
+
+    @Test
     void e1ChatMode() {
         var p = prompt(ThinkingMode.OFF, List.of(), ChatMessage.system(SYS), ChatMessage.user("What is 2+2?"));
         assertThat(check(p)).isEqualTo(examples.get("E1"));

@@ -32,7 +32,7 @@ class ForcedPrefixTest {
     @Test
     void walksOpenACallOfAnAllowedToolThenRunFree() {
         List<String> names = List.of("get_weather", "get_time", "f");
-        List<String> alts = ForcedPrefix.toolCall(names, ChatRenderer.DSML);
+        List<String> alts = ChatRenderer.toolCallOpenings(names);
         int dsmlToken = TOK.specialTokenId(ChatRenderer.DSML).orElseThrow();
         boolean sawControl = false;
         for (long seed = 1; seed <= 10; seed++) {
@@ -55,7 +55,7 @@ class ForcedPrefixTest {
         }
         assertThat(sawControl).as("the DSML control token itself is allowed").isTrue();
         // the named function alone: only its invoke
-        ForcedPrefix one = new ForcedPrefix(VOCAB, ForcedPrefix.toolCall(List.of("get_time"), ChatRenderer.DSML), false);
+        ForcedPrefix one = new ForcedPrefix(VOCAB, ChatRenderer.toolCallOpenings(List.of("get_time")), false);
         for (int t : TOK.encode("<" + ChatRenderer.DSML + "tool_calls>\n<" + ChatRenderer.DSML + "invoke name=\"get_", true)) one.accept(t);
         List<Integer> next = ids(one.allowedNext());
         assertThat(next).contains(TOK.encodeOne("time"));
@@ -65,7 +65,7 @@ class ForcedPrefixTest {
 
     @Test
     void withThinkingNothingIsForcedBeforeTheReasoningEnds() {
-        ForcedPrefix c = new ForcedPrefix(VOCAB, ForcedPrefix.toolCall(List.of("f"), ChatRenderer.DSML), true);
+        ForcedPrefix c = new ForcedPrefix(VOCAB, ChatRenderer.toolCallOpenings(List.of("f")), true);
         for (int t : TOK.encode("I should call f.", false)) {
             assertThat(c.allowedNext()).isNull();
             c.accept(t);
