@@ -3,12 +3,8 @@
  * expert parallelism, loaded by libds4j with dlopen (src/comm.h describes
  * the ABI). Collectives run on a duplicate of MPI_COMM_WORLD with
  * MPI_ERRORS_RETURN, so a failing peer becomes an error code where the MPI
- * implementation allows it rather than an abort of this process.
- *
- * MPI is initialised on first use if the host program has not done so
- * (MPI_THREAD_SERIALIZED: the engine's owner thread may not be the thread
- * that opened it) and finalised at process exit, not at close, because MPI
- * cannot be initialised twice in one process and engines may be reopened.
+ * implementation allows it rather than an abort of this process. MPI's
+ * start-up and shutdown: mpi_boot.h.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -18,21 +14,13 @@
 #include <mpi.h>
 
 #include "comm.h"
+#include "mpi_boot.h"
 
 typedef struct mpi_comm {
     MPI_Comm comm;
     int rank, size;
     char err[512];
 } mpi_comm;
-
-static int we_initialised;
-
-static void finalize_at_exit(void) {
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (init && !fin) MPI_Finalize();
-}
 
 static int mpi_failed(mpi_comm *c, const char *op, int rc) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -101,28 +89,7 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         snprintf(err, err_cap, "comm=mpi takes no comm_options (got '%s')", options);
         return 1;
     }
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (fin) {
-        snprintf(err, err_cap, "MPI was already finalised in this process");
-        return 1;
-    }
-    if (!init) {
-        int provided = 0;
-        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
-        if (rc != MPI_SUCCESS) {
-            snprintf(err, err_cap, "MPI_Init_thread failed (error %d)", rc);
-            return 1;
-        }
-        if (provided < MPI_THREAD_SERIALIZED) {
-            /* single-threaded MPI still works if the caller keeps to one thread */
-            fprintf(stderr, "ds4j comm=mpi: MPI provides thread level %d < SERIALIZED; call the engine from the thread that opened it\n",
-                    provided);
-        }
-        if (!we_initialised) atexit(finalize_at_exit);
-        we_initialised = 1;
-    }
+    if (mpi_boot("comm=mpi", err, err_cap)) return 1;
     mpi_comm *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, err_cap, "out of memory");

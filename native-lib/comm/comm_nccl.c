@@ -54,6 +54,7 @@
 #include <nccl.h>
 
 #include "comm.h"
+#include "mpi_boot.h"
 
 #define DEFAULT_TIMEOUT_MS 600000LL
 #define INITIAL_BYTES ((size_t)1 << 18) /* 256 KiB: a 64-token prefill chunk at H = 1024 */
@@ -69,15 +70,6 @@ typedef struct nccl_comm {
     int aborted;
     char err[512];
 } nccl_comm;
-
-static int we_initialised;
-
-static void finalize_at_exit(void) {
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (init && !fin) MPI_Finalize();
-}
 
 static long long now_ms(void) {
     struct timespec t;
@@ -410,23 +402,7 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
     char opt_err[256] = {0};
     int opt_bad = parse_options(options, &want_dev, &timeout_ms, &nonblocking, opt_err, sizeof opt_err);
 
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (fin) {
-        snprintf(err, err_cap, "MPI (needed to bootstrap NCCL) was already finalised in this process");
-        return 1;
-    }
-    if (!init) {
-        int provided = 0;
-        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
-        if (rc != MPI_SUCCESS) {
-            snprintf(err, err_cap, "MPI_Init_thread failed (error %d); comm=nccl bootstraps through MPI", rc);
-            return 1;
-        }
-        if (!we_initialised) atexit(finalize_at_exit);
-        we_initialised = 1;
-    }
+    if (mpi_boot("comm=nccl (bootstrapping through MPI)", err, err_cap)) return 1;
     MPI_Comm world = MPI_COMM_NULL, node = MPI_COMM_NULL;
     if (MPI_Comm_dup(MPI_COMM_WORLD, &world) != MPI_SUCCESS) {
         snprintf(err, err_cap, "MPI_Comm_dup failed");

@@ -9,6 +9,7 @@
  * ds4j_engine_rank / world_size / broadcast / follow / stats entry points.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +82,16 @@ static void dist_record(ds4j_dist *d, int layer, int64_t ns) {
 /* The model's reduction hook: routed-expert partial sums -> full sums. */
 static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
     ds4j_engine *e = user;
+    if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(SIGKILL);
     int64_t t0 = now_ns();
     int rc = ds4j_comm_all_sum_f32(e->comm, buf, n);
     if (!rc) dist_record(e->dist, layer, now_ns() - t0);
     return rc;
+}
+
+void ds4j_dist_fault_kill_after(ds4j_engine *e, int64_t n) {
+    e->fault_after = n + 1;
+    e->fault_seen = 0;
 }
 
 /* Sum a small status vector over ranks, keeping the caller's error message

@@ -23,6 +23,11 @@ int ds4j_dist_handshake(struct ds4j_engine *e, int ok, int64_t exp_lo, int64_t e
 /* Removes the hook, frees the statistics and closes the communicator. On
  * the leader of a multi-rank engine it first tells the followers to stop. */
 void ds4j_dist_close(struct ds4j_engine *e);
+/* Fault injection for tests (not in ds4j.h): SIGKILL this process when its
+ * forward pass number n + 1 reaches its first all_sum, i.e. a peer that
+ * crashes between two forwards of a request. Synchronous with the forward
+ * passes, so the crash point does not depend on thread scheduling. */
+void ds4j_dist_fault_kill_after(struct ds4j_engine *e, int64_t n);
 
 /*
  * Leader/follower mirroring (docs/distributed.md, "Leader and followers").

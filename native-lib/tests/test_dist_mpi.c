@@ -483,10 +483,10 @@ int main(int argc, char **argv) {
         printf("follower killed after 6 forwards: mpirun exit %d after %.1f s, %d tokens printed\n", rc, secs,
                txt && *txt ? toks + 1 : 0);
         CHECK(rc != 0 && rc != 124 && secs < 100);
-        /* The leader must not finish: how many tokens it printed before mpirun
-         * tore the job down depends on the kill's latency under load (seen: 25
-         * on a loaded 2-core box), so only "did not complete" is asserted. */
-        CHECK(toks < 59);
+        /* The follower dies synchronously at the start of its 7th forward
+         * (prompt + 5 decode steps done), so the leader fails there: at most the
+         * 6 tokens sampled from those logits, whatever the machine's load. */
+        CHECK(toks <= 6);
         free(txt);
     }
     free(refl);

@@ -5,47 +5,21 @@
  * until the leader closes its engine. Launched next to a leader that only
  * uses the public API, e.g. the Java server:
  *     mpirun -np 1 <leader> : -np N-1 ds4j-tool follow --model M.gguf
- * --die-after N (test hook) kills this process with SIGKILL once it has run
- * N forward passes, to simulate a crashed peer in the middle of a request.
+ * --die-after N (test hook) kills this process with SIGKILL when it starts
+ * its forward pass N + 1, to simulate a crashed peer in the middle of a
+ * request (ds4j_dist_fault_kill_after).
  */
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "dist.h"
 #include "ds4j.h"
 #include "tool.h"
 #include "tool_util.h"
 
-typedef struct {
-    ds4j_engine *e;
-    int64_t forwards;
-} die_hook;
-
-/* Each forward pass makes exactly one all_sum in layer 0, so its counter
- * (readable from any thread) counts forward passes. */
-static void *die_watch(void *arg) {
-    die_hook *h = arg;
-    const struct timespec tick = {0, 200000};
-    for (;;) {
-        int64_t cnt = 0;
-        ds4j_engine_allsum_stats(h->e, 0, &cnt, NULL, NULL);
-        if (cnt >= h->forwards) raise(SIGKILL);
-        nanosleep(&tick, NULL);
-    }
-    return NULL;
-}
-
 int tool_follow_engine(ds4j_engine *e, const char *who, int die_after) {
-    if (die_after >= 0) {
-        static die_hook h;
-        h.e = e;
-        h.forwards = die_after;
-        pthread_t t;
-        if (pthread_create(&t, NULL, die_watch, &h) == 0) pthread_detach(t);
-    }
+    if (die_after >= 0) ds4j_dist_fault_kill_after(e, die_after);
     int rc = ds4j_engine_follow(e);
     if (rc < 0) {
         fprintf(stderr, "ds4j-tool %s (rank %d): %s\n", who, ds4j_engine_rank(e), ds4j_last_error());
