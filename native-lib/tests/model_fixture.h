@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define FX_MAX_SEQ 8
 
@@ -112,6 +113,34 @@ __attribute__((unused)) static int fx_convert(const char *name, const char *type
     int rc = system(cmd);
     if (rc != 0) fprintf(stderr, "conversion failed: %s\n", cmd);
     return rc;
+}
+
+/* Largest |a[i] - b[i]|; a NaN anywhere makes the result NaN (so a bound check fails). */
+__attribute__((unused)) static double fx_maxdiff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
+
+/* Run a shell command under `timeout` (120 s); its exit status (124 = timed out). */
+__attribute__((unused)) static int fx_run(const char *cmd) {
+    size_t n = strlen(cmd) + 32;
+    char *full = malloc(n);
+    if (!full) return -1;
+    snprintf(full, n, "timeout -k 5 120 %s", cmd);
+    int st = system(full);
+    free(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* "1,2,3" into buf (truncated to cap). */
+__attribute__((unused)) static void fx_ids_csv(const int32_t *ids, int n, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? "," : "", ids[i]);
 }
 
 /* log-softmax in double (for KL against reference rows) and argmax */

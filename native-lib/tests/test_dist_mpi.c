@@ -28,15 +28,6 @@
 #include "ds4j.h"
 #include "model_fixture.h"
 
-static double maxdiff(const float *a, const float *b, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 static long json_int(const char *js, const char *key) {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -54,14 +45,6 @@ static int expect_open_error(const char *gguf, const char *opts, const char *nee
 }
 
 #ifdef DS4J_MPIEXEC
-/* Run a shell command under `timeout`; returns its exit status (124 = timed out). */
-static int run(const char *cmd) {
-    char full[40100];
-    snprintf(full, sizeof full, "timeout -k 5 120 %s", cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static float *read_f32(const char *path, long n) {
     long len = 0;
     char *b = fx_read_file(path, &len);
@@ -221,7 +204,7 @@ int main(int argc, char **argv) {
     ds4j_session *s = ds4j_session_new(e, n), *sl = ds4j_session_new(el, n);
     CHECK(ds4j_session_eval_batch(s, tok, n, 1, full) == DS4J_OK);
     CHECK(ds4j_session_eval_batch(sl, tok, n, 1, loc) == DS4J_OK);
-    CHECK(maxdiff(full, loc, (long)n * V) == 0); /* identity all_sum */
+    CHECK(fx_maxdiff(full, loc, (long)n * V) == 0); /* identity all_sum */
     int64_t cnt = -1, tot = -1, mx = -1;
     CHECK(ds4j_engine_allsum_stats(e, -1, &cnt, &tot, &mx) == DS4J_OK && cnt == 0);
     CHECK(ds4j_engine_allsum_stats(el, -1, &cnt, &tot, &mx) == DS4J_OK);
@@ -271,7 +254,7 @@ int main(int argc, char **argv) {
         remove(out);
         snprintf(cmd, sizeof cmd, "%s -np %d '%s' logits --model '%s' --tokens %s --chunk %d --threads 1 "
                  "--options comm=mpi --out '%s' > '%s' 2>&1", mpirun, np, DS4J_TOOL_PATH, gguf, ids, chunk, out, logp);
-        int rc = run(cmd);
+        int rc = fx_run(cmd);
         float *got_l = rc == 0 ? read_f32(out, (long)n * V) : NULL;
         if (!got_l) {
             char *l = fx_read_file(logp, NULL);
@@ -280,7 +263,7 @@ int main(int argc, char **argv) {
             CHECK(got_l != NULL);
             continue;
         }
-        double d1 = maxdiff(got_l, full, (long)n * V), dr = refl ? maxdiff(got_l, refl, (long)n * V) : 1;
+        double d1 = fx_maxdiff(got_l, full, (long)n * V), dr = refl ? fx_maxdiff(got_l, refl, (long)n * V) : 1;
         printf("mpirun -np %d, chunk %d: max |d| vs one process %.3g, vs reference %.3g\n", np, chunk, d1, dr);
         CHECK(d1 <= 1e-5);
         CHECK(dr <= 5e-4);
@@ -294,7 +277,7 @@ int main(int argc, char **argv) {
             snprintf(parts[r], sizeof parts[r], "%s/test-dist-part%d-of-2.gguf", DS4J_BUILD_DIR, r);
             snprintf(cmd, sizeof cmd, "'%s' slice --model '%s' --rank %d --world-size 2 --out '%s' 2>/dev/null",
                      DS4J_TOOL_PATH, gguf, r, parts[r]);
-            CHECK(run(cmd) == 0);
+            CHECK(fx_run(cmd) == 0);
         }
         for (int chunk = 1; chunk <= 32; chunk += 31) {
             remove(out);
@@ -302,7 +285,7 @@ int main(int argc, char **argv) {
                      "--options 'comm=mpi;expert_compact=1' --out '%s' : -np 1 '%s' logits --model '%s' --tokens %s "
                      "--chunk %d --threads 1 --options 'comm=mpi;expert_compact=1' > '%s' 2>&1", mpirun, DS4J_TOOL_PATH,
                      parts[0], ids, chunk, out, DS4J_TOOL_PATH, parts[1], ids, chunk, logp);
-            int rc = run(cmd);
+            int rc = fx_run(cmd);
             float *got_l = rc == 0 ? read_f32(out, (long)n * V) : NULL;
             if (!got_l) {
                 char *l = fx_read_file(logp, NULL);
@@ -311,7 +294,7 @@ int main(int argc, char **argv) {
                 CHECK(got_l != NULL);
                 continue;
             }
-            double d1 = maxdiff(got_l, full, (long)n * V), dr = refl ? maxdiff(got_l, refl, (long)n * V) : 1;
+            double d1 = fx_maxdiff(got_l, full, (long)n * V), dr = refl ? fx_maxdiff(got_l, refl, (long)n * V) : 1;
             printf("expert_compact, 2 ranks on slices 0:4 and 4:8, chunk %d: max |d| vs one process %.3g, vs reference "
                    "%.3g\n", chunk, d1, dr);
             CHECK(d1 <= 1e-5);
@@ -325,11 +308,11 @@ int main(int argc, char **argv) {
                  "--options 'comm=mpi;expert_compact=1' --out '%s' : -np 1 '%s' logits --model '%s' --tokens %s "
                  "--chunk 32 --threads 1 --options comm=mpi > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, parts[0], ids, out,
                  DS4J_TOOL_PATH, gguf, ids, logp);
-        int mrc = run(cmd);
+        int mrc = fx_run(cmd);
         float *mixed = mrc == 0 ? read_f32(out, (long)n * V) : NULL;
         CHECK(mixed != NULL);
         if (mixed) {
-            double d1 = maxdiff(mixed, full, (long)n * V);
+            double d1 = fx_maxdiff(mixed, full, (long)n * V);
             printf("slice 0:4 (expert_compact) + full file (4:8): max |d| vs one process %.3g\n", d1);
             CHECK(d1 <= 1e-5);
         }
@@ -337,7 +320,7 @@ int main(int argc, char **argv) {
         /* the full file under expert_compact=1 is refused on every rank, with the fix in the message */
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_compact=1' "
                  "> '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, logp);
-        int rc = run(cmd);
+        int rc = fx_run(cmd);
         char *txt = fx_read_file(logp, NULL);
         printf("expert_compact=1 on the full file, 2 ranks: exit %d\n", rc);
         CHECK(rc != 0 && rc != 124 && txt && strstr(txt, "ds4j-tool slice --model FULL.gguf --experts 0:4") &&
@@ -346,7 +329,7 @@ int main(int argc, char **argv) {
         /* both ranks on the same slice: the ranges do not partition the experts */
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_compact=1' "
                  "> '%s' 2>&1", mpirun, DS4J_TOOL_PATH, parts[0], logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         txt = fx_read_file(logp, NULL);
         printf("both ranks on slice 0:4: exit %d\n", rc);
         CHECK(rc != 0 && rc != 124 && txt && strstr(txt, "do not partition"));
@@ -356,13 +339,11 @@ int main(int argc, char **argv) {
     /* ---- generate: leader samples and broadcasts ---- */
     if (ref.greedy && ref.greedy_seq < ref.n_seq) {
         char pids[4096], want[4096];
-        size_t po = 0, wo = 0;
-        for (int i = 0; i < ref.n_tok[ref.greedy_seq]; i++)
-            po += (size_t)snprintf(pids + po, sizeof pids - po, "%s%d", i ? "," : "", ref.tok[ref.greedy_seq][i]);
-        for (int i = 0; i < ref.n_greedy; i++) wo += (size_t)snprintf(want + wo, sizeof want - wo, "%s%d", i ? "," : "", ref.greedy[i]);
+        fx_ids_csv(ref.tok[ref.greedy_seq], ref.n_tok[ref.greedy_seq], pids, sizeof pids);
+        fx_ids_csv(ref.greedy, ref.n_greedy, want, sizeof want);
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=mpi > '%s' 2>/dev/null",
                  mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, logp);
-        int rc = run(cmd);
+        int rc = fx_run(cmd);
         char *txt = fx_read_file(logp, NULL);
         printf("mpirun -np 2 generate: exit %d, %s", rc, txt ? txt : "(no output)\n");
         CHECK(rc == 0 && txt && !strncmp(txt, want, strlen(want)) && txt[strlen(want)] == '\n');
@@ -372,7 +353,7 @@ int main(int argc, char **argv) {
     /* ---- overlapping explicit ranges are refused on every rank ---- */
     snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens 1,2 --options 'comm=mpi;expert_range=0:5' > '%s' 2>&1",
              mpirun, DS4J_TOOL_PATH, gguf, logp);
-    int rc = run(cmd);
+    int rc = fx_run(cmd);
     char *txt = fx_read_file(logp, NULL);
     printf("overlapping ranges: exit %d\n", rc);
     CHECK(rc != 0 && rc != 124 && txt && strstr(txt, "do not partition"));
@@ -383,7 +364,7 @@ int main(int argc, char **argv) {
              "--die-rank 1 --die-after 5 > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, logp);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = run(cmd);
+    rc = fx_run(cmd);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     txt = fx_read_file(logp, NULL);
@@ -419,7 +400,7 @@ int main(int argc, char **argv) {
                      "'threads=1;prefill_chunk=4;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so' : "
                      "-np %d '%s' follow --model '%s' --threads 1 --options comm=mpi > '%s' 2>&1",
                      mpirun, self, gguf, got_p, DS4J_BUILD_DIR, nf, DS4J_TOOL_PATH, gguf, logp);
-            rc = run(cmd);
+            rc = fx_run(cmd);
             long got_len = 0;
             float *gotv = rc == 0 ? (float *)fx_read_file(got_p, &got_len) : NULL;
             if (!gotv || got_len != want_len || !want) {
@@ -429,7 +410,7 @@ int main(int argc, char **argv) {
                 free(l);
                 CHECK(0);
             } else {
-                double d = maxdiff(gotv, want, want_len / 4);
+                double d = fx_maxdiff(gotv, want, want_len / 4);
                 printf("leader script + %d follower(s): %ld numbers, max |d| vs one process %.3g\n", nf, want_len / 4, d);
                 CHECK(d <= 1e-5);
             }
@@ -440,7 +421,7 @@ int main(int argc, char **argv) {
         /* ranks > 0 cannot drive sessions themselves outside ds4j_engine_follow */
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --refuse '%s' 'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so' > '%s' 2>&1",
                  mpirun, self, gguf, DS4J_BUILD_DIR, logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         printf("follower driving its own session: refused, then follows: exit %d\n", rc);
         if (rc) {
             char *l = fx_read_file(logp, NULL);
@@ -460,7 +441,7 @@ int main(int argc, char **argv) {
             snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=mpi : "
                      "-np 1 '%s' follow --model '%s' --threads 1 > '%s' 2>/dev/null",
                      mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, DS4J_TOOL_PATH, gguf, logp);
-            rc = run(cmd);
+            rc = fx_run(cmd);
             txt = fx_read_file(logp, NULL);
             printf("generate + follow: exit %d, %s", rc, txt ? txt : "(no output)\n");
             CHECK(rc == 0 && txt && !strncmp(txt, wantg, strlen(wantg)) && txt[strlen(wantg)] == '\n');
@@ -474,7 +455,7 @@ int main(int argc, char **argv) {
                  "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
                  mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
         txt = fx_read_file(logp, NULL);

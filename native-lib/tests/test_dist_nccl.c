@@ -195,27 +195,12 @@ static int bench_main(const char *backend, const char *plugin, int iters, const 
 }
 
 #ifdef DS4J_NCCL_PLUGIN
-static int run(const char *cmd) {
-    char full[16384];
-    snprintf(full, sizeof full, "timeout -k 5 120 %s", cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void show(const char *path) {
     char *l = fx_read_file(path, NULL);
     fprintf(stderr, "%s\n", l ? l : "(no output)");
     free(l);
 }
 
-static double maxdiff(const float *a, const float *b, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
 #endif
 
 int main(int argc, char **argv) {
@@ -253,7 +238,7 @@ int main(int argc, char **argv) {
 
     /* ---- is there a GPU? ---- */
     snprintf(cmd, sizeof cmd, "%s -np 1 '%s' --probe '%s' > '%s' 2>&1", mpirun, self, plugin, logp);
-    int rc = run(cmd);
+    int rc = fx_run(cmd);
     show(logp);
     if (rc == 77) {
         printf("no CUDA device: NCCL tests skipped\n");
@@ -274,7 +259,7 @@ int main(int argc, char **argv) {
 
     /* ---- collectives on known inputs ---- */
     snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --ranks nccl '%s' > '%s' 2>&1", mpirun, self, plugin, logp);
-    rc = run(cmd);
+    rc = fx_run(cmd);
     show(logp);
     CHECK(rc == 0);
 
@@ -287,21 +272,21 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --open-error nccl '%s' '%s' '%s' > '%s' 2>&1", mpirun, self, plugin,
                  errs[i].opts, errs[i].needle, logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         show(logp);
         CHECK(rc == 0);
     }
     /* only rank 1 asks for a GPU that does not exist: rank 0 must hear of it */
     snprintf(cmd, sizeof cmd, "%s -np 1 '%s' --open-error nccl '%s' timeout_ms=600000 'other rank(s) could not set up a GPU' : "
              "-np 1 '%s' --open-error nccl '%s' device=99 'out of range' > '%s' 2>&1", mpirun, self, plugin, self, plugin, logp);
-    rc = run(cmd);
+    rc = fx_run(cmd);
     show(logp);
     CHECK(rc == 0);
 
     /* ---- a peer that never joins: bounded wait ---- */
     snprintf(cmd, sizeof cmd, "%s -np 2 '%s' --timeout '%s' > '%s' 2>&1", mpirun, self, plugin, logp);
     double t0 = now_s();
-    rc = run(cmd);
+    rc = fx_run(cmd);
     printf("silent peer: exit %d after %.1f s\n", rc, now_s() - t0);
     show(logp);
     CHECK(rc == 0);
@@ -337,7 +322,7 @@ int main(int argc, char **argv) {
         remove(out);
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens %s --chunk %d --threads 1 "
                  "--options comm=nccl --out '%s' > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, ids, chunks[ci], out, logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         long len = 0;
         float *got = rc == 0 ? (float *)fx_read_file(out, &len) : NULL;
         if (!got || len != (long)n * V * 4) {
@@ -347,7 +332,7 @@ int main(int argc, char **argv) {
             free(got);
             continue;
         }
-        double d1 = maxdiff(got, full, (long)n * V), dr = refl ? maxdiff(got, refl, (long)n * V) : 1;
+        double d1 = fx_maxdiff(got, full, (long)n * V), dr = refl ? fx_maxdiff(got, refl, (long)n * V) : 1;
         printf("comm=nccl, 2 ranks, chunk %d: max |d| vs one process %.3g, vs reference %.3g\n", chunks[ci], d1, dr);
         CHECK(d1 <= 1e-5);
         CHECK(dr <= 5e-4);
@@ -357,13 +342,11 @@ int main(int argc, char **argv) {
     /* ---- generate: the leader samples and broadcasts ---- */
     if (ref.greedy && ref.greedy_seq < ref.n_seq) {
         char pids[4096], want[4096];
-        size_t po = 0, wo = 0;
-        for (int i = 0; i < ref.n_tok[ref.greedy_seq]; i++)
-            po += (size_t)snprintf(pids + po, sizeof pids - po, "%s%d", i ? "," : "", ref.tok[ref.greedy_seq][i]);
-        for (int i = 0; i < ref.n_greedy; i++) wo += (size_t)snprintf(want + wo, sizeof want - wo, "%s%d", i ? "," : "", ref.greedy[i]);
+        fx_ids_csv(ref.tok[ref.greedy_seq], ref.n_tok[ref.greedy_seq], pids, sizeof pids);
+        fx_ids_csv(ref.greedy, ref.n_greedy, want, sizeof want);
         snprintf(cmd, sizeof cmd, "%s -np 2 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=nccl "
                  "> '%s' 2>/dev/null", mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         char *txt = fx_read_file(logp, NULL);
         printf("comm=nccl generate: exit %d, %s", rc, txt ? txt : "(no output)\n");
         CHECK(rc == 0 && txt && !strncmp(txt, want, strlen(want)) && txt[strlen(want)] == '\n');
@@ -372,7 +355,7 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens %s -n %d --threads 1 --options comm=nccl : "
                  "-np 1 '%s' follow --model '%s' --threads 1 --options comm=nccl > '%s' 2>/dev/null",
                  mpirun, DS4J_TOOL_PATH, gguf, pids, ref.n_greedy, DS4J_TOOL_PATH, gguf, logp);
-        rc = run(cmd);
+        rc = fx_run(cmd);
         txt = fx_read_file(logp, NULL);
         printf("comm=nccl generate + follow: exit %d, %s", rc, txt ? txt : "(no output)\n");
         CHECK(rc == 0 && txt && !strncmp(txt, want, strlen(want)) && txt[strlen(want)] == '\n');
@@ -383,7 +366,7 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "%s -np 2 '%s' generate --model '%s' --tokens 1,2,3 -n 60 --threads 1 --options comm=nccl "
              "--die-rank 1 --die-after 5 > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, logp);
     t0 = now_s();
-    rc = run(cmd);
+    rc = fx_run(cmd);
     double secs = now_s() - t0;
     char *txt = fx_read_file(logp, NULL);
     int commas = 0;

@@ -60,15 +60,6 @@ static int cmp_double(const void *p, const void *q) {
     return (x > y) - (x < y);
 }
 
-static double max_abs_diff(const float *a, const float *b, int64_t n) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates as failure */
-    }
-    return m;
-}
-
 
 
 typedef struct fidelity {
@@ -144,14 +135,14 @@ static void run_fixture(const char *name) {
             CHECK(ds4j_session_eval_batch(s, ref.tok[sq], n, chunks[c], got) == DS4J_OK);
             double worst = 0;
             for (int t = 0; t < n; t++) {
-                double d = max_abs_diff(got + (size_t)t * V, want + (size_t)t * V, V);
+                double d = fx_maxdiff(got + (size_t)t * V, want + (size_t)t * V, V);
                 if (!(d <= worst)) worst = d;
             }
             printf("%s seq%d (%d tokens) f32 chunk %2d: max |d| = %.3g\n", name, sq, n, chunks[c], worst);
             CHECK(worst <= 5e-4);
             /* the session's own logits are the last row */
             const float *last = ds4j_session_logits(s);
-            CHECK(last && max_abs_diff(last, got + (size_t)(n - 1) * V, V) == 0);
+            CHECK(last && fx_maxdiff(last, got + (size_t)(n - 1) * V, V) == 0);
             ds4j_session_free(s);
         }
         free(want);

@@ -178,15 +178,6 @@ static void test_rows(void) {
 
 
 
-static double maxdiff(const float *a, const float *b, int64_t n) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 /* Growth of the decoder state between n1 and n2 tokens predicted from the
  * row formats (entries only; windows are fixed). */
 static int64_t predicted_growth(const dsv4_model *m, int fp8, int64_t n1, int64_t n2) {
@@ -235,11 +226,11 @@ static void run_fixture(const char *name, bounds bd) {
             CHECK(ds4j_session_eval_batch(s32, ref.tok[sq], n, 16, g32) == DS4J_OK);
             CHECK(ds4j_session_rewind(s8, 0) == DS4J_OK);
             CHECK(ds4j_session_eval_batch(s8, ref.tok[sq], n, 1, g8t) == DS4J_OK);
-            chunk_vs_tok = fmax(chunk_vs_tok, maxdiff(g8, g8t, (int64_t)n * V));
-            vs_f32 = fmax(vs_f32, maxdiff(g8, g32, (int64_t)n * V));
+            chunk_vs_tok = fmax(chunk_vs_tok, fx_maxdiff(g8, g8t, (int64_t)n * V));
+            vs_f32 = fmax(vs_f32, fx_maxdiff(g8, g32, (int64_t)n * V));
             for (int t = 0; t < n; t++) {
                 const float *a = want + (size_t)t * V, *b = g8 + (size_t)t * V;
-                worst = fmax(worst, maxdiff(a, b, V));
+                worst = fmax(worst, fx_maxdiff(a, b, V));
                 fx_log_softmax(a, lp, V);
                 fx_log_softmax(b, lq, V);
                 double kl = 0;
@@ -278,16 +269,16 @@ static void run_fixture(const char *name, bounds bd) {
             CHECK(ds4j_session_eval_batch(f, tok, n, 0, full) == DS4J_OK);
             CHECK(ds4j_session_sync(s, tok, n / 2, NULL, NULL) == 0);
             CHECK(ds4j_session_sync(s, tok, n, NULL, NULL) == n / 2);
-            double d = maxdiff(ds4j_session_logits(s), full + (size_t)(n - 1) * V, V);
+            double d = fx_maxdiff(ds4j_session_logits(s), full + (size_t)(n - 1) * V, V);
             int targets[3] = {n - 3, n - 30, 5};
             for (int i = 0; i < 3; i++) {
                 int rp = targets[i];
                 if (rp <= 0) continue;
                 CHECK(ds4j_session_rewind(s, rp) == DS4J_OK);
-                d = fmax(d, maxdiff(ds4j_session_logits(s), full + (size_t)(rp - 1) * V, V));
+                d = fmax(d, fx_maxdiff(ds4j_session_logits(s), full + (size_t)(rp - 1) * V, V));
                 float *rows2 = malloc((size_t)(n - rp) * V * sizeof(float));
                 CHECK(ds4j_session_eval_batch(s, tok + rp, n - rp, 0, rows2) == DS4J_OK);
-                d = fmax(d, maxdiff(rows2, full + (size_t)rp * V, (int64_t)(n - rp) * V));
+                d = fmax(d, fx_maxdiff(rows2, full + (size_t)rp * V, (int64_t)(n - rp) * V));
                 free(rows2);
             }
             printf("%s fp8 prefix reuse / rewind vs fresh: max |d| = %.3g\n", name, d);

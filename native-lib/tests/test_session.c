@@ -15,15 +15,6 @@
 #include "model_fixture.h"
 #include "session.h"
 
-static double maxdiff(const float *a, const float *b, int n) {
-    double m = 0;
-    for (int i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 static int cancel_after_first(void *user, int32_t done, int32_t total) {
     int *calls = user;
     (*calls)++;
@@ -105,7 +96,7 @@ int main(void) {
     CHECK(ds4j_session_sync(s, tok, 40, NULL, NULL) == 0);
     CHECK(ds4j_session_sync(s, tok, n, count_progress, &calls) == 40);
     CHECK(calls >= 1);
-    double d = maxdiff(ds4j_session_logits(s), full + (size_t)(n - 1) * V, V);
+    double d = fx_maxdiff(ds4j_session_logits(s), full + (size_t)(n - 1) * V, V);
     printf("prefix reuse vs fresh: max |d| = %.3g\n", d);
     CHECK(d <= 1e-5);
     /* syncing the same tokens again reuses everything */
@@ -117,12 +108,12 @@ int main(void) {
         int r = targets[i];
         CHECK(ds4j_session_rewind(s, r) == DS4J_OK);
         CHECK(ds4j_session_pos(s) == r);
-        d = maxdiff(ds4j_session_logits(s), full + (size_t)(r - 1) * V, V);
+        d = fx_maxdiff(ds4j_session_logits(s), full + (size_t)(r - 1) * V, V);
         printf("rewind to %d: logits vs fresh row %d: max |d| = %.3g\n", r, r - 1, d);
         CHECK(d <= 1e-5);
         float *rows = malloc((size_t)(n - r) * V * sizeof(float));
         CHECK(ds4j_session_eval_batch(s, tok + r, n - r, 0, rows) == DS4J_OK);
-        d = maxdiff(rows, full + (size_t)r * V, (n - r) * V);
+        d = fx_maxdiff(rows, full + (size_t)r * V, (n - r) * V);
         printf("re-eval after rewind to %d: max |d| = %.3g\n", r, d);
         CHECK(d <= 1e-5);
         free(rows);
@@ -140,7 +131,7 @@ int main(void) {
     CHECK(reused >= 0 && reused <= 60);
     ds4j_session *g = ds4j_session_new(e, 200);
     CHECK(ds4j_session_eval_batch(g, alt, n, 0, NULL) == DS4J_OK);
-    d = maxdiff(ds4j_session_logits(s), ds4j_session_logits(g), V);
+    d = fx_maxdiff(ds4j_session_logits(s), ds4j_session_logits(g), V);
     printf("diverging suffix (reused %d) vs fresh: max |d| = %.3g\n", reused, d);
     CHECK(d <= 1e-5);
     ds4j_session_free(g);
@@ -160,7 +151,7 @@ int main(void) {
         CHECK(reused2 == 74);
         ds4j_session *h = ds4j_session_new(e, 200);
         CHECK(ds4j_session_eval_batch(h, turn2, 90, 0, NULL) == DS4J_OK);
-        d = maxdiff(ds4j_session_logits(s), ds4j_session_logits(h), V);
+        d = fx_maxdiff(ds4j_session_logits(s), ds4j_session_logits(h), V);
         printf("next chat turn (reused %d of the previous 75-token prompt) vs fresh: max |d| = %.3g\n", reused2, d);
         CHECK(d <= 1e-5);
         ds4j_session_free(h);
@@ -234,7 +225,7 @@ int main(void) {
         pthread_join(t1, NULL);
         CHECK(j0.rc == DS4J_OK && j1.rc == DS4J_OK);
         CHECK(sh.calls[0] == sh.calls[1] && sh.calls[0] > 0);
-        double d0 = maxdiff(o0, full, n * V), d1 = maxdiff(o0, o1, n * V);
+        double d0 = fx_maxdiff(o0, full, n * V), d1 = fx_maxdiff(o0, o1, n * V);
         printf("expert split 0:4 + 4:8 vs full model: max |d| = %.3g (ranks differ by %.3g), %d all-reduces\n", d0, d1,
                sh.calls[0]);
         CHECK(d0 <= 1e-4);
@@ -243,7 +234,7 @@ int main(void) {
         dsv4_model_set_allreduce(e0->model, NULL, NULL);
         ds4j_session *h = ds4j_session_new(e0, n);
         CHECK(ds4j_session_eval_batch(h, tok, n, 0, o0) == DS4J_OK);
-        CHECK(maxdiff(o0, full, n * V) > 1e-3);
+        CHECK(fx_maxdiff(o0, full, n * V) > 1e-3);
         ds4j_session_free(h);
         free(o0);
         free(o1);
