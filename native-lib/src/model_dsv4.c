@@ -18,14 +18,21 @@
 
 /* ------------------------------------------------------------ metadata */
 
+/* The ARCH.key entry in *kv (NULL if absent); an error if a required key is missing. */
+static int meta_find(const gguf_file *f, const char *key, int required, char *full, size_t cap, const gguf_kv **kv) {
+    snprintf(full, cap, ARCH ".%s", key);
+    *kv = gguf_find_kv(f, full);
+    if (!*kv && required) return ds4j_fail(DS4J_ERR_FORMAT, "missing metadata key '%s'", full);
+    return 0;
+}
+
 static int meta_int(const gguf_file *f, const char *key, int64_t *out, int required, int64_t def) {
     char full[160];
-    snprintf(full, sizeof full, ARCH ".%s", key);
-    const gguf_kv *kv = gguf_find_kv(f, full);
-    if (!kv) {
-        if (required) return ds4j_fail(DS4J_ERR_FORMAT, "missing metadata key '%s'", full);
+    const gguf_kv *kv;
+    int rc = meta_find(f, key, required, full, sizeof full, &kv);
+    if (rc || !kv) {
         *out = def;
-        return 0;
+        return rc;
     }
     if (!gguf_kv_get_int(kv, out))
         return ds4j_fail(DS4J_ERR_FORMAT, "metadata key '%s' must be an integer (found GGUF type %d)", full,
@@ -44,12 +51,11 @@ static int meta_dim(const gguf_file *f, const char *key, int64_t *out, int requi
 
 static int meta_float(const gguf_file *f, const char *key, double *out, int required, double def) {
     char full[160];
-    snprintf(full, sizeof full, ARCH ".%s", key);
-    const gguf_kv *kv = gguf_find_kv(f, full);
-    if (!kv) {
-        if (required) return ds4j_fail(DS4J_ERR_FORMAT, "missing metadata key '%s'", full);
+    const gguf_kv *kv;
+    int rc = meta_find(f, key, required, full, sizeof full, &kv);
+    if (rc || !kv) {
         *out = def;
-        return 0;
+        return rc;
     }
     if (gguf_kv_type(kv) == GGUF_T_BOOL || !gguf_kv_get_float(kv, out))
         return ds4j_fail(DS4J_ERR_FORMAT, "metadata key '%s' must be a number (found GGUF type %d)", full,
