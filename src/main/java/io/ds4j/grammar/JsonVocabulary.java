@@ -41,9 +41,10 @@ public final class JsonVocabulary {
         this.plainBits = new byte[(engineVocab + 7) / 8];
         int max = 0;
         java.util.List<Integer> other = new java.util.ArrayList<>();
+        SchemaRecognizer probe = new SchemaRecognizer(IN_STRING.schema());
         for (int id = 0; id < engineVocab; id++) {
             if (bytes[id] == null) continue;
-            int chars = plainChars(bytes[id]);
+            int chars = plainChars(probe, bytes[id]);
             if (chars >= 0) {
                 plainBits[id >> 3] |= (byte) (1 << (id & 7));
                 max = Math.max(max, chars);
@@ -55,40 +56,32 @@ public final class JsonVocabulary {
         this.nonPlain = other.stream().mapToInt(Integer::intValue).toArray();
     }
 
+    private static final SchemaRecognizer IN_STRING = inString();
+
+    private static SchemaRecognizer inString() {
+        SchemaRecognizer r = new SchemaRecognizer(JsonSchema.compile(
+                tools.jackson.databind.json.JsonMapper.builder().build().readTree("{\"type\":\"string\"}")));
+        r.feed('"');
+        return r;
+    }
+
     /**
-     * Characters in b if it is plain JSON string text — whole, valid UTF-8 characters (no overlongs,
-     * surrogates or code points above U+10FFFF) with no quote, backslash or control byte — else -1. Such a
-     * token is accepted inside any string that has room for its characters and leaves it at a character
-     * boundary.
+     * Characters in b if it is plain JSON string text — the string grammar, at a character boundary,
+     * accepts all of it and is at a character boundary again after it (whole UTF-8 characters, complete
+     * escapes, no closing quote) — else -1. Such a token is accepted inside any string that has room for
+     * its characters and leaves it ready for the next one, whatever came before.
      */
     static int plainChars(byte[] b) {
-        int chars = 0;
-        for (int i = 0; i < b.length; chars++) {
-            int c = b[i] & 0xff;
-            if (c < 0x80) {
-                if (c < 0x20 || c == '"' || c == '\\') return -1;
-                i++;
-                continue;
-            }
-            int need, lo = 0x80, hi = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF) need = 1;
-            else if (c == 0xE0) { need = 2; lo = 0xA0; }
-            else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
-            else if (c == 0xED) { need = 2; hi = 0x9F; }
-            else if (c == 0xF0) { need = 3; lo = 0x90; }
-            else if (c >= 0xF1 && c <= 0xF3) need = 3;
-            else if (c == 0xF4) { need = 3; hi = 0x8F; }
-            else return -1;
-            if (i + need >= b.length) return -1; // the character continues in another token
-            for (int k = 1; k <= need; k++) {
-                int x = b[i + k] & 0xff;
-                if (x < lo || x > hi) return -1;
-                lo = 0x80;
-                hi = 0xBF;
-            }
-            i += need + 1;
-        }
-        return chars;
+        return plainChars(new SchemaRecognizer(IN_STRING.schema()), b);
+    }
+
+    /** The same with a reusable probe (any state: it is reset first). */
+    private static int plainChars(SchemaRecognizer probe, byte[] b) {
+        probe.copyFrom(IN_STRING);
+        int before = probe.plainStringRoom();
+        if (!probe.feed(b)) return -1;
+        int after = probe.plainStringRoom();
+        return after < 0 ? -1 : before - after;
     }
 
     /** Tokens that are plain string text, as a bitset over the vocabulary (do not modify). */

@@ -51,6 +51,10 @@ public final class SchemaRecognizer implements ByteRecognizer {
         this.schema = schema;
     }
 
+    JsonSchema schema() {
+        return schema;
+    }
+
     @Override
     public ByteRecognizer blank() {
         return new SchemaRecognizer(schema);

@@ -135,6 +135,8 @@ class JsonConstraintTest {
         assertThat(JsonVocabulary.plainChars(new byte[] {'a', (byte) 0xC3})).isEqualTo(-1);
         assertThat(JsonVocabulary.plainChars("a\"".getBytes(java.nio.charset.StandardCharsets.UTF_8))).isEqualTo(-1);
         assertThat(JsonVocabulary.plainChars(new byte[] {(byte) 0xED, (byte) 0xA0, (byte) 0x80})).isEqualTo(-1);
+        assertThat(JsonVocabulary.plainChars("a\\n".getBytes(java.nio.charset.StandardCharsets.UTF_8))).as("a whole escape").isEqualTo(2);
+        assertThat(JsonVocabulary.plainChars("a\\".getBytes(java.nio.charset.StandardCharsets.UTF_8))).as("a started escape").isEqualTo(-1);
     }
 
     @Test
