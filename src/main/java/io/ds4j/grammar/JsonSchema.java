@@ -40,7 +40,7 @@ public final class JsonSchema {
     private static final JsonMapper JSON = JsonMapper.builder().build();
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "format",
             "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions",
-            "contentEncoding", "contentMediaType", "discriminator", "nullable_annotation");
+            "contentEncoding", "contentMediaType", "discriminator");
     private static final Set<String> HANDLED = Set.of("type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref",
             "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength");
 
