@@ -16,11 +16,14 @@ static void log_stderr(void *user, const char *msg) {
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: ds4j-tool synth --preset tiny|demo|flash2|xcheck --out FILE.gguf [--tokenizer tokenizer.json]\n"
+            "usage: ds4j-tool synth --preset tiny|small|demo|flash2|flash8|xcheck --out FILE.gguf [--tokenizer tokenizer.json]\n"
             "                       [--seed N] [--type f32|f16|bf16|q8_0] [--experts f32|f16|bf16|q8_0|q4_k|q2_k|iq2_xxs]\n"
             "  tiny:   fixture-like shapes (vocab 512), f32\n"
             "  demo:   H=256, 4 layers [SWA, CSA, HCA, CSA], vocab 129280 (needs --tokenizer), q8_0\n"
+            "  small:  H=256, I=256 (rows fit k-/i-quant blocks), 4 layers [SWA, CSA, HCA, CSA], vocab 1024,\n"
+            "          q8_0 dense, iq2_xxs experts\n"
             "  flash2: Flash widths (H=4096, 256 experts), 2 layers [CSA, HCA], q8_0 dense, iq2_xxs experts\n"
+            "  flash8: Flash widths, 8 layers (3 hash-routed; CSA/HCA alternating), q8_0 dense, iq2_xxs experts\n"
             "  xcheck: H=64, 8 layers with ratios 0/4/128, indexer dim 64, vocab 129280 (needs --tokenizer), f32;\n"
             "          within llama.cpp's deepseek4 limits (scripts/xcheck-llamacpp)\n");
     return 2;

@@ -181,7 +181,9 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
      * failing here fails everywhere instead of leaving the others waiting. */
     e->dist = dist_new(m->hp.n_layer);
     if (!e->dist) bad = 1;
-    if (pc != e->prefill_chunk) {
+    if (pc != e->prefill_chunk && !e->scratch) {
+        e->prefill_chunk = pc; /* backend=cuda sizes its scratch after the handshake */
+    } else if (pc != e->prefill_chunk) {
         dsv4_scratch *ns = pc > 0 ? dsv4_scratch_new(e->model, pc, e->n_threads) : NULL;
         if (ns) {
             dsv4_scratch_free(e->scratch);

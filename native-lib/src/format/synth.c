@@ -81,6 +81,32 @@ int ds4j_synth_preset(const char *name, ds4j_hparams *hp, int32_t *dense, int32_
         *dense = *experts = DS4J_TYPE_F32;
         return 0;
     }
+    if (!strcmp(name, "small")) {
+        /* Flash's structure at widths whose rows fit the 256-element blocks of
+         * the k- and i-quants (H = I = q_lora = 256), for testing every type
+         * end to end: [SWA (hash), CSA, HCA, CSA], vocabulary 1024 */
+        hp->n_embd = 256; hp->n_layer = 4; hp->n_vocab = 1024; hp->n_head = 8; hp->head_dim = 128; hp->rope_dim = 32;
+        hp->q_lora = 256; hp->o_groups = 2; hp->o_lora = 256; hp->n_expert = 16; hp->n_expert_used = 4; hp->n_ff_exp = 256;
+        hp->n_hash = 1; hp->window = 16; hp->idx_heads = 8; hp->idx_dim = 64; hp->idx_topk = 8;
+        hp->yarn_orig_ctx = 4096;
+        static const uint32_t r[4] = {0, 4, 16, 4};
+        for (int i = 0; i < 4; i++) { hp->compress_ratio[i] = r[i]; hp->is_csa[i] = r[i] == 4; }
+        *dense = DS4J_TYPE_Q8_0;
+        *experts = DS4J_TYPE_IQ2_XXS;
+        return 0;
+    }
+    if (!strcmp(name, "flash8")) {
+        /* DeepSeek-V4-Flash widths, eight layers: three hash-routed, then
+         * CSA and HCA alternating (a quarter of a flash-sized decode) */
+        hp->n_embd = 4096; hp->n_layer = 8; hp->n_vocab = 129280; hp->n_head = 64; hp->head_dim = 512; hp->rope_dim = 64;
+        hp->q_lora = 1024; hp->o_groups = 8; hp->o_lora = 1024; hp->n_expert = 256; hp->n_expert_used = 6;
+        hp->n_ff_exp = 2048; hp->n_hash = 3; hp->window = 128; hp->idx_heads = 64; hp->idx_dim = 128; hp->idx_topk = 512;
+        hp->yarn_orig_ctx = 65536;
+        for (int i = 0; i < 8; i++) { hp->compress_ratio[i] = i % 2 == 0 ? 4 : 128; hp->is_csa[i] = i % 2 == 0; }
+        *dense = DS4J_TYPE_Q8_0;
+        *experts = DS4J_TYPE_IQ2_XXS;
+        return 0;
+    }
     if (!strcmp(name, "flash2")) {
         /* DeepSeek-V4-Flash widths, two layers [CSA, HCA] */
         hp->n_embd = 4096; hp->n_layer = 2; hp->n_vocab = 129280; hp->n_head = 64; hp->head_dim = 512; hp->rope_dim = 64;
@@ -238,7 +264,7 @@ int ds4j_synth(const ds4j_synth_opts *o, char *err, size_t cap) {
         dense = experts = DS4J_TYPE_F32;
     } else if (ds4j_synth_preset(o->preset, hp, &dense, &experts)) {
         free(hp);
-        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, demo, flash2, xcheck)", preset);
+        return ds4j_errf(err, cap, DS4J_ERR_INVALID_ARGUMENT, "unknown preset '%s' (tiny, small, demo, flash2, flash8, xcheck)", preset);
     }
     if (o->dense_type >= 0) dense = o->dense_type;
     if (o->expert_type >= 0) experts = o->expert_type;

@@ -90,7 +90,19 @@ int64_t kv_state_bytes(const dsv4_model *m, int64_t n_ctx, int kv_fp8, int64_t *
     return total;
 }
 
-kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx, int kv_fp8) {
+static void *host_alloc(void *u, size_t n) { (void)u; return ds4j_alloc(n ? n : 64); }
+static void host_free(void *u, void *p) { (void)u; ds4j_free(p); }
+static void host_copy(void *u, void *d, const void *s, size_t n) { (void)u; memcpy(d, s, n); }
+static void host_zero(void *u, void *p, size_t n) { (void)u; memset(p, 0, n); }
+static const kv_mem_ops host_mem = {host_alloc, host_free, host_copy, host_zero, NULL};
+
+kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx, int kv_fp8) { return kv_state_new_mem(m, n_ctx, kv_fp8, NULL); }
+
+void *kv_state_mem_alloc(const kv_state *st, size_t bytes) { return st->mem->alloc(st->mem->user, bytes); }
+void kv_state_mem_free(const kv_state *st, void *p) { if (p) st->mem->free(st->mem->user, p); }
+
+kv_state *kv_state_new_mem(const dsv4_model *m, int64_t n_ctx, int kv_fp8, const kv_mem_ops *mem) {
+    if (!mem) mem = &host_mem;
     const dsv4_hparams *hp = &m->hp;
     walk w = {.ok = 1};
     if (n_ctx > 0) state_walk(m, n_ctx, kv_fp8, &w, NULL);
@@ -106,11 +118,12 @@ kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx, int kv_fp8) {
     st->D = hp->head_dim;
     st->n_rot = hp->n_rot;
     st->kv_fp8 = kv_fp8;
+    st->mem = mem;
     st->layers = calloc((size_t)hp->n_layer, sizeof(kv_layer));
     st->fixed_bytes = w.fixed;
     st->ent_bytes = w.ent;
-    st->fixed = ds4j_alloc((size_t)(w.fixed ? w.fixed : 64));
-    st->ent = ds4j_alloc((size_t)(w.ent ? w.ent : 64));
+    st->fixed = mem->alloc(mem->user, (size_t)(w.fixed ? w.fixed : 64));
+    st->ent = mem->alloc(mem->user, (size_t)(w.ent ? w.ent : 64));
     if (!st->layers || !st->fixed || !st->ent) goto oom;
     walk b = {.ok = 1, .fbase = st->fixed, .ebase = st->ent};
     state_walk(m, n_ctx, kv_fp8, &b, st->layers);
@@ -124,8 +137,10 @@ oom:
 void kv_state_free(kv_state *st) {
     if (!st) return;
     free(st->layers);
-    ds4j_free(st->fixed);
-    ds4j_free(st->ent);
+    if (st->mem) {
+        if (st->fixed) st->mem->free(st->mem->user, st->fixed);
+        if (st->ent) st->mem->free(st->mem->user, st->ent);
+    }
     free(st);
 }
 
@@ -139,13 +154,13 @@ static void set_counters(kv_state *st, int64_t pos) {
 }
 
 void kv_state_reset(kv_state *st) {
-    memset(st->fixed, 0, (size_t)st->fixed_bytes);
+    st->mem->zero(st->mem->user, st->fixed, (size_t)st->fixed_bytes);
     set_counters(st, 0);
 }
 
-void kv_state_save_fixed(const kv_state *st, void *dst) { memcpy(dst, st->fixed, (size_t)st->fixed_bytes); }
+void kv_state_save_fixed(const kv_state *st, void *dst) { st->mem->copy(st->mem->user, dst, st->fixed, (size_t)st->fixed_bytes); }
 
 void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos) {
-    memcpy(st->fixed, src, (size_t)st->fixed_bytes);
+    st->mem->copy(st->mem->user, st->fixed, src, (size_t)st->fixed_bytes);
     set_counters(st, pos);
 }

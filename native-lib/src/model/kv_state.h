@@ -15,9 +15,22 @@
 #ifndef DS4J_KV_STATE_H
 #define DS4J_KV_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct dsv4_model;
+
+/* Where a state's buffers live: host memory (NULL ops) or a GPU backend's
+ * device memory (cuda/). Only allocation, zeroing and copies of whole
+ * buffers go through these; the forward pass that reads the buffers is
+ * the one of the same backend. alloc returns zeroed memory or NULL. */
+typedef struct kv_mem_ops {
+    void *(*alloc)(void *user, size_t bytes);
+    void (*free)(void *user, void *p);
+    void (*copy)(void *user, void *dst, const void *src, size_t bytes);
+    void (*zero)(void *user, void *p, size_t bytes);
+    void *user;
+} kv_mem_ops;
 
 typedef struct kv_comp {
     int64_t r;        /* window length (compress ratio) */
@@ -55,15 +68,21 @@ typedef struct kv_state {
     uint8_t *ent;         /* all entry arrays */
     int64_t ent_bytes;
     int kv_fp8;           /* compact FP8/FP4 storage, ds4 numerics (kv_precision=fp8) */
+    const kv_mem_ops *mem; /* NULL: host memory */
 } kv_state;
 
 /* Bytes kv_state_new(m, n_ctx, kv_fp8) allocates; *fixed_bytes gets the
  * size of one checkpoint. -1 on overflow. */
 int64_t kv_state_bytes(const struct dsv4_model *m, int64_t n_ctx, int kv_fp8, int64_t *fixed_bytes);
 kv_state *kv_state_new(const struct dsv4_model *m, int64_t n_ctx, int kv_fp8);
+/* The same with buffers from mem (NULL = host). */
+kv_state *kv_state_new_mem(const struct dsv4_model *m, int64_t n_ctx, int kv_fp8, const kv_mem_ops *mem);
+/* Memory of the state's kind (for checkpoints of its fixed part). */
+void *kv_state_mem_alloc(const kv_state *st, size_t bytes);
+void kv_state_mem_free(const kv_state *st, void *p);
 void kv_state_free(kv_state *st);
 void kv_state_reset(kv_state *st);
-/* Copy the fixed part into dst (fixed_bytes bytes). */
+/* Copy the fixed part into dst (fixed_bytes bytes of kv_state_mem_alloc memory). */
 void kv_state_save_fixed(const kv_state *st, void *dst);
 /* Restore a fixed part saved at position pos. */
 void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos);

@@ -16,6 +16,7 @@
 #include "dist.h"
 #include "quants.h"
 #include "session.h"
+#include "cuda_backend.h"
 
 DS4J_API const char *ds4j_version(void) { return "ds4j " DS4J_VERSION_STRING; }
 
@@ -72,6 +73,8 @@ int ds4j_opts_parse(const char *s, int (*cb)(void *, const char *, const char *)
 typedef struct engine_opts {
     int64_t threads, vocab_only, prefill_chunk, exp_lo, exp_hi, exp_compact;
     int kv_fp8;
+    int cuda;
+    int64_t device;
     char comm[16];
     char comm_plugin[400];
     char comm_options[256];
@@ -105,6 +108,14 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         if (!strcmp(v, "f32")) o->kv_fp8 = 0;
         else if (!strcmp(v, "fp8")) o->kv_fp8 = 1;
         else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "kv_precision=%s: expected f32 or fp8", v);
+    } else if (!strcmp(k, "backend")) {
+        if (!strcmp(v, "cpu")) o->cuda = 0;
+        else if (!strcmp(v, "cuda")) o->cuda = 1;
+        else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=%s: expected cpu or cuda", v);
+    } else if (!strcmp(k, "device")) {
+        if (ds4j_parse_i64(v, &x) || x < 0 || x > 1023)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "device=%s: expected a CUDA device index in [0, 1023]", v);
+        o->device = x;
     } else if (!strcmp(k, "comm")) {
         if (strlen(v) >= sizeof o->comm || !*v)
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s: expected none, local, mpi, nccl or jaccl", v);
@@ -160,6 +171,8 @@ static char *build_describe(const ds4j_engine *e) {
     }
     sb_printf(&b, "\",\"comm\":\"%s\",\"rank\":%d,\"world_size\":%d", e->comm ? ds4j_comm_name(e->comm) : "none",
               ds4j_comm_rank(e->comm), ds4j_comm_size(e->comm));
+    sb_printf(&b, ",\"backend\":\"%s\"", e->gpu ? "cuda" : "cpu");
+    if (e->gpu) sb_printf(&b, ",\"device\":%s", cuda_engine_describe(e->gpu));
     sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
               (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
               ds4j_quants_kernel_name());
@@ -216,6 +229,14 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     }
     engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0};
     if (ds4j_opts_parse(options, engine_opt_cb, &o)) return NULL;
+    if (o.cuda && o.vocab_only) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda needs the weights (not with vocab_only=1)");
+        return NULL;
+    }
+    if (o.cuda && o.kv_fp8) {
+        ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda keeps the decoder state in f32: kv_precision=fp8 is CPU-only");
+        return NULL;
+    }
     int use_comm = o.comm[0] && strcmp(o.comm, "none") != 0;
     if (use_comm && o.vocab_only) {
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm=%s needs the weights (not with vocab_only=1)", o.comm);
@@ -276,11 +297,20 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
         e->pool = ds4j_pool_new((int)o.threads);
         if (!e->pool) { ds4j_fail(DS4J_ERR_NO_MEMORY, "cannot start worker threads"); goto fail; }
         e->n_threads = ds4j_pool_size(e->pool);
-        e->scratch = dsv4_scratch_new(e->model, e->prefill_chunk, e->n_threads);
-        if (!e->scratch) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for evaluation scratch"); goto fail; }
+        if (!o.cuda) {
+            e->scratch = dsv4_scratch_new(e->model, e->prefill_chunk, e->n_threads);
+            if (!e->scratch) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for evaluation scratch"); goto fail; }
+        }
         if (e->comm) {
             handshake_done = 1;
             if (ds4j_dist_handshake(e, 1, o.exp_lo, o.exp_hi)) goto fail;
+        }
+        /* the expert range is final only now (the handshake sets it under
+         * comm=): upload just the owned experts. A failure here is after the
+         * handshake, so the peers learn of it at their first collective. */
+        if (o.cuda) {
+            e->device = (int)o.device;
+            if (cuda_engine_open(&e->gpu, e->model, e->device, e->prefill_chunk)) goto fail;
         }
     } else {
         const gguf_kv *kv = gguf_find_kv(e->gguf, "deepseek4.vocab_size");
@@ -309,6 +339,7 @@ fail:
 DS4J_API void ds4j_engine_close(ds4j_engine *e) {
     if (!e) return;
     ds4j_dist_close(e);
+    cuda_engine_close(e->gpu);
     dsv4_scratch_free(e->scratch);
     ds4j_pool_free(e->pool);
     dsv4_model_free(e->model);

@@ -33,6 +33,7 @@
 
 #include "dist.h"
 #include "session.h"
+#include "cuda_backend.h"
 
 #define CK_INTERVAL 64
 
@@ -71,22 +72,28 @@ static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
         return NULL;
     }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && need / page > pages) {
+    /* (with the GPU backend the state lives in device memory, which the
+     * backend checks against the device's free memory itself) */
+    if (!e->gpu && pages > 0 && page > 0 && need / page > pages) {
         ds4j_fail(DS4J_ERR_NO_MEMORY, "a session of %d tokens needs %.1f GiB but this machine has %.1f GiB of memory",
                   n_ctx, need / 1073741824.0, (double)pages * page / 1073741824.0);
         return NULL;
     }
-    if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) return NULL;
+    if (e->gpu) {
+        if (cuda_reserve_session(e->gpu, n_ctx)) return NULL;
+    } else if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) {
+        return NULL;
+    }
     ds4j_session *s = calloc(1, sizeof *s);
     if (!s) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
     s->eng = e;
     s->n_ctx = n_ctx;
-    s->st = kv_state_new(e->model, n_ctx, e->kv_fp8);
+    s->st = kv_state_new_mem(e->model, n_ctx, e->kv_fp8, e->gpu ? cuda_kv_mem(e->gpu) : NULL);
     if (!s->st) { free(s); return NULL; }
     s->tokens = ds4j_alloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = ds4j_alloc((size_t)e->n_vocab * sizeof(float));
     s->ck_interval = CK_INTERVAL;
-    s->ck_data = ds4j_alloc((size_t)(s->st->fixed_bytes * DS4J_CK_TOTAL));
+    s->ck_data = kv_state_mem_alloc(s->st, (size_t)(s->st->fixed_bytes * DS4J_CK_TOTAL));
     if (!s->tokens || !s->logits || !s->ck_data) {
         session_destroy(s);
         ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a session of %d tokens", n_ctx);
@@ -99,10 +106,11 @@ static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
 
 static void session_destroy(ds4j_session *s) {
     if (!s) return;
+    if (s->st) kv_state_mem_free(s->st, s->ck_data);
+    if (s->eng->gpu && s->st) cuda_forget_state(s->eng->gpu, s->st);
     kv_state_free(s->st);
     ds4j_free(s->tokens);
     ds4j_free(s->logits);
-    ds4j_free(s->ck_data);
     free(s);
 }
 
@@ -218,8 +226,9 @@ static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t 
         if (pos + len > next_ck) len = next_ck - pos;
         /* has_logits stays in step with the leader even when a follower
          * skips the head: rewind decisions depend on it */
-        int rc = dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len,
-                              logits_out ? logits_out + done * e->n_vocab : NULL, s->skip_head ? NULL : s->logits);
+        float *rows = logits_out ? logits_out + done * e->n_vocab : NULL, *last = s->skip_head ? NULL : s->logits;
+        int rc = e->gpu ? cuda_forward(e->gpu, s->st, toks + done, len, rows, last)
+                        : dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len, rows, last);
         if (rc) {
             /* a failure inside the layers (e.g. a peer's all-reduce) leaves the
              * state half-updated: fall back to the last consistent checkpoint */

@@ -20,7 +20,9 @@ struct ds4j_engine {
     gguf_file *gguf;
     dsv4_model *model;      /* NULL with vocab_only */
     ds4j_pool *pool;
-    dsv4_scratch *scratch;
+    dsv4_scratch *scratch;  /* CPU backend */
+    struct cuda_engine *gpu; /* backend=cuda: weights, scratch and sessions' state on the GPU */
+    int device;             /* backend=cuda: CUDA device index */
     int n_threads;
     int vocab_only;
     int kv_fp8;

@@ -21,10 +21,12 @@ import java.util.regex.Pattern;
  * @param contextSize context length of the leader's session
  * @param repo path of the ds4j checkout on every node (scripts and builds)
  * @param expertCompact default of every node's {@code expertCompact}
+ * @param engineBackend default of every node's {@code engineBackend}: where the engine computes,
+ *     cpu or cuda (ds4.engine.backend; not the collective {@code backend})
  * @param nodes nodes in rank order
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
-        boolean expertCompact, List<Node> nodes) {
+        boolean expertCompact, String engineBackend, List<Node> nodes) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
@@ -32,10 +34,14 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
      * @param model this node's GGUF path (null: the spec's), e.g. its `ds4j-tool slice` file
      * @param expertCompact this node's file holds only its own experts (engine option
      *     expert_compact=1); null: the spec's default
+     * @param engineBackend cpu or cuda for this node; null: the spec's
+     * @param device this rank's CUDA device: the engine's with cuda (engine option device=, default 0)
+     *     and NCCL's with backend nccl (comm_options device=, default the node-local rank); null: defaults
      */
-    public record Node(String host, String experts, String model, Boolean expertCompact) {
+    public record Node(String host, String experts, String model, Boolean expertCompact, String engineBackend,
+            Integer device) {
         public Node(String host, String experts) {
-            this(host, experts, null, null);
+            this(host, experts, null, null, null, null);
         }
     }
 
@@ -44,12 +50,18 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
 
     private static final Pattern RANGE = Pattern.compile("(\\d+):(\\d+)");
     private static final Set<String> BACKENDS = Set.of("mpi", "nccl", "jaccl");
+    private static final List<String> ENGINE_BACKENDS = List.of("cpu", "cuda");
 
     public ClusterSpec {
         if (model != null && model.isBlank()) model = null;
         backend = backend == null ? "mpi" : backend;
         if (!BACKENDS.contains(backend)) {
             throw new IllegalArgumentException("values: 'backend' must be one of " + BACKENDS + " (got '" + backend + "')");
+        }
+        engineBackend = engineBackend == null ? "cpu" : engineBackend;
+        if (!ENGINE_BACKENDS.contains(engineBackend)) {
+            throw new IllegalArgumentException("values: 'engineBackend' must be one of " + ENGINE_BACKENDS
+                    + " (got '" + engineBackend + "')");
         }
         if (port < 1 || port > 65535) throw new IllegalArgumentException("values: 'port' must be 1..65535 (got " + port + ")");
         if (threads < 0) throw new IllegalArgumentException("values: 'threads' must be >= 0");
@@ -63,6 +75,19 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
             if (n.model() == null && model == null) {
                 throw new IllegalArgumentException("values: 'model' is required (GGUF path on every node), unless every node "
                         + "sets its own (node " + n.host() + " does not)");
+            }
+            if (n.engineBackend() != null && !ENGINE_BACKENDS.contains(n.engineBackend())) {
+                throw new IllegalArgumentException("values: node " + n.host() + ": 'engineBackend' must be one of "
+                        + ENGINE_BACKENDS + " (got '" + n.engineBackend() + "')");
+            }
+            if (n.device() != null && n.device() < 0) {
+                throw new IllegalArgumentException("values: node " + n.host() + ": 'device' must be >= 0 (got " + n.device() + ")");
+            }
+            String nodeBackend = n.engineBackend() != null ? n.engineBackend() : engineBackend;
+            if (n.device() != null && !nodeBackend.equals("cuda") && !backend.equals("nccl")) {
+                // a GPU index a cpu rank without NCCL never uses: most likely a forgotten engineBackend
+                throw new IllegalArgumentException("values: node " + n.host() + ": 'device' needs engineBackend cuda "
+                        + "or backend nccl (this rank uses no GPU)");
             }
         }
         checkExpertRanges(nodes);
@@ -78,6 +103,17 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     public boolean compactOf(int r) {
         Boolean c = nodes.get(r).expertCompact();
         return c != null ? c : expertCompact;
+    }
+
+    /** The compute backend of rank {@code r}: its node's, else the spec's (cpu or cuda). */
+    public String engineBackendOf(int r) {
+        String b = nodes.get(r).engineBackend();
+        return b != null ? b : engineBackend;
+    }
+
+    /** The CUDA device rank {@code r} names, or null for the defaults. */
+    public Integer deviceOf(int r) {
+        return nodes.get(r).device();
     }
 
     /** Either no node names a range (even split by the engine) or every node does, without overlap. */
@@ -106,7 +142,8 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     @SuppressWarnings("unchecked")
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
-        Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact", "nodes");
+        Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact",
+                "engineBackend", "nodes");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -120,19 +157,22 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
             Object host = m.get("host");
             if (host == null || host.toString().isBlank()) throw new IllegalArgumentException("values: a node lacks 'host'");
             if (!hosts.add(host.toString())) throw new IllegalArgumentException("values: host '" + host + "' is listed twice");
-            Set<String> nodeKeys = Set.of("host", "experts", "model", "expertCompact");
+            Set<String> nodeKeys = Set.of("host", "experts", "model", "expertCompact", "engineBackend", "device");
             for (String k : m.keySet()) {
                 if (!nodeKeys.contains(k)) {
                     throw new IllegalArgumentException("values: node " + host + ": unknown key '" + k + "' (known: " + nodeKeys + ")");
                 }
             }
             nodes.add(new Node(host.toString(), str(m.get("experts")), str(m.get("model")),
-                    m.get("expertCompact") == null ? null : bool(m.get("expertCompact"), "node " + host + ": 'expertCompact'")));
+                    m.get("expertCompact") == null ? null : bool(m.get("expertCompact"), "node " + host + ": 'expertCompact'"),
+                    str(m.get("engineBackend")),
+                    m.get("device") == null ? null : deviceIndex(m.get("device"), host.toString())));
         }
         return new ClusterSpec(str(root.get("model")), str(root.get("backend")), intOr(root.get("port"), 8080, "port"),
                 intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
                 root.get("repo") == null ? null : root.get("repo").toString(),
-                root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"), nodes);
+                root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"),
+                str(root.get("engineBackend")), nodes);
     }
 
     private static boolean bool(Object o, String what) {
@@ -140,6 +180,15 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         String s = o.toString().trim();
         if (s.equals("true") || s.equals("false")) return Boolean.parseBoolean(s);
         throw new IllegalArgumentException("values: " + what + " must be true or false (got '" + o + "')");
+    }
+
+    /** A node's 'device': a whole number (YAML int or digits), range-checked by the constructor. */
+    private static int deviceIndex(Object o, String host) {
+        String s = o.toString().trim();
+        if ((o instanceof Integer || o instanceof Long || o instanceof String) && s.matches("-?\\d{1,9}")) {
+            return Integer.parseInt(s);
+        }
+        throw new IllegalArgumentException("values: node " + host + ": 'device' must be a CUDA device index (got '" + o + "')");
     }
 
     private static String str(Object o) {

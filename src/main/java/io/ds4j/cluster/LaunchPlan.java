@@ -29,14 +29,32 @@ public final class LaunchPlan {
         return sb.toString();
     }
 
-    /** Engine options of rank {@code r} (the comm backend, threads, an explicit expert range if given,
-     *  expert_compact=1 when the node's file is its own slice). */
+    /** Engine options of rank {@code r} (the comm backend, threads, backend=cuda and its device on a GPU
+     *  rank, an explicit expert range if given, expert_compact=1 when the node's file is its own slice,
+     *  NCCL's device when the node names one). A cpu rank gets no backend option: cpu is the engine's default. */
     public String engineOptions(int r) {
         StringBuilder sb = new StringBuilder("comm=").append(spec.backend()).append(";threads=").append(spec.threads());
+        if (cuda(r)) sb.append(";backend=cuda;device=").append(device(r));
         String ex = spec.nodes().get(r).experts();
         if (ex != null) sb.append(";expert_range=").append(ex.trim());
         if (spec.compactOf(r)) sb.append(";expert_compact=1");
+        if (ncclDevice(r)) sb.append(";comm_options=device=").append(device(r));
         return sb.toString();
+    }
+
+    private boolean cuda(int r) {
+        return spec.engineBackendOf(r).equals("cuda");
+    }
+
+    /** The CUDA device of rank {@code r}: the node's, else 0 (the engine's default). */
+    private int device(int r) {
+        Integer d = spec.deviceOf(r);
+        return d == null ? 0 : d;
+    }
+
+    /** NCCL uses the node's device too, so the rank's compute and its all-reduce share one GPU. */
+    private boolean ncclDevice(int r) {
+        return spec.backend().equals("nccl") && spec.deviceOf(r) != null;
     }
 
     /** The full command line (argv) of {@code mpirun}, given the hostfile's path. */
@@ -61,6 +79,8 @@ public final class LaunchPlan {
             argv.add("--ds4.distributed.expert-range=" + spec.nodes().get(0).experts().trim());
         }
         if (spec.compactOf(0)) argv.add("--ds4.distributed.expert-compact=true");
+        if (cuda(0)) argv.addAll(List.of("--ds4.engine.backend=cuda", "--ds4.engine.device=" + device(0)));
+        if (ncclDevice(0)) argv.add("--ds4.distributed.comm-options=device=" + device(0));
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {
             argv.addAll(List.of(":", "-np", "1", repo + "/scripts/ds4j-tool", "follow", "--model", spec.modelOf(r),

@@ -40,15 +40,31 @@ public record Ds4jProperties(
      * @param contextSize tokens of the serving session (its KV memory is allocated at startup)
      * @param prefillChunk tokens per batched prefill step (0 = engine default)
      * @param kvPrecision f32 | fp8
+     * @param backend where the engine computes: cpu | cuda (engine option backend=; cuda needs a
+     *     libds4j built with the CUDA toolkit and an NVIDIA GPU)
+     * @param device CUDA device index of the cuda backend (engine option device=); must stay 0 with cpu
      */
     public record Engine(
             @NotBlank @DefaultValue("build/native/libds4j.so") String library,
             @Min(0) @Max(1024) @DefaultValue("0") int threads,
             @Min(16) @Max(1048576) @DefaultValue("4096") int contextSize,
             @Min(0) @Max(65536) @DefaultValue("0") int prefillChunk,
-            @NotNull @DefaultValue("f32") KvPrecision kvPrecision) {}
+            @NotNull @DefaultValue("f32") KvPrecision kvPrecision,
+            @NotNull @DefaultValue("cpu") EngineBackend backend,
+            @Min(0) @DefaultValue("0") int device) {
+        public Engine {
+            if (backend == EngineBackend.cpu && device > 0) {
+                // a device index only means something to the cuda backend; ignoring it would hide a typo
+                throw new IllegalArgumentException("ds4.engine.device=" + device + " needs ds4.engine.backend=cuda "
+                        + "(the cpu backend uses no GPU)");
+            }
+        }
+    }
 
     public enum KvPrecision { f32, fp8 }
+
+    /** Compute backend of the engine (engine option backend=); not the collective {@link Backend}. */
+    public enum EngineBackend { cpu, cuda }
 
     /**
      * @param path GGUF file; empty means no model is configured

@@ -72,15 +72,20 @@ public class EngineService implements DisposableBean {
 
     /**
      * Engine options from the configuration: threads, prefill chunk, KV
-     * precision and, when distributed, the collective backend (comm=), the
-     * explicit expert slice (expert_range, default: the engine's even split),
-     * the plugin path, the backend's options and expert_compact.
+     * precision, the compute backend and its device (only when not cpu, the
+     * engine's default, so a cpu configuration opens any build) and, when
+     * distributed, the collective backend (comm=), the explicit expert slice
+     * (expert_range, default: the engine's even split), the plugin path, the
+     * backend's options and expert_compact.
      */
-    String engineOptions() {
+    static String engineOptions(Ds4jProperties props) {
         var e = props.engine();
         StringBuilder sb = new StringBuilder("threads=").append(e.threads());
         if (e.prefillChunk() > 0) sb.append(";prefill_chunk=").append(e.prefillChunk());
         sb.append(";kv_precision=").append(e.kvPrecision().name());
+        if (e.backend() != Ds4jProperties.EngineBackend.cpu) {
+            sb.append(";backend=").append(e.backend().name()).append(";device=").append(e.device());
+        }
         var d = props.distributed();
         if (d.enabled()) {
             sb.append(";comm=").append(d.backend().name());
@@ -96,7 +101,7 @@ public class EngineService implements DisposableBean {
         try {
             call(() -> {
                 long t0 = System.nanoTime();
-                String options = engineOptions();
+                String options = engineOptions(props);
                 var d = props.distributed();
                 if (d.enabled() && d.allSumDtype() != Ds4jProperties.AllSumDtype.f32) {
                     throw new EngineException(EngineException.INVALID_ARGUMENT, "ds4.distributed.all-sum-dtype="

@@ -1,5 +1,6 @@
 package io.ds4j.health;
 
+import io.ds4j.config.Ds4jProperties;
 import io.ds4j.engine.EngineService;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
@@ -9,19 +10,24 @@ import org.springframework.stereotype.Component;
  * The {@code engine} health component: UP with the library version when a
  * model is loaded; UP with {@code model: none} when none is configured (the
  * server then only answers health); DOWN when the configured model failed.
+ * Every state names the compute {@code backend} (the engine's, else the
+ * configured one) and, on a GPU, the {@code gpu} the engine opened.
  */
 @Component("engine")
 public class EngineHealthIndicator implements HealthIndicator {
     private final EngineService engine;
+    private final Ds4jProperties props;
 
-    public EngineHealthIndicator(EngineService engine) {
+    public EngineHealthIndicator(EngineService engine, Ds4jProperties props) {
         this.engine = engine;
+        this.props = props;
     }
 
     @Override
     public Health health() {
         Health.Builder b = engine.loadError() != null ? Health.down() : Health.up();
         b.withDetail("library", engine.nativeLib().version());
+        b.withDetails(BackendDetails.of(engine.describeJson(), props.engine().backend().name()));
         if (engine.follower()) {
             b.withDetail("model", "loaded").withDetail("role", "follower")
                     .withDetail("rank", engine.rank()).withDetail("world_size", engine.worldSize())

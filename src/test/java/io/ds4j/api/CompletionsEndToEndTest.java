@@ -250,6 +250,11 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
         post("/v1/completions", "{\"prompt\":[3,4],\"max_tokens\":2}");
         web.get().uri("/actuator/health/readiness").exchange().expectStatus().isOk();
         web.get().uri("/actuator/health/liveness").exchange().expectStatus().isOk();
+        // the default configuration computes on the CPU: the engine component says so and shows no GPU
+        web.get().uri("/actuator/health").exchange().expectStatus().isOk().expectBody()
+                .jsonPath("$.components.engine.details.model").isEqualTo("loaded")
+                .jsonPath("$.components.engine.details.backend").isEqualTo("cpu")
+                .jsonPath("$.components.engine.details.gpu").doesNotExist();
         web.get().uri("/actuator/info").exchange().expectStatus().isOk().expectBody()
                 .jsonPath("$.model.id").isEqualTo("tiny-a")
                 .jsonPath("$.model.quantization").isEqualTo("F32")

@@ -84,6 +84,61 @@ class LaunchPlanTest {
     }
 
     @Test
+    void cudaRanksGetTheBackendAndTheirDeviceAndNcclSharesIt(@TempDir Path dir) throws Exception {
+        LaunchPlan plan = new LaunchPlan(spec(dir, """
+                model: m.gguf
+                backend: nccl
+                engineBackend: cuda
+                nodes:
+                  - host: a
+                  - {host: b, device: 1}
+                  - {host: c, engineBackend: cpu}
+                """));
+        assertThat(plan.engineOptions(1)).isEqualTo("comm=nccl;threads=0;backend=cuda;device=1;comm_options=device=1");
+        // a cpu rank of an NCCL cluster: no backend option, NCCL picks its GPU as before
+        assertThat(plan.engineOptions(2)).isEqualTo("comm=nccl;threads=0");
+        List<String> argv = plan.mpirunArgv("h");
+        assertThat(argv).contains("--ds4.engine.backend=cuda", "--ds4.engine.device=0")
+                .doesNotContain("--ds4.distributed.comm-options=device=0");
+        assertThat(String.join(" ", argv))
+                .contains("follow --model m.gguf --options comm=nccl;threads=0;backend=cuda;device=1;comm_options=device=1");
+
+        LaunchPlan leaderOnGpu1 = new LaunchPlan(spec(dir, """
+                model: m.gguf
+                backend: nccl
+                nodes: [{host: a, engineBackend: cuda, device: 1}, {host: b}]
+                """));
+        assertThat(leaderOnGpu1.mpirunArgv("h")).contains("--ds4.engine.backend=cuda", "--ds4.engine.device=1",
+                "--ds4.distributed.comm-options=device=1");
+        assertThat(leaderOnGpu1.engineOptions(1)).isEqualTo("comm=nccl;threads=0");
+    }
+
+    @Test
+    void cpuClustersRenderWithoutBackendOrDevice(@TempDir Path dir) throws Exception {
+        LaunchPlan plan = new LaunchPlan(spec(dir, "model: m.gguf\nengineBackend: cpu\nnodes: [{host: a}, {host: b}]\n"));
+        assertThat(plan.engineOptions(1)).isEqualTo("comm=mpi;threads=0");
+        assertThat(String.join(" ", plan.mpirunArgv("h"))).doesNotContain("ds4.engine.backend")
+                .doesNotContain("ds4.engine.device").doesNotContain("comm-options");
+    }
+
+    @Test
+    void badEngineBackendOrDeviceIsRejectedWithTheNode(@TempDir Path dir) throws Exception {
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: rocm\nnodes: [{host: a}]\n"))
+                .hasMessageContaining("'engineBackend' must be one of [cpu, cuda]").hasMessageContaining("rocm");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, engineBackend: gpu}]\n"))
+                .hasMessageContaining("node a: 'engineBackend' must be one of [cpu, cuda]");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, device: -1}]\n"))
+                .hasMessageContaining("node a: 'device' must be >= 0");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, device: 1.5}]\n"))
+                .hasMessageContaining("node a: 'device' must be a CUDA device index").hasMessageContaining("1.5");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, device: 1}]\n"))
+                .hasMessageContaining("node a: 'device' needs engineBackend cuda or backend nccl");
+        // with NCCL a cpu rank's device is the GPU its all-reduce uses
+        assertThat(new LaunchPlan(spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a}, {host: b, device: 1}]\n"))
+                .engineOptions(1)).isEqualTo("comm=nccl;threads=0;comm_options=device=1");
+    }
+
+    @Test
     void badValuesAreRejectedWithTheOffendingKey(@TempDir Path dir) throws Exception {
         assertThatThrownBy(() -> spec(dir, "nodes: [{host: a}]\n")).hasMessageContaining("'model' is required");
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: []\n")).hasMessageContaining("at least one node");

@@ -39,7 +39,48 @@ class Ds4jPropertiesValidationTest {
             assertThat(p.sampling().temperature()).isEqualTo(1.0);
             assertThat(p.distributed().enabled()).isFalse();
             assertThat(p.model().effectiveId()).isEqualTo("none");
+            assertThat(p.engine().backend()).isEqualTo(Ds4jProperties.EngineBackend.cpu);
+            assertThat(p.engine().device()).isZero();
         });
+    }
+
+    @Test
+    void engineBackendCudaBindsWithItsDevice() {
+        runner.withPropertyValues("ds4.engine.backend=cuda", "ds4.engine.device=3").run(ctx -> {
+            assertThat(ctx).hasNotFailed();
+            Ds4jProperties.Engine e = ctx.getBean(Ds4jProperties.class).engine();
+            assertThat(e.backend()).isEqualTo(Ds4jProperties.EngineBackend.cuda);
+            assertThat(e.device()).isEqualTo(3);
+        });
+        // enum values bind case-insensitively
+        runner.withPropertyValues("ds4.engine.backend=CUDA").run(ctx ->
+                assertThat(ctx.getBean(Ds4jProperties.class).engine().backend()).isEqualTo(Ds4jProperties.EngineBackend.cuda));
+    }
+
+    @Test
+    void badEngineBackendOrDeviceNamesTheProperty() {
+        runner.withPropertyValues("ds4.engine.backend=rocm").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.engine.backend").contains("rocm");
+        });
+        runner.withPropertyValues("ds4.engine.backend=cuda", "ds4.engine.device=-1").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("engine.device");
+        });
+        runner.withPropertyValues("ds4.engine.device=gpu0").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.engine.device").contains("gpu0");
+        });
+    }
+
+    @Test
+    void aDeviceIndexNeedsTheCudaBackend() {
+        runner.withPropertyValues("ds4.engine.device=1").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure()))
+                    .contains("ds4.engine.device=1 needs ds4.engine.backend=cuda");
+        });
+        runner.withPropertyValues("ds4.engine.backend=cpu", "ds4.engine.device=0").run(ctx -> assertThat(ctx).hasNotFailed());
     }
 
     @Test

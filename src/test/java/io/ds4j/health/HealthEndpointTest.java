@@ -14,7 +14,10 @@ class HealthEndpointTest {
     @Autowired
     WebTestClient web;
 
-    /** Without a model the engine component is UP (model none) but the server is not ready for traffic. */
+    /**
+     * Without a model the engine component is UP (model none) but the server is not ready for traffic;
+     * it names the configured compute backend, the default cpu, and no GPU.
+     */
     @Test
     void healthShowsTheEngineComponentWithNoModel() {
         web.get().uri("/actuator/health").exchange()
@@ -25,6 +28,8 @@ class HealthEndpointTest {
                 .jsonPath("$.components.livenessState.status").isEqualTo("UP")
                 .jsonPath("$.components.engine.status").isEqualTo("UP")
                 .jsonPath("$.components.engine.details.model").isEqualTo("none")
+                .jsonPath("$.components.engine.details.backend").isEqualTo("cpu")
+                .jsonPath("$.components.engine.details.gpu").doesNotExist()
                 .jsonPath("$.components.engine.details.library").value(v -> org.assertj.core.api.Assertions.assertThat((String) v).startsWith("ds4j "));
     }
 }

@@ -1,0 +1,843 @@
+/*
+ * cuda_engine.cu — the GPU backend's model, memory and forward pass (see
+ * cuda_backend.h). The model's weights are laid out in one device arena
+ * whose size is computed before anything is allocated (the memory plan);
+ * only the owned routed experts are uploaded. The forward pass is
+ * model/forward_dsv4.c step for step: the same matrices in the same order,
+ * the stateful steps (window ring, compressors, indexer, attention) run for
+ * every token of the chunk in parallel, each token seeing exactly the state
+ * the CPU's token-by-token loop would give it. Positions live in device
+ * memory, so a one-token step is captured once per session as a CUDA graph
+ * and replayed.
+ */
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include "cuda_backend.h"
+#include "cuda_mm.cuh"
+#include "cuda_ops.cuh"
+
+extern "C" {
+#include "quants.h"
+#include "session.h"
+}
+
+#define CK(call)                                                                                               \
+    do {                                                                                                       \
+        cudaError_t e_ = (call);                                                                               \
+        if (e_ != cudaSuccess)                                                                                 \
+            return ds4j_fail(DS4J_ERR_STATE, "CUDA error in %s: %s (%s:%d)", #call, cudaGetErrorString(e_), \
+                             __FILE__, __LINE__);                                                              \
+    } while (0)
+
+/* ---------------------------------------------------------------- model */
+
+struct dhc { dmat fn; float *base = nullptr, *scale = nullptr; };
+struct dcomp { dmat wkv, wgate; float *ape = nullptr, *norm = nullptr; };
+struct dlayer {
+    dhc hc_attn, hc_ffn;
+    float *attn_norm = nullptr, *ffn_norm = nullptr, *q_norm = nullptr, *kv_norm = nullptr, *sinks = nullptr;
+    float *exp_bias = nullptr;
+    dmat wq_a, wq_b, wkv, wo_a, wo_b;
+    dcomp comp, idx_comp;
+    dmat idx_wq_b, idx_proj, gate_inp;
+    int32_t *tid2eid = nullptr;
+    dmat gate_exps, up_exps, down_exps; /* owned experts: matrix e - expert_lo */
+    dmat gate_sh, up_sh, down_sh;
+};
+
+/* Device scratch for chunks of up to max_tokens tokens. */
+struct dscratch {
+    float *X, *flat, *mix, *pre, *post, *comb, *x, *xa, *qa, *qr, *q, *kv, *ckv, *cg, *ikv, *ig, *qI, *wI;
+    float *o, *low, *aout, *rl, *wt, *g, *u, *dn, *routed, *sh, *slot_wt, *logits;
+    int32_t *sel, *slot_tok, *n_groups, *g_expert, *g_first, *n_slots, *tok, *isel, *insel;
+    int64_t *pos0;
+    uint8_t *act, *act_in[3];
+    float *iscore;
+    int64_t iscore_stride; /* entries per token row of iscore (ctx-dependent) */
+};
+
+struct graph_slot {
+    const kv_state *st = nullptr;
+    int mode = 0; /* 0 no logits, 1 last row */
+    cudaGraphExec_t exec = nullptr;
+};
+
+struct cuda_engine {
+    const dsv4_model *m = nullptr;
+    int device = 0;
+    cudaDeviceProp prop;
+    cudaStream_t stream = nullptr;
+    uint8_t *arena = nullptr;
+    int64_t weight_bytes = 0, scratch_bytes = 0, ctx_bytes = 0;
+    size_t mem_total = 0, mem_free_open = 0;
+    float *rope_main = nullptr, *rope_comp = nullptr;
+    dmat tok_embd, output, out_hc_fn;
+    float *out_norm = nullptr, *out_hc_base = nullptr, *out_hc_scale = nullptr;
+    std::vector<dlayer> layers;
+    int64_t max_tokens = 0;
+    uint8_t *scratch_mem = nullptr;
+    dscratch sc;
+    uint8_t *ctx_mem = nullptr;
+    int64_t ctx_cap = 0;
+    /* pinned host staging: params in, logits out, routed sums for all_sum */
+    int64_t *h_pos0 = nullptr;
+    int32_t *h_tok = nullptr;
+    float *h_logits = nullptr, *h_routed = nullptr;
+    int graphs = 1;
+    graph_slot gslots[4];
+    int gnext = 0;
+    kv_mem_ops mem;
+    char describe[1024];
+};
+
+/* -------------------------------------------------- arena (plan + bind) */
+
+struct arena_walk {
+    uint8_t *base; /* NULL while planning */
+    int64_t off;
+    std::vector<std::pair<uint8_t *, const void *>> *copies; /* (dst, host src) f32 vectors to upload */
+    std::vector<int64_t> *copy_bytes;
+};
+
+static uint8_t *arena_take(arena_walk &w, int64_t bytes) {
+    int64_t b = (bytes + 255) & ~(int64_t)255;
+    uint8_t *p = w.base ? w.base + w.off : nullptr;
+    w.off += b;
+    return p;
+}
+
+static float *arena_vec(arena_walk &w, const float *host, int64_t n) {
+    if (!host) return nullptr;
+    uint8_t *p = arena_take(w, n * 4);
+    if (w.base) {
+        w.copies->push_back({p, host});
+        w.copy_bytes->push_back(n * 4);
+    }
+    return (float *)p;
+}
+
+/* Matrices [first, first + count) of h. */
+static int arena_mat(arena_walk &w, dmat &d, const dsv4_mat &h, int64_t first, int64_t count) {
+    if (!h.data) return 0;
+    if (!cuda_type_supported(h.type)) {
+        const ds4j_type_traits *t = ds4j_type_get(h.type);
+        return ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: tensor '%s' has type %s, which the GPU backend does not "
+                         "multiply (it supports F32, F16, BF16, Q8_0, Q2_K, Q4_K, IQ2_XXS)", h.name ? h.name : "?",
+                         t ? t->name : "?");
+    }
+    d.type = h.type;
+    d.n_in = h.n_in;
+    d.n_out = h.n_out;
+    d.n_mat = count;
+    d.row_bytes = h.row_bytes;
+    d.mat_bytes = cuda_mat_bytes(h.type, h.n_in, h.n_out);
+    d.d = arena_take(w, d.mat_bytes * count);
+    (void)first;
+    return 0;
+}
+
+static int walk_model(cuda_engine *g, arena_walk &w) {
+    const dsv4_model *m = g->m;
+    const dsv4_hparams *hp = &m->hp;
+    int64_t H = hp->n_embd, D = hp->head_dim, hc = hp->hc, mx = (2 + hc) * hc;
+    int64_t ef = m->expert_lo - m->slice_lo, en = m->expert_hi - m->expert_lo;
+    g->rope_main = arena_vec(w, m->rope_main.inv_freq, OPS_ROPE_MAX_PAIRS);
+    g->rope_comp = arena_vec(w, m->rope_comp.inv_freq, OPS_ROPE_MAX_PAIRS);
+    if (m->tok_embd.type != DS4J_TYPE_F32 && m->tok_embd.type != DS4J_TYPE_F16 && m->tok_embd.type != DS4J_TYPE_BF16 &&
+        m->tok_embd.type != DS4J_TYPE_Q8_0)
+        return ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: token_embd.weight must be F32, F16, BF16 or Q8_0");
+    int rc;
+    if ((rc = arena_mat(w, g->tok_embd, m->tok_embd, 0, 1))) return rc;
+    if ((rc = arena_mat(w, g->output, m->output, 0, 1))) return rc;
+    if ((rc = arena_mat(w, g->out_hc_fn, m->out_hc_fn, 0, 1))) return rc;
+    g->out_norm = arena_vec(w, m->out_norm, H);
+    g->out_hc_base = arena_vec(w, m->out_hc_base, hc);
+    g->out_hc_scale = arena_vec(w, m->out_hc_scale, 1);
+    g->layers.resize((size_t)hp->n_layer);
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const dsv4_layer *ly = &m->layers[l];
+        dlayer &d = g->layers[(size_t)l];
+        const dsv4_hc_w *hs[2] = {&ly->hc_attn, &ly->hc_ffn};
+        dhc *hd[2] = {&d.hc_attn, &d.hc_ffn};
+        for (int i = 0; i < 2; i++) {
+            if ((rc = arena_mat(w, hd[i]->fn, hs[i]->fn, 0, 1))) return rc;
+            hd[i]->base = arena_vec(w, hs[i]->base, mx);
+            hd[i]->scale = arena_vec(w, hs[i]->scale, 3);
+        }
+        d.attn_norm = arena_vec(w, ly->attn_norm, H);
+        d.ffn_norm = arena_vec(w, ly->ffn_norm, H);
+        d.q_norm = arena_vec(w, ly->q_norm, hp->q_lora);
+        d.kv_norm = arena_vec(w, ly->kv_norm, D);
+        d.sinks = arena_vec(w, ly->sinks, hp->n_head);
+        d.exp_bias = arena_vec(w, ly->exp_bias, hp->n_expert);
+        const dsv4_mat *dense[] = {&ly->wq_a, &ly->wq_b, &ly->wkv, &ly->wo_a, &ly->wo_b, &ly->idx_wq_b, &ly->idx_proj,
+                                   &ly->gate_inp, &ly->gate_sh, &ly->up_sh, &ly->down_sh};
+        dmat *dd[] = {&d.wq_a, &d.wq_b, &d.wkv, &d.wo_a, &d.wo_b, &d.idx_wq_b, &d.idx_proj,
+                      &d.gate_inp, &d.gate_sh, &d.up_sh, &d.down_sh};
+        for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+            if ((rc = arena_mat(w, *dd[i], *dense[i], 0, 1))) return rc;
+        if (ly->kind != DSV4_SWA) {
+            const dsv4_comp_w *cs[2] = {&ly->comp, &ly->idx_comp};
+            dcomp *cd[2] = {&d.comp, &d.idx_comp};
+            for (int i = 0; i < (ly->kind == DSV4_CSA ? 2 : 1); i++) {
+                int64_t dout = i == 0 ? D : hp->idx_dim, cw = (ly->kind == DSV4_CSA ? 2 : 1) * dout;
+                if ((rc = arena_mat(w, cd[i]->wkv, cs[i]->wkv, 0, 1))) return rc;
+                if ((rc = arena_mat(w, cd[i]->wgate, cs[i]->wgate, 0, 1))) return rc;
+                cd[i]->ape = arena_vec(w, cs[i]->ape, ly->ratio * cw);
+                cd[i]->norm = arena_vec(w, cs[i]->norm, dout);
+            }
+        }
+        if (ly->tid2eid) {
+            uint8_t *p = arena_take(w, hp->n_vocab * hp->n_expert_used * 4);
+            if (w.base) {
+                w.copies->push_back({p, ly->tid2eid});
+                w.copy_bytes->push_back(hp->n_vocab * hp->n_expert_used * 4);
+            }
+            d.tid2eid = (int32_t *)p;
+        }
+        if ((rc = arena_mat(w, d.gate_exps, ly->gate_exps, ef, en))) return rc;
+        if ((rc = arena_mat(w, d.up_exps, ly->up_exps, ef, en))) return rc;
+        if ((rc = arena_mat(w, d.down_exps, ly->down_exps, ef, en))) return rc;
+    }
+    return 0;
+}
+
+/* Copy matrices [first, first + count) of h into d, packed (Q8_0) through a
+ * host staging buffer. */
+static int upload_mat(cuda_engine *g, const dmat &d, const dsv4_mat &h, int64_t first, int64_t count,
+                      std::vector<uint8_t> &stage) {
+    if (!d.d) return 0;
+    int64_t hb = h.n_out * h.row_bytes;
+    for (int64_t e = 0; e < count; e++) {
+        const uint8_t *src = h.data + (first + e) * hb;
+        uint8_t *dst = d.d + e * d.mat_bytes;
+        if (d.type != DS4J_TYPE_Q8_0) {
+            CK(cudaMemcpy(dst, src, (size_t)(h.row_bytes * h.n_out), cudaMemcpyHostToDevice));
+            continue;
+        }
+        if ((int64_t)stage.size() < d.mat_bytes) stage.resize((size_t)d.mat_bytes);
+        cuda_pack_matrix(d.type, src, h.n_in, h.n_out, h.row_bytes, stage.data());
+        CK(cudaMemcpy(dst, stage.data(), (size_t)d.mat_bytes, cudaMemcpyHostToDevice));
+    }
+    return 0;
+}
+
+static int upload_model(cuda_engine *g) {
+    const dsv4_model *m = g->m;
+    const dsv4_hparams *hp = &m->hp;
+    int64_t ef = m->expert_lo - m->slice_lo, en = m->expert_hi - m->expert_lo;
+    std::vector<uint8_t> stage;
+    int rc;
+    if ((rc = upload_mat(g, g->tok_embd, m->tok_embd, 0, 1, stage))) return rc;
+    if ((rc = upload_mat(g, g->output, m->output, 0, 1, stage))) return rc;
+    if ((rc = upload_mat(g, g->out_hc_fn, m->out_hc_fn, 0, 1, stage))) return rc;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const dsv4_layer *ly = &m->layers[l];
+        dlayer &d = g->layers[(size_t)l];
+        const dsv4_mat *hs[] = {&ly->hc_attn.fn, &ly->hc_ffn.fn, &ly->wq_a, &ly->wq_b, &ly->wkv, &ly->wo_a, &ly->wo_b,
+                                &ly->idx_wq_b, &ly->idx_proj, &ly->gate_inp, &ly->gate_sh, &ly->up_sh, &ly->down_sh,
+                                &ly->comp.wkv, &ly->comp.wgate, &ly->idx_comp.wkv, &ly->idx_comp.wgate};
+        dmat *ds[] = {&d.hc_attn.fn, &d.hc_ffn.fn, &d.wq_a, &d.wq_b, &d.wkv, &d.wo_a, &d.wo_b, &d.idx_wq_b, &d.idx_proj,
+                      &d.gate_inp, &d.gate_sh, &d.up_sh, &d.down_sh, &d.comp.wkv, &d.comp.wgate, &d.idx_comp.wkv,
+                      &d.idx_comp.wgate};
+        for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+            if ((rc = upload_mat(g, *ds[i], *hs[i], 0, 1, stage))) return rc;
+        if ((rc = upload_mat(g, d.gate_exps, ly->gate_exps, ef, en, stage))) return rc;
+        if ((rc = upload_mat(g, d.up_exps, ly->up_exps, ef, en, stage))) return rc;
+        if ((rc = upload_mat(g, d.down_exps, ly->down_exps, ef, en, stage))) return rc;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- scratch */
+
+static int64_t max3(int64_t a, int64_t b, int64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+/* Lay out (or measure, base == NULL) the fixed scratch for S tokens. */
+static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_t *base) {
+    const dsv4_hparams *hp = &m->hp;
+    int64_t H = hp->n_embd, hc = hp->hc, mx = (2 + hc) * hc, D = hp->head_dim, k = hp->n_expert_used;
+    int64_t nh = hp->n_head, I = hp->n_ff_exp, E = hp->n_expert, DI = hp->idx_dim, nI = hp->idx_heads;
+    int64_t slots = S * k;
+    arena_walk w = {base, 0, nullptr, nullptr};
+#define TAKE(field, type, count) do { type *p_ = (type *)arena_take(w, (int64_t)(count) * (int64_t)sizeof(type)); if (sc) sc->field = p_; } while (0)
+    TAKE(X, float, S * hc * H); TAKE(flat, float, S * hc * H); TAKE(mix, float, S * mx);
+    TAKE(pre, float, S * hc); TAKE(post, float, S * hc); TAKE(comb, float, S * hc * hc);
+    TAKE(x, float, S * H); TAKE(xa, float, S * H); TAKE(qa, float, S * hp->q_lora); TAKE(qr, float, S * hp->q_lora);
+    TAKE(q, float, S * nh * D); TAKE(kv, float, S * D); TAKE(ckv, float, S * 2 * D); TAKE(cg, float, S * 2 * D);
+    TAKE(ikv, float, S * 2 * DI); TAKE(ig, float, S * 2 * DI); TAKE(qI, float, S * nI * DI); TAKE(wI, float, S * nI);
+    TAKE(o, float, S * nh * D); TAKE(low, float, S * hp->o_groups * hp->o_lora); TAKE(aout, float, S * H);
+    TAKE(rl, float, S * E); TAKE(wt, float, slots); TAKE(sel, int32_t, slots);
+    TAKE(g, float, slots * I); TAKE(u, float, slots * I); TAKE(dn, float, slots * H);
+    TAKE(routed, float, S * H); TAKE(sh, float, S * H); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
+    TAKE(n_groups, int32_t, 1); TAKE(g_expert, int32_t, slots + 1); TAKE(g_first, int32_t, slots + 2);
+    TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, 1);
+    TAKE(isel, int32_t, S * (hp->idx_topk + 1)); TAKE(insel, int32_t, S);
+    TAKE(logits, float, S * hp->n_vocab);
+    /* activation rows: the largest single use */
+    int64_t act = 0;
+    int64_t widths[] = {hc * H, H, hp->q_lora, nh * D, hp->o_groups * hp->o_lora, I};
+    for (int kind = 0; kind < 3; kind++) {
+        for (int64_t wd : widths) {
+            int64_t rows = wd == I ? (slots > S ? slots : S) : S;
+            int64_t b = cuda_act_row_bytes(kind, wd) * rows;
+            if (b > act) act = b;
+        }
+        act = max3(act, cuda_act_row_bytes(kind, nh * D / hp->o_groups) * S * hp->o_groups, 0);
+    }
+    TAKE(act, uint8_t, act);
+    for (int kind = 0; kind < 3; kind++) TAKE(act_in[kind], uint8_t, cuda_act_row_bytes(kind, H) * S);
+#undef TAKE
+    return w.off;
+}
+
+/* Context-dependent scratch: indexer scores for n_ctx. */
+static int64_t ctx_score_stride(const dsv4_model *m, int64_t n_ctx) {
+    int64_t mi = 1;
+    for (int64_t l = 0; l < m->hp.n_layer; l++)
+        if (m->hp.kind[l] == DSV4_CSA && n_ctx / m->hp.ratio[l] + 1 > mi) mi = n_ctx / m->hp.ratio[l] + 1;
+    return (mi + 63) & ~(int64_t)63;
+}
+
+/* ------------------------------------------------------------- kv memory */
+
+static void *kv_alloc(void *u, size_t n) {
+    (void)u;
+    void *p = nullptr;
+    if (cudaMalloc(&p, n ? n : 256) != cudaSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    if (cudaMemset(p, 0, n ? n : 256) != cudaSuccess) {
+        cudaFree(p);
+        return nullptr;
+    }
+    return p;
+}
+static void kv_free(void *u, void *p) { (void)u; cudaFree(p); }
+static void kv_copy(void *u, void *d, const void *s, size_t n) {
+    cuda_engine *g = (cuda_engine *)u;
+    cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, g->stream);
+    cudaStreamSynchronize(g->stream);
+}
+static void kv_zero(void *u, void *p, size_t n) {
+    cuda_engine *g = (cuda_engine *)u;
+    cudaMemsetAsync(p, 0, n, g->stream);
+    cudaStreamSynchronize(g->stream);
+}
+
+/* ------------------------------------------------------------------ open */
+
+extern "C" int cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+static double gib(int64_t b) { return (double)b / 1073741824.0; }
+
+extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int device, int64_t max_tokens) {
+    *out = nullptr;
+    int n = 0;
+    cudaError_t ce = cudaGetDeviceCount(&n);
+    if (ce != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda: no CUDA device is visible (%s)",
+                         ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
+    }
+    if (device < 0 || device >= n)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda: device=%d but %d CUDA device(s) are visible", device, n);
+    cuda_engine *g = new cuda_engine();
+    g->m = m;
+    g->device = device;
+    g->max_tokens = max_tokens < 1 ? 1 : max_tokens;
+    int rc = 0;
+    arena_walk plan = {nullptr, 0, nullptr, nullptr};
+    std::vector<std::pair<uint8_t *, const void *>> copies;
+    std::vector<int64_t> copy_bytes;
+    arena_walk bind = {nullptr, 0, &copies, &copy_bytes};
+    int64_t need, reserve = (int64_t)512 << 20; /* CUDA context, graphs, a first session */
+    if (cudaSetDevice(device) != cudaSuccess || cudaGetDeviceProperties(&g->prop, device) != cudaSuccess) {
+        rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: cannot use device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
+        goto fail;
+    }
+    if (m->hp.head_dim > 1024 || m->hp.hc > 16 || m->hp.n_rot > m->hp.head_dim || m->hp.idx_heads * m->hp.idx_dim > 12288) {
+        rc = ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: head_dim %lld (max 1024), hc %lld (max 16) or indexer %lld x %lld "
+                       "(max 12288 values) is beyond the GPU kernels' limits", (long long)m->hp.head_dim,
+                       (long long)m->hp.hc, (long long)m->hp.idx_heads, (long long)m->hp.idx_dim);
+        goto fail;
+    }
+    if (g->prop.major < 7) {
+        rc = ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda: device %d (%s) has compute capability %d.%d; 7.0 or "
+                       "newer is needed", device, g->prop.name, g->prop.major, g->prop.minor);
+        goto fail;
+    }
+    if ((rc = walk_model(g, plan))) goto fail;
+    g->weight_bytes = plan.off;
+    g->scratch_bytes = scratch_walk(m, g->max_tokens, nullptr, nullptr);
+    cudaMemGetInfo(&g->mem_free_open, &g->mem_total);
+    need = g->weight_bytes + g->scratch_bytes;
+    if (need + reserve > (int64_t)g->mem_free_open) {
+        rc = ds4j_fail(DS4J_ERR_NO_MEMORY,
+                       "backend=cuda: the model needs %.2f GiB of device memory (weights %.2f GiB for experts %lld:%lld, "
+                       "scratch %.2f GiB for chunks of %lld tokens, plus %.2f GiB reserve) but device %d (%s) has "
+                       "%.2f GiB free of %.2f GiB; use expert parallelism (comm=, expert_range) to split the routed "
+                       "experts, or a smaller prefill_chunk",
+                       gib(need + reserve), gib(g->weight_bytes), (long long)m->expert_lo, (long long)m->expert_hi,
+                       gib(g->scratch_bytes), (long long)g->max_tokens, gib(reserve), device, g->prop.name,
+                       gib((int64_t)g->mem_free_open), gib((int64_t)g->mem_total));
+        goto fail;
+    }
+    if (cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaMalloc(&g->arena, (size_t)g->weight_bytes) != cudaSuccess ||
+        cudaMalloc(&g->scratch_mem, (size_t)g->scratch_bytes) != cudaSuccess ||
+        cudaMallocHost(&g->h_pos0, sizeof(int64_t)) != cudaSuccess ||
+        cudaMallocHost(&g->h_tok, (size_t)g->max_tokens * 4) != cudaSuccess ||
+        cudaMallocHost(&g->h_logits, (size_t)(g->max_tokens * m->hp.n_vocab) * 4) != cudaSuccess ||
+        cudaMallocHost(&g->h_routed, (size_t)(g->max_tokens * m->hp.n_embd) * 4) != cudaSuccess) {
+        rc = ds4j_fail(DS4J_ERR_NO_MEMORY, "backend=cuda: allocating %.2f GiB on device %d failed: %s",
+                       gib(need), device, cudaGetErrorString(cudaGetLastError()));
+        goto fail;
+    }
+    bind.base = g->arena;
+    if ((rc = walk_model(g, bind))) goto fail;
+    for (size_t i = 0; i < copies.size(); i++)
+        if (cudaMemcpy(copies[i].first, copies[i].second, (size_t)copy_bytes[i], cudaMemcpyHostToDevice) != cudaSuccess) {
+            rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: upload failed: %s", cudaGetErrorString(cudaGetLastError()));
+            goto fail;
+        }
+    if ((rc = upload_model(g))) goto fail;
+    scratch_walk(m, g->max_tokens, &g->sc, g->scratch_mem);
+    cuda_mm_init_tables();
+    g->mem = {kv_alloc, kv_free, kv_copy, kv_zero, g};
+    {
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        snprintf(g->describe, sizeof g->describe,
+                 "{\"index\":%d,\"name\":\"%s\",\"compute_capability\":\"%d.%d\",\"memory_total\":%lld,"
+                 "\"memory_free\":%lld,\"plan\":{\"weights\":%lld,\"scratch\":%lld}}",
+                 device, g->prop.name, g->prop.major, g->prop.minor, (long long)tot, (long long)fr,
+                 (long long)g->weight_bytes, (long long)g->scratch_bytes);
+    }
+    if (cudaGetLastError() != cudaSuccess) {
+        rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: setting up device %d failed", device);
+        goto fail;
+    }
+    *out = g;
+    return 0;
+fail:
+    cuda_engine_close(g);
+    return rc ? rc : DS4J_ERR_STATE;
+}
+
+static void drop_graph(graph_slot &s) {
+    if (s.exec) cudaGraphExecDestroy(s.exec);
+    s = graph_slot();
+}
+
+extern "C" void cuda_engine_close(cuda_engine *g) {
+    if (!g) return;
+    cudaSetDevice(g->device);
+    for (auto &s : g->gslots) drop_graph(s);
+    if (g->stream) cudaStreamSynchronize(g->stream);
+    cudaFree(g->arena);
+    cudaFree(g->scratch_mem);
+    cudaFree(g->ctx_mem);
+    cudaFreeHost(g->h_pos0);
+    cudaFreeHost(g->h_tok);
+    cudaFreeHost(g->h_logits);
+    cudaFreeHost(g->h_routed);
+    if (g->stream) cudaStreamDestroy(g->stream);
+    cudaGetLastError();
+    delete g;
+}
+
+extern "C" const char *cuda_engine_describe(const cuda_engine *g) { return g->describe; }
+extern "C" const kv_mem_ops *cuda_kv_mem(cuda_engine *g) { return &g->mem; }
+extern "C" void cuda_engine_set_graphs(cuda_engine *g, int on) {
+    g->graphs = on;
+    for (auto &s : g->gslots) drop_graph(s);
+}
+
+extern "C" void cuda_forget_state(cuda_engine *g, const kv_state *st) {
+    for (auto &s : g->gslots)
+        if (s.st == st) drop_graph(s);
+}
+
+extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx) {
+    cudaSetDevice(g->device);
+    int64_t fixed = 0, st = kv_state_bytes(g->m, n_ctx, 0, &fixed);
+    if (st < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a session of %lld tokens is too large", (long long)n_ctx);
+    int64_t stride = ctx_score_stride(g->m, n_ctx);
+    int64_t ctx_need = stride > g->sc.iscore_stride ? g->max_tokens * stride * 4 : 0;
+    int64_t need = st + fixed * DS4J_CK_TOTAL + ctx_need;
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    if (need > (int64_t)fr)
+        return ds4j_fail(DS4J_ERR_NO_MEMORY, "backend=cuda: a session of %lld tokens needs %.2f GiB of device memory "
+                         "(state %.2f GiB, checkpoints %.2f GiB, indexer scores %.2f GiB) but device %d has %.2f GiB free",
+                         (long long)n_ctx, gib(need), gib(st), gib(fixed * DS4J_CK_TOTAL), gib(ctx_need), g->device,
+                         gib((int64_t)fr));
+    if (ctx_need) {
+        uint8_t *p = nullptr;
+        if (cudaMalloc(&p, (size_t)ctx_need) != cudaSuccess) {
+            cudaGetLastError();
+            return ds4j_fail(DS4J_ERR_NO_MEMORY, "backend=cuda: allocating %.2f GiB of indexer scores failed", gib(ctx_need));
+        }
+        cudaStreamSynchronize(g->stream);
+        for (auto &s : g->gslots) drop_graph(s); /* graphs hold the old pointer */
+        cudaFree(g->ctx_mem);
+        g->ctx_mem = p;
+        g->sc.iscore = (float *)p;
+        g->sc.iscore_stride = stride;
+        g->ctx_bytes = ctx_need;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- forward */
+
+struct fwd {
+    cuda_engine *g;
+    const dsv4_model *m;
+    const dsv4_hparams *hp;
+    kv_state *st;
+    dscratch *sc;
+    int64_t S;
+    cudaStream_t s;
+    int act_ready[3]; /* act_in[kind] holds the current shared input */
+};
+
+/* Product of w with S rows of x: quantizes x as w's type needs, then runs
+ * the kernels. `groups` > 1: grouped output projection. */
+static void mm(fwd &f, const dmat &w, const float *x, int64_t x_stride, float *y, int64_t y_stride, int64_t groups = 1,
+               int64_t S = -1) {
+    if (S < 0) S = f.S;
+    int kind = cuda_act_kind(w.type);
+    int64_t n = w.n_in, rb = cuda_act_row_bytes(kind, n);
+    cuda_quantize_act(kind, x, x_stride, n, S, groups, f.sc->act, f.s);
+    cuda_matmul(w, 0, f.sc->act, groups * rb, rb, w.n_out / groups, S, y, y_stride, nullptr, f.s);
+}
+
+/* Product with the shared input (xa or xf, S rows of H), quantized once
+ * per activation kind. */
+static void mm_in(fwd &f, const dmat &w, const float *x, float *y, int64_t y_stride) {
+    int kind = cuda_act_kind(w.type);
+    int64_t H = f.hp->n_embd, rb = cuda_act_row_bytes(kind, H);
+    if (!f.act_ready[kind]) {
+        cuda_quantize_act(kind, x, H, H, f.S, 1, f.sc->act_in[kind], f.s);
+        f.act_ready[kind] = 1;
+    }
+    cuda_matmul(w, 0, f.sc->act_in[kind], rb, rb, w.n_out, f.S, y, y_stride, nullptr, f.s);
+}
+
+static void hc_pre(fwd &f, const dhc &w) {
+    const dsv4_hparams *hp = f.hp;
+    int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, mx = (2 + hc) * hc;
+    dscratch *sc = f.sc;
+    op_rmsnorm(sc->X, HC, sc->flat, HC, nullptr, HC, f.S, hp->eps, f.s);
+    mm(f, w.fn, sc->flat, HC, sc->mix, mx);
+    op_hc_split(sc->mix, w.scale, w.base, (int)hc, (int)hp->sinkhorn_iters, hp->hc_eps, sc->pre, sc->post, sc->comb,
+                sc->X, sc->x, H, f.S, f.s);
+}
+
+static void comp_args_of(fwd &f, comp_args &a, const dcomp &w, kv_comp *c, const float *ckv, const float *cg) {
+    a.ckv = ckv;
+    a.cg = cg;
+    a.ape = w.ape;
+    a.norm = w.norm;
+    a.pend_kv = c->pend_kv;
+    a.pend_g = c->pend_g;
+    a.prev_kv = c->prev_kv;
+    a.prev_g = c->prev_g;
+    a.entries = c->entries;
+    a.r = c->r;
+    a.cw = c->cw;
+    a.dout = c->dout;
+    a.overlap = c->overlap;
+    a.rope = {f.g->rope_comp, (int)f.hp->n_rot};
+    a.eps = f.hp->eps;
+}
+
+static void attention_layer(fwd &f, int64_t l) {
+    const dsv4_hparams *hp = f.hp;
+    const dsv4_layer *ly = &f.m->layers[l];
+    const dlayer &d = f.g->layers[(size_t)l];
+    kv_layer *kl = &f.st->layers[l];
+    dscratch *sc = f.sc;
+    int64_t H = hp->n_embd, D = hp->head_dim, nh = hp->n_head, rq = hp->q_lora, nI = hp->idx_heads, DI = hp->idx_dim;
+    int64_t S = f.S;
+    hc_pre(f, d.hc_attn);
+    op_rmsnorm(sc->x, H, sc->xa, H, d.attn_norm, H, S, hp->eps, f.s);
+    f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
+    mm_in(f, d.wq_a, sc->xa, sc->qa, rq);
+    op_rmsnorm(sc->qa, rq, sc->qr, rq, d.q_norm, rq, S, hp->eps, f.s);
+    mm(f, d.wq_b, sc->qr, rq, sc->q, nh * D);
+    op_rmsnorm(sc->q, D, sc->q, D, nullptr, D, S * nh, hp->eps, f.s);
+    mm_in(f, d.wkv, sc->xa, sc->kv, D);
+    op_rmsnorm(sc->kv, D, sc->kv, D, d.kv_norm, D, S, hp->eps, f.s);
+    int64_t cw = ly->kind == DSV4_CSA ? 2 * D : D;
+    if (ly->kind != DSV4_SWA) {
+        mm_in(f, d.comp.wkv, sc->xa, sc->ckv, cw);
+        mm_in(f, d.comp.wgate, sc->xa, sc->cg, cw);
+    }
+    if (ly->kind == DSV4_CSA) {
+        mm_in(f, d.idx_comp.wkv, sc->xa, sc->ikv, 2 * DI);
+        mm_in(f, d.idx_comp.wgate, sc->xa, sc->ig, 2 * DI);
+        mm(f, d.idx_wq_b, sc->qr, rq, sc->qI, nI * DI);
+        mm_in(f, d.idx_proj, sc->xa, sc->wI, nI);
+    }
+    rope_tab rope = {ly->kind == DSV4_SWA ? f.g->rope_main : f.g->rope_comp, (int)hp->n_rot};
+    op_rope_qkv(sc->pos0, S, sc->q, nh, D, sc->kv, ly->kind == DSV4_CSA ? sc->qI : nullptr, sc->wI, nI, DI, rope, f.s);
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.q = sc->q;
+    a.kv = sc->kv;
+    a.win = kl->win;
+    a.sinks = d.sinks;
+    a.o = sc->o;
+    a.nh = nh;
+    a.D = D;
+    a.W = hp->window;
+    a.rope = rope;
+    if (ly->kind != DSV4_SWA) {
+        comp_args c;
+        comp_args_of(f, c, d.comp, &kl->comp, sc->ckv, sc->cg);
+        op_comp(sc->pos0, S, c, f.s);
+        a.ent = kl->comp.entries;
+        a.ratio = ly->ratio;
+    }
+    if (ly->kind == DSV4_CSA) {
+        comp_args c;
+        comp_args_of(f, c, d.idx_comp, &kl->idx, sc->ikv, sc->ig);
+        op_comp(sc->pos0, S, c, f.s);
+        op_indexer(sc->pos0, S, sc->qI, sc->wI, kl->idx.entries, nI, DI, ly->ratio, hp->idx_topk, sc->iscore,
+                   sc->iscore_stride, sc->isel, sc->insel, f.s);
+        a.sel = sc->isel;
+        a.nsel = sc->insel;
+        a.sel_stride = hp->idx_topk;
+        a.ratio = 0;
+    }
+    op_attention(sc->pos0, S, a, f.s);
+    op_win_write(sc->pos0, S, sc->kv, kl->win, hp->window, D, f.s);
+    int64_t G = hp->o_groups, ro = hp->o_lora;
+    mm(f, d.wo_a, sc->o, nh * D, sc->low, G * ro, G);
+    mm(f, d.wo_b, sc->low, G * ro, sc->aout, H);
+    op_hc_post(sc->X, sc->post, sc->comb, sc->aout, nullptr, (int)hp->hc, H, S, f.s);
+}
+
+static int moe_layer(fwd &f, int64_t l) {
+    const dsv4_hparams *hp = f.hp;
+    const dsv4_model *m = f.m;
+    const dlayer &d = f.g->layers[(size_t)l];
+    dscratch *sc = f.sc;
+    int64_t H = hp->n_embd, E = hp->n_expert, k = hp->n_expert_used, I = hp->n_ff_exp, S = f.S;
+    float lim = hp->swiglu_lim[l];
+    hc_pre(f, d.hc_ffn);
+    float *xf = sc->xa;
+    op_rmsnorm(sc->x, H, xf, H, d.ffn_norm, H, S, hp->eps, f.s);
+    f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
+    mm_in(f, d.gate_inp, xf, sc->rl, E);
+    op_router(sc->tok, S, sc->rl, d.exp_bias, d.tid2eid, E, k, hp->rsf, sc->sel, sc->wt, f.s);
+    op_moe_group(sc->sel, sc->wt, S, k, m->expert_lo, m->expert_hi, sc->n_groups, sc->g_expert, sc->g_first,
+                 sc->slot_tok, sc->slot_wt, sc->n_slots, f.s);
+    int64_t en = m->expert_hi - m->expert_lo, slots = S * k;
+    mm_groups gr;
+    gr.n_groups = sc->n_groups;
+    gr.expert = sc->g_expert;
+    gr.first = sc->g_first;
+    gr.slot_tok = sc->slot_tok;
+    gr.expert_base = m->expert_lo;
+    gr.max_groups = (int)(slots < en ? slots : en);
+    int kind = cuda_act_kind(d.gate_exps.type);
+    int64_t rb = cuda_act_row_bytes(kind, H);
+    if (!f.act_ready[kind]) {
+        cuda_quantize_act(kind, xf, H, H, S, 1, sc->act_in[kind], f.s);
+        f.act_ready[kind] = 1;
+    }
+    cuda_matmul(d.gate_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->g, I, &gr, f.s);
+    cuda_matmul(d.up_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->u, I, &gr, f.s);
+    op_swiglu(sc->g, sc->u, slots * I, lim, f.s);
+    int kd = cuda_act_kind(d.down_exps.type);
+    int64_t rd = cuda_act_row_bytes(kd, I);
+    cuda_quantize_act(kd, sc->g, I, I, slots, 1, sc->act, f.s);
+    gr.slot_tok = nullptr; /* one activation row per slot */
+    cuda_matmul(d.down_exps, 0, sc->act, rd, rd, H, slots, sc->dn, H, &gr, f.s);
+    op_moe_combine(sc->dn, sc->slot_tok, sc->slot_wt, sc->n_slots, sc->routed, S, H, f.s);
+    if (m->allreduce) {
+        /* host staging for the plugins' all_sum (not captured in graphs) */
+        if (cudaMemcpyAsync(f.g->h_routed, sc->routed, (size_t)(S * H) * 4, cudaMemcpyDeviceToHost, f.s) != cudaSuccess ||
+            cudaStreamSynchronize(f.s) != cudaSuccess)
+            return ds4j_fail(DS4J_ERR_STATE, "CUDA error staging the routed sum: %s", cudaGetErrorString(cudaGetLastError()));
+        int rc = m->allreduce(m->allreduce_user, (int)l, f.g->h_routed, S * H);
+        if (rc) return rc < 0 ? rc : DS4J_ERR_COMM;
+        if (cudaMemcpyAsync(sc->routed, f.g->h_routed, (size_t)(S * H) * 4, cudaMemcpyHostToDevice, f.s) != cudaSuccess)
+            return ds4j_fail(DS4J_ERR_STATE, "CUDA error staging the routed sum: %s", cudaGetErrorString(cudaGetLastError()));
+    }
+    mm_in(f, d.gate_sh, xf, sc->g, I);
+    mm_in(f, d.up_sh, xf, sc->u, I);
+    op_swiglu(sc->g, sc->u, S * I, lim, f.s);
+    mm(f, d.down_sh, sc->g, I, sc->sh, H);
+    op_hc_post(sc->X, sc->post, sc->comb, sc->routed, sc->sh, (int)hp->hc, H, S, f.s);
+    return 0;
+}
+
+/* Everything after the parameters are in device memory: layers, head. */
+static int forward_body(fwd &f, int want) {
+    const dsv4_hparams *hp = f.hp;
+    dscratch *sc = f.sc;
+    cuda_engine *g = f.g;
+    int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, V = hp->n_vocab, S = f.S;
+    op_embed(sc->tok, S, g->tok_embd.type, g->tok_embd.d, V, H, (int)hc, sc->X, f.s);
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        attention_layer(f, l);
+        int rc = moe_layer(f, l);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", ds4j_last_error());
+            return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
+        }
+    }
+    if (!want) return 0;
+    op_rmsnorm(sc->X, HC, sc->flat, HC, nullptr, HC, S, hp->eps, f.s);
+    mm(f, g->out_hc_fn, sc->flat, HC, sc->mix, hc);
+    op_out_hc(sc->mix, g->out_hc_scale, g->out_hc_base, (int)hc, hp->hc_eps, sc->X, sc->x, H, S, f.s);
+    op_rmsnorm(sc->x, H, sc->xa, H, g->out_norm, H, S, hp->eps, f.s);
+    if (want == 2) {
+        mm(f, g->output, sc->xa, H, sc->logits, V);
+        cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)(S * V) * 4, cudaMemcpyDeviceToHost, f.s);
+    } else {
+        mm(f, g->output, sc->xa + (S - 1) * H, H, sc->logits, V, 1, 1);
+        cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)V * 4, cudaMemcpyDeviceToHost, f.s);
+    }
+    return 0;
+}
+
+extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
+                            float *logits_last) {
+    const dsv4_model *m = g->m;
+    const dsv4_hparams *hp = &m->hp;
+    int64_t V = hp->n_vocab;
+    if (n <= 0 || n > g->max_tokens)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "chunk of %lld tokens (scratch holds %lld)", (long long)n,
+                         (long long)g->max_tokens);
+    if (st->pos + n > st->n_ctx)
+        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
+                         (long long)st->pos, (long long)n, (long long)st->n_ctx);
+    if (st->kv_fp8 || st->mem != &g->mem) return ds4j_fail(DS4J_ERR_STATE, "backend=cuda: state not made by this engine");
+    if (ctx_score_stride(m, st->n_ctx) > g->sc.iscore_stride)
+        return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
+    for (int64_t s = 0; s < n; s++)
+        if (tokens[s] < 0 || tokens[s] >= V)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d is out of range [0, %lld)", tokens[s], (long long)V);
+    cudaSetDevice(g->device);
+    int want = logits_all ? 2 : logits_last ? 1 : 0;
+    *g->h_pos0 = st->pos;
+    memcpy(g->h_tok, tokens, (size_t)n * 4);
+    fwd f = {g, m, hp, st, &g->sc, n, g->stream, {0, 0, 0}};
+    int rc = 0;
+    bool use_graph = g->graphs && n == 1 && want != 2 && !m->allreduce;
+    if (use_graph) {
+        graph_slot *gs = nullptr;
+        for (auto &s : g->gslots)
+            if (s.exec && s.st == st && s.mode == want) gs = &s;
+        if (!gs) {
+            gs = &g->gslots[g->gnext];
+            g->gnext = (g->gnext + 1) % 4;
+            drop_graph(*gs);
+            cudaGraph_t graph = nullptr;
+            CK(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
+            cudaMemcpyAsync(g->sc.pos0, g->h_pos0, sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+            cudaMemcpyAsync(g->sc.tok, g->h_tok, 4, cudaMemcpyHostToDevice, g->stream);
+            rc = forward_body(f, want);
+            cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
+            if (rc) {
+                if (graph) cudaGraphDestroy(graph);
+                return rc;
+            }
+            if (ce != cudaSuccess) return ds4j_fail(DS4J_ERR_STATE, "CUDA graph capture failed: %s", cudaGetErrorString(ce));
+            ce = cudaGraphInstantiate(&gs->exec, graph, 0);
+            cudaGraphDestroy(graph);
+            if (ce != cudaSuccess) {
+                gs->exec = nullptr;
+                return ds4j_fail(DS4J_ERR_STATE, "CUDA graph instantiation failed: %s", cudaGetErrorString(ce));
+            }
+            gs->st = st;
+            gs->mode = want;
+        }
+        CK(cudaGraphLaunch(gs->exec, g->stream));
+    } else {
+        cudaMemcpyAsync(g->sc.pos0, g->h_pos0, sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+        cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)n * 4, cudaMemcpyHostToDevice, g->stream);
+        rc = forward_body(f, want);
+    }
+    cudaError_t ce = cudaStreamSynchronize(g->stream);
+    if (ce == cudaSuccess) ce = cudaGetLastError();
+    if (ce != cudaSuccess) return ds4j_fail(DS4J_ERR_STATE, "CUDA error in the forward pass: %s", cudaGetErrorString(ce));
+    if (rc) return rc;
+    if (want == 2) {
+        memcpy(logits_all, g->h_logits, (size_t)(n * V) * 4);
+        if (logits_last) memcpy(logits_last, g->h_logits + (n - 1) * V, (size_t)V * 4);
+    } else if (want == 1) {
+        memcpy(logits_last, g->h_logits, (size_t)V * 4);
+    }
+    /* host-side bookkeeping of the state, as dsv4_forward leaves it */
+    st->pos += n;
+    for (int64_t l = 0; l < st->n_layer; l++) {
+        kv_layer *L = &st->layers[l];
+        if (L->comp.r) L->comp.n = st->pos / L->comp.r;
+        if (L->idx.r) L->idx.n = st->pos / L->idx.r;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- bandwidth */
+
+__global__ void k_read(const int4 *p, int64_t n, int *sink) {
+    int4 acc = make_int4(0, 0, 0, 0);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int4 v = __ldcs(p + i);
+        acc.x ^= v.x; acc.y ^= v.y; acc.z ^= v.z; acc.w ^= v.w;
+    }
+    if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678) *sink = 1;
+}
+
+extern "C" double cuda_engine_read_bandwidth(cuda_engine *g, int64_t bytes, int reps) {
+    cudaSetDevice(g->device);
+    void *buf = nullptr;
+    int *sink = nullptr;
+    if (cudaMalloc(&buf, (size_t)bytes) != cudaSuccess || cudaMalloc(&sink, 4) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(buf);
+        return 0;
+    }
+    cudaMemset(buf, 1, (size_t)bytes);
+    int blocks = g->prop.multiProcessorCount * 8;
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    k_read<<<blocks, 512, 0, g->stream>>>((const int4 *)buf, bytes / 16, sink);
+    float best = 1e30f;
+    for (int r = 0; r < reps; r++) {
+        cudaEventRecord(a, g->stream);
+        k_read<<<blocks, 512, 0, g->stream>>>((const int4 *)buf, bytes / 16, sink);
+        cudaEventRecord(b, g->stream);
+        cudaEventSynchronize(b);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, a, b);
+        if (ms < best) best = ms;
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    cudaFree(buf);
+    cudaFree(sink);
+    cudaGetLastError();
+    return best > 0 ? (double)bytes / (best * 1e-3) : 0;
+}
