@@ -1,6 +1,6 @@
 /*
  * comm_mpi.c — the MPI backend plugin (libds4j_comm_mpi.so) for ds4j's
- * expert parallelism, loaded by libds4j with dlopen (src/comm.h describes
+ * expert parallelism, loaded by libds4j with dlopen (src/comm/comm.h describes
  * the ABI). Collectives run on a duplicate of MPI_COMM_WORLD with
  * MPI_ERRORS_RETURN, so a failing peer becomes an error code where the MPI
  * implementation allows it rather than an abort of this process. MPI's
@@ -19,6 +19,8 @@
 typedef struct mpi_comm {
     MPI_Comm comm;
     int rank, size;
+    uint16_t *h16;   /* 16-bit payloads: this rank's, then everyone's */
+    size_t h16_cap;
     char err[512];
 } mpi_comm;
 
@@ -46,6 +48,35 @@ static int m_all_sum(void *s, float *buf, int64_t n) {
     return 0;
 }
 
+/* 16-bit payload: every rank's rounded values are gathered (half the bytes
+ * of an f32 all-reduce per value sent) and summed in rank order, so every
+ * rank forms bit-identical f32 sums. Buffers grow, never shrink. */
+static int m_all_sum16(void *s, float *buf, int64_t n, int bf16) {
+    mpi_comm *c = s;
+    if (n <= 0) return 0;
+    if (n > INT_MAX / 2) return mpi_failed(c, "all_sum (16-bit): too many values", MPI_ERR_COUNT);
+    size_t need = (size_t)n * (size_t)(c->size + 1);
+    if (need > c->h16_cap) {
+        uint16_t *nb = realloc(c->h16, need * sizeof(uint16_t));
+        if (!nb) {
+            snprintf(c->err, sizeof c->err, "all_sum (16-bit): out of memory");
+            return 1;
+        }
+        c->h16 = nb;
+        c->h16_cap = need;
+    }
+    uint16_t *mine = c->h16, *all = c->h16 + n;
+    for (int64_t i = 0; i < n; i++) mine[i] = ds4j_comm_to16(buf[i], bf16);
+    int rc = MPI_Allgather(mine, (int)n, MPI_UINT16_T, all, (int)n, MPI_UINT16_T, c->comm);
+    if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Allgather", rc);
+    for (int64_t i = 0; i < n; i++) {
+        float acc = 0;
+        for (int r = 0; r < c->size; r++) acc += ds4j_comm_from16(all[(int64_t)r * n + i], bf16);
+        buf[i] = acc;
+    }
+    return 0;
+}
+
 static int m_bcast(void *s, int32_t *buf, int64_t n, int root) {
     mpi_comm *c = s;
     for (int64_t off = 0; off < n;) {
@@ -69,12 +100,14 @@ static void m_close(void *s) {
     int fin = 0;
     MPI_Finalized(&fin);
     if (!fin && c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
+    free(c->h16);
     free(c);
 }
 
 static const ds4j_comm_vtable MPI_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "mpi", .rank = m_rank, .size = m_size, .all_sum_f32 = m_all_sum,
     .broadcast_i32 = m_bcast, .barrier = m_barrier, .close = m_close, .last_error = m_error,
+    .all_sum_f32_as16 = m_all_sum16,
 };
 
 __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const char *options,

@@ -67,6 +67,8 @@ typedef struct nccl_comm {
     void *dev;   /* device staging buffer */
     void *host;  /* pinned host staging buffer, same size */
     size_t cap;  /* bytes of each */
+    uint16_t *h16; /* 16-bit payload (all_sum_dtype=f16|bf16), grow-only */
+    size_t h16_cap;
     int aborted;
     char err[512];
 } nccl_comm;
@@ -214,25 +216,27 @@ static int usable(nccl_comm *c) {
 }
 
 /* host -> pinned -> device, one collective, device -> pinned -> host.
- * op 0: all-reduce sum of floats; op 1: broadcast of int32 from root. */
+ * op 0: all-reduce sum of floats; op 1: broadcast of int32 from root;
+ * op 2 / 3: all-reduce sum of f16 / bf16 values. */
 static int staged(nccl_comm *c, void *buf, int64_t n, size_t elem, int op, int root, long long timeout_ms) {
     if (!usable(c)) return 1;
     if (n <= 0) return 0;
     if ((uint64_t)n > SIZE_MAX / elem) return fail(c, "%s%s", "buffer too large", "");
     size_t bytes = (size_t)n * elem;
-    const char *name = op == 0 ? "ncclAllReduce" : "ncclBroadcast";
+    const char *name = op == 1 ? "ncclBroadcast" : "ncclAllReduce";
     /* The CUDA device is per thread, and the engine's owner thread need not
      * be the one that opened the communicator. */
     cudaError_t e = cudaSetDevice(c->device);
     if (e != cudaSuccess) goto cuda_fail;
     if (reserve(c, bytes)) goto fail_abort;
-    int sends = op == 0 || c->rank == root;
+    int sends = op != 1 || c->rank == root;
     if (sends) {
         memcpy(c->host, buf, bytes);
         e = cudaMemcpyAsync(c->dev, c->host, bytes, cudaMemcpyHostToDevice, c->stream);
         if (e != cudaSuccess) goto cuda_fail;
     }
-    ncclResult_t r = op == 0 ? ncclAllReduce(c->dev, c->dev, (size_t)n, ncclFloat32, ncclSum, c->comm, c->stream)
+    ncclDataType_t dt = op == 2 ? ncclFloat16 : op == 3 ? ncclBfloat16 : ncclFloat32;
+    ncclResult_t r = op != 1 ? ncclAllReduce(c->dev, c->dev, (size_t)n, dt, ncclSum, c->comm, c->stream)
                              : ncclBroadcast(c->dev, c->dev, (size_t)n, ncclInt32, root, c->comm, c->stream);
     /* the copy back must be queued behind the collective, so NCCL must
      * have accepted it first */
@@ -254,6 +258,23 @@ fail_abort:
 static int n_all_sum(void *s, float *buf, int64_t n) {
     nccl_comm *c = s;
     return staged(c, buf, n, sizeof(float), 0, 0, c->timeout_ms);
+}
+
+/* 16-bit payload: NCCL sums the rounded values in f16 / bf16 (the same
+ * result on every rank); they come back widened to f32. */
+static int n_all_sum16(void *s, float *buf, int64_t n, int bf16) {
+    nccl_comm *c = s;
+    if (n <= 0) return 0;
+    if ((size_t)n > c->h16_cap) {
+        uint16_t *nb = realloc(c->h16, (size_t)n * sizeof(uint16_t));
+        if (!nb) return fail(c, "%s%s", "all_sum (16-bit): out of memory", "");
+        c->h16 = nb;
+        c->h16_cap = (size_t)n;
+    }
+    for (int64_t i = 0; i < n; i++) c->h16[i] = ds4j_comm_to16(buf[i], bf16);
+    if (staged(c, c->h16, n, sizeof(uint16_t), bf16 ? 3 : 2, 0, c->timeout_ms)) return 1;
+    for (int64_t i = 0; i < n; i++) buf[i] = ds4j_comm_from16(c->h16[i], bf16);
+    return 0;
 }
 
 static int n_bcast(void *s, int32_t *buf, int64_t n, int root) {
@@ -304,12 +325,14 @@ static void n_close(void *s) {
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->dev) cudaFree(c->dev);
     if (c->host) cudaFreeHost(c->host);
+    free(c->h16);
     free(c);
 }
 
 static const ds4j_comm_vtable NCCL_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "nccl", .rank = n_rank, .size = n_size, .all_sum_f32 = n_all_sum,
     .broadcast_i32 = n_bcast, .barrier = n_barrier, .close = n_close, .last_error = n_error,
+    .all_sum_f32_as16 = n_all_sum16,
 };
 
 /* ------------------------------------------------------------ open */

@@ -219,6 +219,60 @@ static void types(void) {
     }
 }
 
+/* Expert parallelism on the GPU: two MPI ranks sharing this GPU, each
+ * owning half of the routed experts (all_sum staged through host memory),
+ * against the one-process GPU run of the same tokens. */
+static void expert_parallel(const char *gguf) {
+#ifdef DS4J_MPIEXEC
+    const char *mpirun = getenv("DS4J_MPIRUN") ? getenv("DS4J_MPIRUN") : DS4J_MPIEXEC;
+    char plugin[1024];
+    snprintf(plugin, sizeof plugin, "%s/libds4j_comm_mpi.so", DS4J_BUILD_DIR);
+    FILE *pf = fopen(plugin, "rb");
+    if (!pf) { printf("expert parallelism: skipped (no MPI plugin)\n"); return; }
+    fclose(pf);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    int n = 48, V = 0;
+    ds4j_engine *g = open_or_die(gguf, "backend=cuda");
+    CHECK(g != NULL);
+    if (!g) return;
+    V = ds4j_n_vocab(g);
+    int32_t tok[48];
+    random_tokens(tok, n, V, 11);
+    float *one = eval_rows(g, tok, n, 16);
+    ds4j_engine_close(g);
+    char ids[1024], out[1024], logp[1024], cmd[8192];
+    fx_ids_csv(tok, n, ids, sizeof ids);
+    snprintf(out, sizeof out, "%s/test-cuda-ep.f32", DS4J_BUILD_DIR);
+    snprintf(logp, sizeof logp, "%s/test-cuda-ep.log", DS4J_BUILD_DIR);
+    for (int chunk = 1; chunk <= 16; chunk += 15) {
+        remove(out);
+        snprintf(cmd, sizeof cmd, "%s --oversubscribe -np 2 '%s' logits --model '%s' --tokens %s --chunk %d "
+                 "--options 'comm=mpi;backend=cuda' --out '%s' > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, ids, chunk,
+                 out, logp);
+        int rc = fx_run(cmd);
+        long len = 0;
+        float *got = rc == 0 ? (float *)fx_read_file(out, &len) : NULL;
+        if (!got || len != (long)n * V * 4 || !one) {
+            char *l = fx_read_file(logp, NULL);
+            fprintf(stderr, "2 ranks on one GPU: exit %d\n%s\n", rc, l ? l : "");
+            free(l);
+            CHECK(0);
+            free(got);
+            continue;
+        }
+        double d = fx_maxdiff(got, one, (int64_t)n * V);
+        printf("expert parallelism, 2 MPI ranks on one GPU, chunk %d: max|d| vs one process %.3g\n", chunk, d);
+        CHECK(d <= 1e-4);
+        free(got);
+    }
+    free(one);
+#else
+    (void)gguf;
+    printf("expert parallelism: skipped (built without MPI)\n");
+#endif
+}
+
 static void errors(const char *gguf) {
     ds4j_engine *e = ds4j_engine_open(gguf, "backend=cuda;device=999");
     CHECK(e == NULL && strstr(ds4j_last_error(), "device=999"));
@@ -254,6 +308,7 @@ int main(int argc, char **argv) {
     errors(gguf);
     fixture("dsv4-tiny-a");
     fixture("dsv4-tiny-b");
+    expert_parallel(gguf);
     types();
     printf("test_cuda: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;

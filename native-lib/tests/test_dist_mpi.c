@@ -270,6 +270,34 @@ int main(int argc, char **argv) {
         free(got_l);
     }
 
+    /* ---- 16-bit all_sum payload (all_sum_dtype): its effect on the logits ---- */
+    for (int bf = 0; bf < 2; bf++) {
+        remove(out);
+        snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens %s --chunk 32 --threads 1 "
+                 "--options 'comm=mpi;all_sum_dtype=%s' --out '%s' > '%s' 2>&1", mpirun, DS4J_TOOL_PATH, gguf, ids,
+                 bf ? "bf16" : "f16", out, logp);
+        int rc = fx_run(cmd);
+        float *got_l = rc == 0 ? read_f32(out, (long)n * V) : NULL;
+        CHECK(got_l != NULL);
+        if (!got_l) continue;
+        double d1 = fx_maxdiff(got_l, full, (long)n * V), kl = 0;
+        double *la = malloc((size_t)V * sizeof(double)), *lb = malloc((size_t)V * sizeof(double));
+        int agree = 0;
+        for (int t = 0; t < n; t++) {
+            fx_log_softmax(full + (long)t * V, la, V);
+            fx_log_softmax(got_l + (long)t * V, lb, V);
+            for (int i = 0; i < V; i++) kl += exp(la[i]) * (la[i] - lb[i]) / n;
+            agree += fx_argmax(full + (long)t * V, V) == fx_argmax(got_l + (long)t * V, V);
+        }
+        printf("all_sum_dtype=%s, 2 ranks: max |d| vs the f32 payload %.3g, mean KL %.3g, top-1 %d/%d\n",
+               bf ? "bf16" : "f16", d1, kl, agree, n);
+        CHECK(d1 > 0);              /* the payload really is rounded */
+        CHECK(kl < (bf ? 1e-2 : 1e-3));
+        free(la);
+        free(lb);
+        free(got_l);
+    }
+
     /* ---- expert_compact: each rank opens its own slice (ds4j-tool slice) ---- */
     {
         char parts[2][1024];

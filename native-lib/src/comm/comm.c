@@ -29,6 +29,12 @@ struct ds4j_comm {
 static int local_rank(void *s) { (void)s; return 0; }
 static int local_size(void *s) { (void)s; return 1; }
 static int local_all_sum(void *s, float *b, int64_t n) { (void)s; (void)b; (void)n; return 0; }
+/* one rank: the sum is its own value as the 16-bit payload carries it */
+static int local_all_sum16(void *s, float *b, int64_t n, int bf16) {
+    (void)s;
+    for (int64_t i = 0; i < n; i++) b[i] = ds4j_comm_from16(ds4j_comm_to16(b[i], bf16), bf16);
+    return 0;
+}
 static int local_bcast(void *s, int32_t *b, int64_t n, int root) { (void)s; (void)b; (void)n; return root == 0 ? 0 : 1; }
 static int local_barrier(void *s) { (void)s; return 0; }
 static void local_close(void *s) { (void)s; }
@@ -37,6 +43,7 @@ static const char *local_error(void *s) { (void)s; return "root rank out of rang
 static const ds4j_comm_vtable LOCAL_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "local", .rank = local_rank, .size = local_size,
     .all_sum_f32 = local_all_sum, .broadcast_i32 = local_bcast, .barrier = local_barrier,
+    .all_sum_f32_as16 = local_all_sum16,
     .close = local_close, .last_error = local_error,
 };
 
@@ -139,7 +146,7 @@ int ds4j_comm_open_opts(ds4j_comm **out, const char *name, const char *plugin_pa
         if (fn(DS4J_COMM_PLUGIN_ABI, options ? options : "", &vt, &self, err, sizeof err) || !vt)
             return ds4j_fail(DS4J_ERR_COMM, "comm=%s: backend failed to start: %s", name, err[0] ? err : "no reason given");
         if (vt->abi != DS4J_COMM_PLUGIN_ABI || !vt->rank || !vt->size || !vt->all_sum_f32 || !vt->broadcast_i32 ||
-            !vt->barrier || !vt->close || !vt->last_error) {
+            !vt->barrier || !vt->close || !vt->last_error || !vt->all_sum_f32_as16) {
             if (vt->close) vt->close(self);
             return ds4j_fail(DS4J_ERR_COMM, "comm=%s: plugin ABI %d does not match libds4j's %d", name, vt->abi,
                              DS4J_COMM_PLUGIN_ABI);
@@ -182,6 +189,12 @@ static int comm_failed(ds4j_comm *c, const char *op) {
     }
     return ds4j_fail(DS4J_ERR_COMM, "%s %s: the communicator is unusable after an earlier failure (%s)", c->vt->name,
                      op, c->broken_msg);
+}
+
+int ds4j_comm_all_sum_16(ds4j_comm *c, float *buf, int64_t n, int bf16) {
+    if (!c || n < 0 || (n && !buf)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum: bad arguments");
+    if (c->broken || c->vt->all_sum_f32_as16(c->self, buf, n, bf16 != 0)) return comm_failed(c, "all_sum");
+    return 0;
 }
 
 int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n) {

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DS4J_COMM_PLUGIN_ABI 1
+#define DS4J_COMM_PLUGIN_ABI 2
 #define DS4J_COMM_PLUGIN_SYMBOL "ds4j_comm_plugin_open"
 
 typedef struct ds4j_comm_vtable {
@@ -37,7 +37,43 @@ typedef struct ds4j_comm_vtable {
     int (*barrier)(void *self);
     void (*close)(void *self);
     const char *(*last_error)(void *self);
+    /* all_sum_f32 with a 16-bit payload (all_sum_dtype=f16|bf16): every rank
+     * rounds its values to f16 (bf16 = 1) for the wire and ends with the same
+     * f32 sums of the rounded values (ABI 2). */
+    int (*all_sum_f32_as16)(void *self, float *buf, int64_t n, int bf16);
 } ds4j_comm_vtable;
+
+/* 16-bit payload conversions shared by libds4j and the plugins (round to
+ * nearest even; NaN stays NaN, overflow becomes inf). */
+static inline uint16_t ds4j_comm_to16(float f, int bf16) {
+    union { float f; uint32_t u; } v = {f};
+    uint32_t x = v.u;
+    if (bf16) {
+        if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40u);
+        x += 0x7FFFu + ((x >> 16) & 1u);
+        return (uint16_t)(x >> 16);
+    }
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7FFFFFFFu;
+    if (ax > 0x7F800000u) return sign | 0x7E00u;
+    if (ax >= 0x477FF000u) return sign | 0x7C00u;
+    if (ax < 0x38800000u) {
+        union { uint32_t u; float f; } t = {ax};
+        t.f += 0.5f;
+        return sign | (uint16_t)(t.u - 0x3F000000u);
+    }
+    ax += 0xC8000FFFu + ((ax >> 13) & 1u);
+    return sign | (uint16_t)(ax >> 13);
+}
+static inline float ds4j_comm_from16(uint16_t h, int bf16) {
+    union { uint32_t u; float f; } v;
+    if (bf16) { v.u = (uint32_t)h << 16; return v.f; }
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+    if (exp == 0) { v.f = (float)man * 0x1p-24f; v.u |= sign; return v.f; }
+    if (exp == 31) { v.u = sign | 0x7F800000u | (man << 13); return v.f; }
+    v.u = sign | ((exp + 112) << 23) | (man << 13);
+    return v.f;
+}
 
 typedef int (*ds4j_comm_plugin_open_fn)(int abi, const char *options, const ds4j_comm_vtable **vt, void **self,
                                         char *err, size_t err_cap);
@@ -66,6 +102,8 @@ int ds4j_comm_size(const ds4j_comm *c);
  * backend's reason). After the first failure the communicator is broken and
  * every later call fails fast: peers may be gone or out of step. */
 int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n);
+/* The same with a 16-bit payload (f16, or bf16 when bf16 = 1). */
+int ds4j_comm_all_sum_16(ds4j_comm *c, float *buf, int64_t n, int bf16);
 int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);
 /* 1 after a collective failed. */

@@ -84,7 +84,8 @@ static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
     ds4j_engine *e = user;
     if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(SIGKILL);
     int64_t t0 = now_ns();
-    int rc = ds4j_comm_all_sum_f32(e->comm, buf, n);
+    int rc = e->all_sum_dtype ? ds4j_comm_all_sum_16(e->comm, buf, n, e->all_sum_dtype == 2)
+                              : ds4j_comm_all_sum_f32(e->comm, buf, n);
     if (!rc) dist_record(e->dist, layer, now_ns() - t0);
     return rc;
 }
@@ -174,21 +175,22 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     /* 3: chunking must be identical everywhere (each chunk is one all_sum of
      * S x H floats per layer), so the followers adopt the leader's
      * prefill_chunk, re-sizing their scratch if it differs. */
-    int32_t pc = (int32_t)e->prefill_chunk;
-    if (ds4j_comm_broadcast_i32(c, &pc, 1, 0)) return DS4J_ERR_COMM;
+    int32_t pc[2] = {(int32_t)e->prefill_chunk, e->all_sum_dtype};
+    if (ds4j_comm_broadcast_i32(c, pc, 2, 0)) return DS4J_ERR_COMM;
+    e->all_sum_dtype = pc[1]; /* the payload type is the leader's too */
     float bad = 0;
     /* Allocate the stats before the last agreed collective, so that a rank
      * failing here fails everywhere instead of leaving the others waiting. */
     e->dist = dist_new(m->hp.n_layer);
     if (!e->dist) bad = 1;
-    if (pc != e->prefill_chunk && !e->scratch) {
-        e->prefill_chunk = pc; /* backend=cuda sizes its scratch after the handshake */
-    } else if (pc != e->prefill_chunk) {
-        dsv4_scratch *ns = pc > 0 ? dsv4_scratch_new(e->model, pc, e->n_threads) : NULL;
+    if (pc[0] != e->prefill_chunk && !e->scratch) {
+        e->prefill_chunk = pc[0]; /* backend=cuda sizes its scratch after the handshake */
+    } else if (pc[0] != e->prefill_chunk) {
+        dsv4_scratch *ns = pc[0] > 0 ? dsv4_scratch_new(e->model, pc[0], e->n_threads) : NULL;
         if (ns) {
             dsv4_scratch_free(e->scratch);
             e->scratch = ns;
-            e->prefill_chunk = pc;
+            e->prefill_chunk = pc[0];
         } else {
             bad = 1;
         }
@@ -200,7 +202,7 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
         e->dist = NULL;
         if (sum_rc) return DS4J_ERR_COMM;
         return ds4j_fail(DS4J_ERR_NO_MEMORY, "comm=%s: %d rank(s) ran out of memory setting up (all_sum stats or "
-                         "the leader's prefill_chunk=%d)", ds4j_comm_name(c), (int)bad, pc);
+                         "the leader's prefill_chunk=%d)", ds4j_comm_name(c), (int)bad, pc[0]);
     }
     dsv4_model_set_allreduce(e->model, dist_allreduce, e);
     return 0;

@@ -53,6 +53,8 @@ struct dlayer {
 struct dscratch {
     float *X, *flat, *mix, *pre, *post, *comb, *x, *xa, *qa, *qr, *q, *kv, *ckv, *cg, *ikv, *ig, *qI, *wI;
     float *o, *low, *aout, *rl, *wt, *g, *u, *dn, *routed, *sh, *slot_wt, *logits;
+    float *shg, *shu;       /* shared expert (its own branch) */
+    uint8_t *act_sh;        /* activations of the shared expert's down projection */
     int32_t *sel, *slot_tok, *n_groups, *g_expert, *g_first, *n_slots, *tok, *isel, *insel;
     int64_t *pos0;
     uint8_t *act, *act_in[3];
@@ -71,6 +73,10 @@ struct cuda_engine {
     int device = 0;
     cudaDeviceProp prop;
     cudaStream_t stream = nullptr;
+    /* side streams for independent branches (forked and joined with events,
+     * also inside captured graphs) */
+    cudaStream_t side[2] = {nullptr, nullptr};
+    cudaEvent_t ev_fork = nullptr, ev_join[2] = {nullptr, nullptr};
     uint8_t *arena = nullptr;
     int64_t weight_bytes = 0, scratch_bytes = 0, ctx_bytes = 0;
     size_t mem_total = 0, mem_free_open = 0;
@@ -273,7 +279,9 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
     TAKE(o, float, S * nh * D); TAKE(low, float, S * hp->o_groups * hp->o_lora); TAKE(aout, float, S * H);
     TAKE(rl, float, S * E); TAKE(wt, float, slots); TAKE(sel, int32_t, slots);
     TAKE(g, float, slots * I); TAKE(u, float, slots * I); TAKE(dn, float, slots * H);
-    TAKE(routed, float, S * H); TAKE(sh, float, S * H); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
+    TAKE(routed, float, S * H); TAKE(sh, float, S * H);
+    TAKE(shg, float, S * I); TAKE(shu, float, S * I);
+    TAKE(act_sh, uint8_t, cuda_act_row_bytes(ACT_Q8_K, I) > cuda_act_row_bytes(ACT_F32, I) ? cuda_act_row_bytes(ACT_F32, I) * S : cuda_act_row_bytes(ACT_Q8_K, I) * S); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
     TAKE(n_groups, int32_t, 1); TAKE(g_expert, int32_t, slots + 1); TAKE(g_first, int32_t, slots + 2);
     TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, 1);
     TAKE(isel, int32_t, S * (hp->idx_topk + 1)); TAKE(insel, int32_t, S);
@@ -396,6 +404,11 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
         goto fail;
     }
     if (cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&g->side[0], cudaStreamNonBlocking) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&g->side[1], cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&g->ev_fork, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&g->ev_join[0], cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&g->ev_join[1], cudaEventDisableTiming) != cudaSuccess ||
         cudaMalloc(&g->arena, (size_t)g->weight_bytes) != cudaSuccess ||
         cudaMalloc(&g->scratch_mem, (size_t)g->scratch_bytes) != cudaSuccess ||
         cudaMallocHost(&g->h_pos0, sizeof(int64_t)) != cudaSuccess ||
@@ -455,6 +468,11 @@ extern "C" void cuda_engine_close(cuda_engine *g) {
     cudaFreeHost(g->h_logits);
     cudaFreeHost(g->h_routed);
     if (g->stream) cudaStreamDestroy(g->stream);
+    for (int i = 0; i < 2; i++) {
+        if (g->side[i]) cudaStreamDestroy(g->side[i]);
+        if (g->ev_join[i]) cudaEventDestroy(g->ev_join[i]);
+    }
+    if (g->ev_fork) cudaEventDestroy(g->ev_fork);
     cudaGetLastError();
     delete g;
 }
@@ -538,6 +556,32 @@ static void mm_in(fwd &f, const dmat &w, const float *x, float *y, int64_t y_str
     cuda_matmul(w, 0, f.sc->act_in[kind], rb, rb, w.n_out, f.S, y, y_stride, nullptr, f.s);
 }
 
+/* Fork: the side streams start after everything issued so far on main. */
+static void fork(fwd &f) {
+    cudaEventRecord(f.g->ev_fork, f.g->stream);
+    for (int i = 0; i < 2; i++) cudaStreamWaitEvent(f.g->side[i], f.g->ev_fork, 0);
+}
+/* Join: main continues after both side streams' work. */
+static void join(fwd &f) {
+    for (int i = 0; i < 2; i++) {
+        cudaEventRecord(f.g->ev_join[i], f.g->side[i]);
+        cudaStreamWaitEvent(f.g->stream, f.g->ev_join[i], 0);
+    }
+    f.s = f.g->stream;
+}
+static void on(fwd &f, int which) { f.s = which < 0 ? f.g->stream : f.g->side[which]; }
+
+/* Quantize the shared input for every activation kind its products use. */
+static void prequant(fwd &f, const float *x, const dmat *const *ws, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!ws[i]->d) continue;
+        int kind = cuda_act_kind(ws[i]->type);
+        if (f.act_ready[kind]) continue;
+        cuda_quantize_act(kind, x, f.hp->n_embd, f.hp->n_embd, f.S, 1, f.sc->act_in[kind], f.s);
+        f.act_ready[kind] = 1;
+    }
+}
+
 static void hc_pre(fwd &f, const dhc &w) {
     const dsv4_hparams *hp = f.hp;
     int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, mx = (2 + hc) * hc;
@@ -577,23 +621,32 @@ static void attention_layer(fwd &f, int64_t l) {
     hc_pre(f, d.hc_attn);
     op_rmsnorm(sc->x, H, sc->xa, H, d.attn_norm, H, S, hp->eps, f.s);
     f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
-    mm_in(f, d.wq_a, sc->xa, sc->qa, rq);
-    op_rmsnorm(sc->qa, rq, sc->qr, rq, d.q_norm, rq, S, hp->eps, f.s);
-    mm(f, d.wq_b, sc->qr, rq, sc->q, nh * D);
-    op_rmsnorm(sc->q, D, sc->q, D, nullptr, D, S * nh, hp->eps, f.s);
+    const dmat *ins[] = {&d.wq_a, &d.wkv, &d.comp.wkv, &d.comp.wgate, &d.idx_comp.wkv, &d.idx_comp.wgate, &d.idx_proj};
+    prequant(f, sc->xa, ins, 7);
+    int64_t cw = ly->kind == DSV4_CSA ? 2 * D : D;
+    /* three independent branches from xa: queries (main), the kv row and the
+     * compressor (side 0), the indexer's compressor and weights (side 1) */
+    fork(f);
+    on(f, 0);
     mm_in(f, d.wkv, sc->xa, sc->kv, D);
     op_rmsnorm(sc->kv, D, sc->kv, D, d.kv_norm, D, S, hp->eps, f.s);
-    int64_t cw = ly->kind == DSV4_CSA ? 2 * D : D;
     if (ly->kind != DSV4_SWA) {
         mm_in(f, d.comp.wkv, sc->xa, sc->ckv, cw);
         mm_in(f, d.comp.wgate, sc->xa, sc->cg, cw);
     }
+    on(f, 1);
     if (ly->kind == DSV4_CSA) {
         mm_in(f, d.idx_comp.wkv, sc->xa, sc->ikv, 2 * DI);
         mm_in(f, d.idx_comp.wgate, sc->xa, sc->ig, 2 * DI);
-        mm(f, d.idx_wq_b, sc->qr, rq, sc->qI, nI * DI);
         mm_in(f, d.idx_proj, sc->xa, sc->wI, nI);
     }
+    on(f, -1);
+    mm_in(f, d.wq_a, sc->xa, sc->qa, rq);
+    op_rmsnorm(sc->qa, rq, sc->qr, rq, d.q_norm, rq, S, hp->eps, f.s);
+    mm(f, d.wq_b, sc->qr, rq, sc->q, nh * D);
+    op_rmsnorm(sc->q, D, sc->q, D, nullptr, D, S * nh, hp->eps, f.s);
+    if (ly->kind == DSV4_CSA) mm(f, d.idx_wq_b, sc->qr, rq, sc->qI, nI * DI);
+    join(f);
     rope_tab rope = {ly->kind == DSV4_SWA ? f.g->rope_main : f.g->rope_comp, (int)hp->n_rot};
     op_rope_qkv(sc->pos0, S, sc->q, nh, D, sc->kv, ly->kind == DSV4_CSA ? sc->qI : nullptr, sc->wI, nI, DI, rope, f.s);
     attn_args a;
@@ -644,6 +697,22 @@ static int moe_layer(fwd &f, int64_t l) {
     float *xf = sc->xa;
     op_rmsnorm(sc->x, H, xf, H, d.ffn_norm, H, S, hp->eps, f.s);
     f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
+    const dmat *ins[] = {&d.gate_inp, &d.gate_exps, &d.up_exps, &d.gate_sh, &d.up_sh};
+    prequant(f, xf, ins, 5);
+    /* the shared expert runs beside routing, the routed experts and the
+     * all_sum (side stream 0), into its own buffers */
+    fork(f);
+    on(f, 0);
+    mm_in(f, d.gate_sh, xf, sc->shg, I);
+    mm_in(f, d.up_sh, xf, sc->shu, I);
+    op_swiglu(sc->shg, sc->shu, S * I, lim, f.s);
+    {
+        int kind = cuda_act_kind(d.down_sh.type);
+        int64_t rb = cuda_act_row_bytes(kind, I);
+        cuda_quantize_act(kind, sc->shg, I, I, S, 1, sc->act_sh, f.s);
+        cuda_matmul(d.down_sh, 0, sc->act_sh, rb, rb, H, S, sc->sh, H, nullptr, f.s);
+    }
+    on(f, -1);
     mm_in(f, d.gate_inp, xf, sc->rl, E);
     op_router(sc->tok, S, sc->rl, d.exp_bias, d.tid2eid, E, k, hp->rsf, sc->sel, sc->wt, f.s);
     op_moe_group(sc->sel, sc->wt, S, k, m->expert_lo, m->expert_hi, sc->n_groups, sc->g_expert, sc->g_first,
@@ -658,10 +727,6 @@ static int moe_layer(fwd &f, int64_t l) {
     gr.max_groups = (int)(slots < en ? slots : en);
     int kind = cuda_act_kind(d.gate_exps.type);
     int64_t rb = cuda_act_row_bytes(kind, H);
-    if (!f.act_ready[kind]) {
-        cuda_quantize_act(kind, xf, H, H, S, 1, sc->act_in[kind], f.s);
-        f.act_ready[kind] = 1;
-    }
     cuda_matmul(d.gate_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->g, I, &gr, f.s);
     cuda_matmul(d.up_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->u, I, &gr, f.s);
     op_swiglu(sc->g, sc->u, slots * I, lim, f.s);
@@ -674,17 +739,21 @@ static int moe_layer(fwd &f, int64_t l) {
     if (m->allreduce) {
         /* host staging for the plugins' all_sum (not captured in graphs) */
         if (cudaMemcpyAsync(f.g->h_routed, sc->routed, (size_t)(S * H) * 4, cudaMemcpyDeviceToHost, f.s) != cudaSuccess ||
-            cudaStreamSynchronize(f.s) != cudaSuccess)
+            cudaStreamSynchronize(f.s) != cudaSuccess) {
+            join(f);
             return ds4j_fail(DS4J_ERR_STATE, "CUDA error staging the routed sum: %s", cudaGetErrorString(cudaGetLastError()));
+        }
         int rc = m->allreduce(m->allreduce_user, (int)l, f.g->h_routed, S * H);
-        if (rc) return rc < 0 ? rc : DS4J_ERR_COMM;
-        if (cudaMemcpyAsync(sc->routed, f.g->h_routed, (size_t)(S * H) * 4, cudaMemcpyHostToDevice, f.s) != cudaSuccess)
+        if (rc) {
+            join(f);
+            return rc < 0 ? rc : DS4J_ERR_COMM;
+        }
+        if (cudaMemcpyAsync(sc->routed, f.g->h_routed, (size_t)(S * H) * 4, cudaMemcpyHostToDevice, f.s) != cudaSuccess) {
+            join(f);
             return ds4j_fail(DS4J_ERR_STATE, "CUDA error staging the routed sum: %s", cudaGetErrorString(cudaGetLastError()));
+        }
     }
-    mm_in(f, d.gate_sh, xf, sc->g, I);
-    mm_in(f, d.up_sh, xf, sc->u, I);
-    op_swiglu(sc->g, sc->u, S * I, lim, f.s);
-    mm(f, d.down_sh, sc->g, I, sc->sh, H);
+    join(f);
     op_hc_post(sc->X, sc->post, sc->comb, sc->routed, sc->sh, (int)hp->hc, H, S, f.s);
     return 0;
 }

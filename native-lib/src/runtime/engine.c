@@ -75,6 +75,7 @@ typedef struct engine_opts {
     int kv_fp8;
     int cuda;
     int64_t device;
+    int all_sum_dtype; /* 0 f32, 1 f16, 2 bf16 */
     char comm[16];
     char comm_plugin[400];
     char comm_options[256];
@@ -108,6 +109,11 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         if (!strcmp(v, "f32")) o->kv_fp8 = 0;
         else if (!strcmp(v, "fp8")) o->kv_fp8 = 1;
         else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "kv_precision=%s: expected f32 or fp8", v);
+    } else if (!strcmp(k, "all_sum_dtype")) {
+        if (!strcmp(v, "f32")) o->all_sum_dtype = 0;
+        else if (!strcmp(v, "f16")) o->all_sum_dtype = 1;
+        else if (!strcmp(v, "bf16")) o->all_sum_dtype = 2;
+        else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_dtype=%s: expected f32, f16 or bf16", v);
     } else if (!strcmp(k, "backend")) {
         if (!strcmp(v, "cpu")) o->cuda = 0;
         else if (!strcmp(v, "cuda")) o->cuda = 1;
@@ -171,7 +177,8 @@ static char *build_describe(const ds4j_engine *e) {
     }
     sb_printf(&b, "\",\"comm\":\"%s\",\"rank\":%d,\"world_size\":%d", e->comm ? ds4j_comm_name(e->comm) : "none",
               ds4j_comm_rank(e->comm), ds4j_comm_size(e->comm));
-    sb_printf(&b, ",\"backend\":\"%s\"", e->gpu ? "cuda" : "cpu");
+    sb_printf(&b, ",\"backend\":\"%s\",\"all_sum_dtype\":\"%s\"", e->gpu ? "cuda" : "cpu",
+              e->all_sum_dtype == 1 ? "f16" : e->all_sum_dtype == 2 ? "bf16" : "f32");
     if (e->gpu) sb_printf(&b, ",\"device\":%s", cuda_engine_describe(e->gpu));
     sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
               (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
@@ -255,6 +262,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     e->kv_fp8 = o.kv_fp8;
     e->expert_compact = (int)o.exp_compact;
     e->prefill_chunk = o.prefill_chunk;
+    e->all_sum_dtype = o.all_sum_dtype;
     /* The communicator comes first: from here on a failure must still take
      * part in the handshake (see fail:) so that peers are not left waiting. */
     if (use_comm && ds4j_comm_open_opts(&e->comm, o.comm, o.comm_plugin, o.comm_options)) goto fail;
