@@ -98,7 +98,22 @@ struct cuda_engine {
     int gnext = 0;
     kv_mem_ops mem;
     char describe[1024];
+    /* DS4J_CUDA_PROFILE=1: no graphs, no side streams, a device sync after
+     * each step and per-step wall times printed at close (for finding the
+     * slow step; the numbers include the syncs) */
+    int prof = 0;
+    double prof_t0 = 0;
+    struct prof_row { const char *name; double s; long n; } prof_rows[64];
+    int prof_n = 0;
+    long prof_fwd = 0;
 };
+
+#include <time.h>
+static double mono_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 /* -------------------------------------------------- arena (plan + bind) */
 
@@ -430,6 +445,7 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
     scratch_walk(m, g->max_tokens, &g->sc, g->scratch_mem);
     cuda_mm_init_tables();
     g->mem = {kv_alloc, kv_free, kv_copy, kv_zero, g};
+    g->prof = getenv("DS4J_CUDA_PROFILE") && atoi(getenv("DS4J_CUDA_PROFILE")) > 0;
     {
         size_t fr = 0, tot = 0;
         cudaMemGetInfo(&fr, &tot);
@@ -457,6 +473,16 @@ static void drop_graph(graph_slot &s) {
 
 extern "C" void cuda_engine_close(cuda_engine *g) {
     if (!g) return;
+    if (g->prof && g->prof_fwd) {
+        double tot = 0;
+        for (int i = 0; i < g->prof_n; i++) tot += g->prof_rows[i].s;
+        fprintf(stderr, "DS4J_CUDA_PROFILE: %ld forward calls, %.3f s in steps (synchronised after each step)\n",
+                g->prof_fwd, tot);
+        for (int i = 0; i < g->prof_n; i++)
+            fprintf(stderr, "  %-40s %9.3f ms %6.1f%% %8ld calls %9.1f us/call\n", g->prof_rows[i].name,
+                    g->prof_rows[i].s * 1e3, 100 * g->prof_rows[i].s / (tot > 0 ? tot : 1), g->prof_rows[i].n,
+                    g->prof_rows[i].s * 1e6 / g->prof_rows[i].n);
+    }
     cudaSetDevice(g->device);
     for (auto &s : g->gslots) drop_graph(s);
     if (g->stream) cudaStreamSynchronize(g->stream);
@@ -556,20 +582,40 @@ static void mm_in(fwd &f, const dmat &w, const float *x, float *y, int64_t y_str
     cuda_matmul(w, 0, f.sc->act_in[kind], rb, rb, w.n_out, f.S, y, y_stride, nullptr, f.s);
 }
 
+/* Profile mark: the time since the previous mark goes to `name`. */
+static void prof(fwd &f, const char *name) {
+    cuda_engine *g = f.g;
+    if (!g->prof) return;
+    cudaDeviceSynchronize();
+    double t = mono_s();
+    if (name) {
+        int i = 0;
+        while (i < g->prof_n && strcmp(g->prof_rows[i].name, name)) i++;
+        if (i == g->prof_n && g->prof_n < 64) g->prof_rows[g->prof_n++] = {name, 0, 0};
+        if (i < 64) {
+            g->prof_rows[i].s += t - g->prof_t0;
+            g->prof_rows[i].n++;
+        }
+    }
+    g->prof_t0 = t;
+}
+
 /* Fork: the side streams start after everything issued so far on main. */
 static void fork(fwd &f) {
+    if (f.g->prof) return;
     cudaEventRecord(f.g->ev_fork, f.g->stream);
     for (int i = 0; i < 2; i++) cudaStreamWaitEvent(f.g->side[i], f.g->ev_fork, 0);
 }
 /* Join: main continues after both side streams' work. */
 static void join(fwd &f) {
+    if (f.g->prof) return;
     for (int i = 0; i < 2; i++) {
         cudaEventRecord(f.g->ev_join[i], f.g->side[i]);
         cudaStreamWaitEvent(f.g->stream, f.g->ev_join[i], 0);
     }
     f.s = f.g->stream;
 }
-static void on(fwd &f, int which) { f.s = which < 0 ? f.g->stream : f.g->side[which]; }
+static void on(fwd &f, int which) { f.s = which < 0 || f.g->prof ? f.g->stream : f.g->side[which]; }
 
 /* Quantize the shared input for every activation kind its products use. */
 static void prequant(fwd &f, const float *x, const dmat *const *ws, int n) {
@@ -619,10 +665,12 @@ static void attention_layer(fwd &f, int64_t l) {
     int64_t H = hp->n_embd, D = hp->head_dim, nh = hp->n_head, rq = hp->q_lora, nI = hp->idx_heads, DI = hp->idx_dim;
     int64_t S = f.S;
     hc_pre(f, d.hc_attn);
+    prof(f, "attn: hc_pre");
     op_rmsnorm(sc->x, H, sc->xa, H, d.attn_norm, H, S, hp->eps, f.s);
     f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
     const dmat *ins[] = {&d.wq_a, &d.wkv, &d.comp.wkv, &d.comp.wgate, &d.idx_comp.wkv, &d.idx_comp.wgate, &d.idx_proj};
     prequant(f, sc->xa, ins, 7);
+    prof(f, "attn: norm + quantize");
     int64_t cw = ly->kind == DSV4_CSA ? 2 * D : D;
     /* three independent branches from xa: queries (main), the kv row and the
      * compressor (side 0), the indexer's compressor and weights (side 1) */
@@ -634,12 +682,14 @@ static void attention_layer(fwd &f, int64_t l) {
         mm_in(f, d.comp.wkv, sc->xa, sc->ckv, cw);
         mm_in(f, d.comp.wgate, sc->xa, sc->cg, cw);
     }
+    prof(f, "attn: kv + compressor projections");
     on(f, 1);
     if (ly->kind == DSV4_CSA) {
         mm_in(f, d.idx_comp.wkv, sc->xa, sc->ikv, 2 * DI);
         mm_in(f, d.idx_comp.wgate, sc->xa, sc->ig, 2 * DI);
         mm_in(f, d.idx_proj, sc->xa, sc->wI, nI);
     }
+    prof(f, "attn: indexer projections");
     on(f, -1);
     mm_in(f, d.wq_a, sc->xa, sc->qa, rq);
     op_rmsnorm(sc->qa, rq, sc->qr, rq, d.q_norm, rq, S, hp->eps, f.s);
@@ -647,8 +697,10 @@ static void attention_layer(fwd &f, int64_t l) {
     op_rmsnorm(sc->q, D, sc->q, D, nullptr, D, S * nh, hp->eps, f.s);
     if (ly->kind == DSV4_CSA) mm(f, d.idx_wq_b, sc->qr, rq, sc->qI, nI * DI);
     join(f);
+    prof(f, "attn: queries (wq_a, wq_b, idx_wq_b)");
     rope_tab rope = {ly->kind == DSV4_SWA ? f.g->rope_main : f.g->rope_comp, (int)hp->n_rot};
     op_rope_qkv(sc->pos0, S, sc->q, nh, D, sc->kv, ly->kind == DSV4_CSA ? sc->qI : nullptr, sc->wI, nI, DI, rope, f.s);
+    prof(f, "attn: rope");
     attn_args a;
     memset(&a, 0, sizeof a);
     a.q = sc->q;
@@ -664,6 +716,7 @@ static void attention_layer(fwd &f, int64_t l) {
         comp_args c;
         comp_args_of(f, c, d.comp, &kl->comp, sc->ckv, sc->cg);
         op_comp(sc->pos0, S, c, f.s);
+        prof(f, "attn: compressor");
         a.ent = kl->comp.entries;
         a.ratio = ly->ratio;
     }
@@ -671,8 +724,10 @@ static void attention_layer(fwd &f, int64_t l) {
         comp_args c;
         comp_args_of(f, c, d.idx_comp, &kl->idx, sc->ikv, sc->ig);
         op_comp(sc->pos0, S, c, f.s);
+        prof(f, "attn: indexer compressor");
         op_indexer(sc->pos0, S, sc->qI, sc->wI, kl->idx.entries, nI, DI, ly->ratio, hp->idx_topk, sc->iscore,
                    sc->iscore_stride, sc->isel, sc->insel, f.s);
+        prof(f, "attn: indexer top-k");
         a.sel = sc->isel;
         a.nsel = sc->insel;
         a.sel_stride = hp->idx_topk;
@@ -680,10 +735,13 @@ static void attention_layer(fwd &f, int64_t l) {
     }
     op_attention(sc->pos0, S, a, f.s);
     op_win_write(sc->pos0, S, sc->kv, kl->win, hp->window, D, f.s);
+    prof(f, "attn: attention");
     int64_t G = hp->o_groups, ro = hp->o_lora;
     mm(f, d.wo_a, sc->o, nh * D, sc->low, G * ro, G);
     mm(f, d.wo_b, sc->low, G * ro, sc->aout, H);
+    prof(f, "attn: wo_a, wo_b");
     op_hc_post(sc->X, sc->post, sc->comb, sc->aout, nullptr, (int)hp->hc, H, S, f.s);
+    prof(f, "hc_post");
 }
 
 static int moe_layer(fwd &f, int64_t l) {
@@ -694,11 +752,13 @@ static int moe_layer(fwd &f, int64_t l) {
     int64_t H = hp->n_embd, E = hp->n_expert, k = hp->n_expert_used, I = hp->n_ff_exp, S = f.S;
     float lim = hp->swiglu_lim[l];
     hc_pre(f, d.hc_ffn);
+    prof(f, "moe: hc_pre");
     float *xf = sc->xa;
     op_rmsnorm(sc->x, H, xf, H, d.ffn_norm, H, S, hp->eps, f.s);
     f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
     const dmat *ins[] = {&d.gate_inp, &d.gate_exps, &d.up_exps, &d.gate_sh, &d.up_sh};
     prequant(f, xf, ins, 5);
+    prof(f, "moe: norm + quantize");
     /* the shared expert runs beside routing, the routed experts and the
      * all_sum (side stream 0), into its own buffers */
     fork(f);
@@ -712,11 +772,13 @@ static int moe_layer(fwd &f, int64_t l) {
         cuda_quantize_act(kind, sc->shg, I, I, S, 1, sc->act_sh, f.s);
         cuda_matmul(d.down_sh, 0, sc->act_sh, rb, rb, H, S, sc->sh, H, nullptr, f.s);
     }
+    prof(f, "moe: shared expert");
     on(f, -1);
     mm_in(f, d.gate_inp, xf, sc->rl, E);
     op_router(sc->tok, S, sc->rl, d.exp_bias, d.tid2eid, E, k, hp->rsf, sc->sel, sc->wt, f.s);
     op_moe_group(sc->sel, sc->wt, S, k, m->expert_lo, m->expert_hi, sc->n_groups, sc->g_expert, sc->g_first,
                  sc->slot_tok, sc->slot_wt, sc->n_slots, f.s);
+    prof(f, "moe: router + grouping");
     int64_t en = m->expert_hi - m->expert_lo, slots = S * k;
     mm_groups gr;
     gr.n_groups = sc->n_groups;
@@ -736,6 +798,7 @@ static int moe_layer(fwd &f, int64_t l) {
     gr.slot_tok = nullptr; /* one activation row per slot */
     cuda_matmul(d.down_exps, 0, sc->act, rd, rd, H, slots, sc->dn, H, &gr, f.s);
     op_moe_combine(sc->dn, sc->slot_tok, sc->slot_wt, sc->n_slots, sc->routed, S, H, f.s);
+    prof(f, "moe: routed experts");
     if (m->allreduce) {
         /* host staging for the plugins' all_sum (not captured in graphs) */
         if (cudaMemcpyAsync(f.g->h_routed, sc->routed, (size_t)(S * H) * 4, cudaMemcpyDeviceToHost, f.s) != cudaSuccess ||
@@ -754,7 +817,9 @@ static int moe_layer(fwd &f, int64_t l) {
         }
     }
     join(f);
+    prof(f, "moe: all_sum");
     op_hc_post(sc->X, sc->post, sc->comb, sc->routed, sc->sh, (int)hp->hc, H, S, f.s);
+    prof(f, "hc_post");
     return 0;
 }
 
@@ -764,7 +829,9 @@ static int forward_body(fwd &f, int want) {
     dscratch *sc = f.sc;
     cuda_engine *g = f.g;
     int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, V = hp->n_vocab, S = f.S;
+    prof(f, nullptr);
     op_embed(sc->tok, S, g->tok_embd.type, g->tok_embd.d, V, H, (int)hc, sc->X, f.s);
+    prof(f, "embed");
     for (int64_t l = 0; l < hp->n_layer; l++) {
         attention_layer(f, l);
         int rc = moe_layer(f, l);
@@ -779,6 +846,7 @@ static int forward_body(fwd &f, int want) {
     mm(f, g->out_hc_fn, sc->flat, HC, sc->mix, hc);
     op_out_hc(sc->mix, g->out_hc_scale, g->out_hc_base, (int)hc, hp->hc_eps, sc->X, sc->x, H, S, f.s);
     op_rmsnorm(sc->x, H, sc->xa, H, g->out_norm, H, S, hp->eps, f.s);
+    prof(f, "head: mixing + norm");
     if (want == 2) {
         mm(f, g->output, sc->xa, H, sc->logits, V);
         cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)(S * V) * 4, cudaMemcpyDeviceToHost, f.s);
@@ -786,6 +854,8 @@ static int forward_body(fwd &f, int want) {
         mm(f, g->output, sc->xa + (S - 1) * H, H, sc->logits, V, 1, 1);
         cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)V * 4, cudaMemcpyDeviceToHost, f.s);
     }
+    prof(f, "head: output + copy");
+    if (g->prof) g->prof_fwd++;
     return 0;
 }
 
@@ -812,7 +882,7 @@ extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens,
     memcpy(g->h_tok, tokens, (size_t)n * 4);
     fwd f = {g, m, hp, st, &g->sc, n, g->stream, {0, 0, 0}};
     int rc = 0;
-    bool use_graph = g->graphs && n == 1 && want != 2 && !m->allreduce;
+    bool use_graph = g->graphs && !g->prof && n == 1 && want != 2 && !m->allreduce;
     if (use_graph) {
         graph_slot *gs = nullptr;
         for (auto &s : g->gslots)
