@@ -23,10 +23,12 @@ import java.util.regex.Pattern;
  * @param expertCompact default of every node's {@code expertCompact}
  * @param engineBackend default of every node's {@code engineBackend}: where the engine computes,
  *     cpu or cuda (ds4.engine.backend; not the collective {@code backend})
+ * @param allSumDtype payload of the routed-expert all_sum: f32 (default), f16 or bf16
+ *     (ds4.distributed.all-sum-dtype, engine option all_sum_dtype; one value for the whole cluster)
  * @param nodes nodes in rank order
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
-        boolean expertCompact, String engineBackend, List<Node> nodes) {
+        boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
@@ -51,6 +53,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     private static final Pattern RANGE = Pattern.compile("(\\d+):(\\d+)");
     private static final Set<String> BACKENDS = Set.of("mpi", "nccl", "jaccl");
     private static final List<String> ENGINE_BACKENDS = List.of("cpu", "cuda");
+    private static final List<String> ALL_SUM_DTYPES = List.of("f32", "f16", "bf16");
 
     public ClusterSpec {
         if (model != null && model.isBlank()) model = null;
@@ -62,6 +65,11 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         if (!ENGINE_BACKENDS.contains(engineBackend)) {
             throw new IllegalArgumentException("values: 'engineBackend' must be one of " + ENGINE_BACKENDS
                     + " (got '" + engineBackend + "')");
+        }
+        allSumDtype = allSumDtype == null ? "f32" : allSumDtype;
+        if (!ALL_SUM_DTYPES.contains(allSumDtype)) {
+            throw new IllegalArgumentException("values: 'allSumDtype' must be one of " + ALL_SUM_DTYPES
+                    + " (got '" + allSumDtype + "')");
         }
         if (port < 1 || port > 65535) throw new IllegalArgumentException("values: 'port' must be 1..65535 (got " + port + ")");
         if (threads < 0) throw new IllegalArgumentException("values: 'threads' must be >= 0");
@@ -116,6 +124,11 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         return nodes.get(r).device();
     }
 
+    /** Whether the all_sum payload is 16-bit, so that the ranks need the option (f32 is the engine's default). */
+    public boolean sixteenBitAllSum() {
+        return !allSumDtype.equals("f32");
+    }
+
     /** Either no node names a range (even split by the engine) or every node does, without overlap. */
     private static void checkExpertRanges(List<Node> nodes) {
         long named = nodes.stream().filter(n -> n.experts() != null).count();
@@ -143,7 +156,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
         Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact",
-                "engineBackend", "nodes");
+                "engineBackend", "allSumDtype", "nodes");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -172,7 +185,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
                 intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
                 root.get("repo") == null ? null : root.get("repo").toString(),
                 root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"),
-                str(root.get("engineBackend")), nodes);
+                str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes);
     }
 
     private static boolean bool(Object o, String what) {

@@ -31,7 +31,9 @@ public final class LaunchPlan {
 
     /** Engine options of rank {@code r} (the comm backend, threads, backend=cuda and its device on a GPU
      *  rank, an explicit expert range if given, expert_compact=1 when the node's file is its own slice,
-     *  NCCL's device when the node names one). A cpu rank gets no backend option: cpu is the engine's default. */
+     *  NCCL's device when the node names one, the all_sum payload type when it is 16-bit). A cpu rank gets no
+     *  backend option and an f32 cluster no all_sum_dtype: both are the engine's defaults. A follower adopts the
+     *  leader's all_sum_dtype at open anyway; it gets the same value so that every rank's options agree. */
     public String engineOptions(int r) {
         StringBuilder sb = new StringBuilder("comm=").append(spec.backend()).append(";threads=").append(spec.threads());
         if (cuda(r)) sb.append(";backend=cuda;device=").append(device(r));
@@ -39,6 +41,7 @@ public final class LaunchPlan {
         if (ex != null) sb.append(";expert_range=").append(ex.trim());
         if (spec.compactOf(r)) sb.append(";expert_compact=1");
         if (ncclDevice(r)) sb.append(";comm_options=device=").append(device(r));
+        if (spec.sixteenBitAllSum()) sb.append(";all_sum_dtype=").append(spec.allSumDtype());
         return sb.toString();
     }
 
@@ -81,6 +84,7 @@ public final class LaunchPlan {
         if (spec.compactOf(0)) argv.add("--ds4.distributed.expert-compact=true");
         if (cuda(0)) argv.addAll(List.of("--ds4.engine.backend=cuda", "--ds4.engine.device=" + device(0)));
         if (ncclDevice(0)) argv.add("--ds4.distributed.comm-options=device=" + device(0));
+        if (spec.sixteenBitAllSum()) argv.add("--ds4.distributed.all-sum-dtype=" + spec.allSumDtype());
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {
             argv.addAll(List.of(":", "-np", "1", repo + "/scripts/ds4j-tool", "follow", "--model", spec.modelOf(r),

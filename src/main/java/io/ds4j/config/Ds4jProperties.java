@@ -160,7 +160,18 @@ public record Ds4jProperties(
     /** Collective backend (engine option comm=); {@code local} is the engine's one-rank backend for tests. */
     public enum Backend { mpi, nccl, jaccl, local }
 
-    public enum AllSumDtype { f32, bf16, f16 }
+    /**
+     * Payload of the routed-expert all_sum (engine option all_sum_dtype=): {@code f32}, or a 16-bit
+     * float to which every rank rounds its partial sum before the sum (half the bytes sent).
+     */
+    public enum AllSumDtype {
+        f32, f16, bf16;
+
+        /** Whether the engine needs the option: f32 is its default, so it is never sent. */
+        public boolean sentToEngine() {
+            return this != f32;
+        }
+    }
 
     /**
      * Expert parallelism: process {@code rank} of {@code worldSize} owns a
@@ -180,7 +191,8 @@ public record Ds4jProperties(
      * @param expertCompact this rank's model file holds only its own routed experts, made by
      *     {@code ds4j-tool slice} (engine option expert_compact=1; env DS4_EXPERT_COMPACT); needs
      *     {@code enabled} when set explicitly
-     * @param allSumDtype precision of the all-reduce payload
+     * @param allSumDtype payload of the routed-expert all_sum: f32 | f16 | bf16 (engine option
+     *     all_sum_dtype, sent only when not f32; the leader's value is adopted by every rank at open)
      */
     public record Distributed(
             @DefaultValue("false") boolean enabled,

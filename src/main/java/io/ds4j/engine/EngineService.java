@@ -76,7 +76,8 @@ public class EngineService implements DisposableBean {
      * engine's default, so a cpu configuration opens any build) and, when
      * distributed, the collective backend (comm=), the explicit expert slice
      * (expert_range, default: the engine's even split), the plugin path, the
-     * backend's options and expert_compact.
+     * backend's options, expert_compact and the all_sum payload type (all_sum_dtype, only when not
+     * f32, the engine's default, so the default configuration opens any build).
      */
     static String engineOptions(Ds4jProperties props) {
         var e = props.engine();
@@ -93,6 +94,7 @@ public class EngineService implements DisposableBean {
             if (!d.commPlugin().isBlank()) sb.append(";comm_plugin=").append(d.commPlugin().trim());
             if (!d.commOptions().isBlank()) sb.append(";comm_options=").append(d.commOptions().trim());
             if (Boolean.TRUE.equals(d.expertCompact())) sb.append(";expert_compact=1");
+            if (d.allSumDtype().sentToEngine()) sb.append(";all_sum_dtype=").append(d.allSumDtype().name());
         }
         return sb.toString();
     }
@@ -102,11 +104,6 @@ public class EngineService implements DisposableBean {
             call(() -> {
                 long t0 = System.nanoTime();
                 String options = engineOptions(props);
-                var d = props.distributed();
-                if (d.enabled() && d.allSumDtype() != Ds4jProperties.AllSumDtype.f32) {
-                    throw new EngineException(EngineException.INVALID_ARGUMENT, "ds4.distributed.all-sum-dtype="
-                            + d.allSumDtype() + " is not supported by this engine build (its all_sum payload is f32)");
-                }
                 MemorySegment e = nativeLib.engineOpen(path, options);
                 try {
                     metadata = GgufMetadata.read(nativeLib, e);

@@ -122,6 +122,48 @@ class LaunchPlanTest {
     }
 
     @Test
+    void aSixteenBitAllSumGoesToTheLeaderAndEveryFollower(@TempDir Path dir) throws Exception {
+        LaunchPlan plan = new LaunchPlan(spec(dir, """
+                model: m.gguf
+                backend: nccl
+                allSumDtype: bf16
+                nodes:
+                  - host: a
+                  - {host: b, device: 1}
+                  - host: c
+                """));
+        assertThat(plan.engineOptions(1)).isEqualTo("comm=nccl;threads=0;comm_options=device=1;all_sum_dtype=bf16");
+        assertThat(plan.engineOptions(2)).isEqualTo("comm=nccl;threads=0;all_sum_dtype=bf16");
+        List<String> argv = plan.mpirunArgv("h");
+        assertThat(argv).contains("--ds4.distributed.all-sum-dtype=bf16");
+        assertThat(argv.stream().filter(a -> a.endsWith(";all_sum_dtype=bf16"))).hasSize(2);
+
+        LaunchPlan f16 = new LaunchPlan(spec(dir, "model: m\nallSumDtype: f16\nnodes: [{host: a}, {host: b}]\n"));
+        assertThat(f16.engineOptions(1)).isEqualTo("comm=mpi;threads=0;all_sum_dtype=f16");
+        assertThat(f16.mpirunArgv("h")).contains("--ds4.distributed.all-sum-dtype=f16");
+    }
+
+    @Test
+    void anF32AllSumRendersExactlyLikeTheDefault(@TempDir Path dir) throws Exception {
+        ClusterSpec plain = spec(dir, "model: m\nnodes: [{host: a}, {host: b}]\n");
+        ClusterSpec f32 = spec(dir, "model: m\nallSumDtype: f32\nnodes: [{host: a}, {host: b}]\n");
+        assertThat(plain.allSumDtype()).isEqualTo("f32");
+        assertThat(f32.allSumDtype()).isEqualTo("f32");
+        List<String> argv = new LaunchPlan(f32).mpirunArgv("h");
+        assertThat(argv).isEqualTo(new LaunchPlan(plain).mpirunArgv("h"));
+        assertThat(String.join(" ", argv)).doesNotContain("all_sum_dtype").doesNotContain("all-sum-dtype");
+    }
+
+    @Test
+    void anUnknownAllSumDtypeIsRejectedWithTheKey(@TempDir Path dir) throws Exception {
+        assertThatThrownBy(() -> spec(dir, "model: m\nallSumDtype: fp8\nnodes: [{host: a}]\n"))
+                .hasMessageContaining("'allSumDtype' must be one of [f32, f16, bf16]").hasMessageContaining("fp8");
+        // one payload type for the whole cluster: not a per-node key
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, allSumDtype: f16}]\n"))
+                .hasMessageContaining("node a: unknown key 'allSumDtype'");
+    }
+
+    @Test
     void badEngineBackendOrDeviceIsRejectedWithTheNode(@TempDir Path dir) throws Exception {
         assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: rocm\nnodes: [{host: a}]\n"))
                 .hasMessageContaining("'engineBackend' must be one of [cpu, cuda]").hasMessageContaining("rocm");

@@ -124,6 +124,29 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void allSumDtypeAcceptsF32F16AndBf16WithF32AsTheDefault() {
+        runner.withPropertyValues("ds4.distributed.enabled=true").run(ctx ->
+                assertThat(ctx.getBean(Ds4jProperties.class).distributed().allSumDtype())
+                        .isEqualTo(Ds4jProperties.AllSumDtype.f32));
+        for (String t : new String[] {"f32", "f16", "bf16"}) {
+            runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.all-sum-dtype=" + t).run(ctx -> {
+                assertThat(ctx).hasNotFailed();
+                assertThat(ctx.getBean(Ds4jProperties.class).distributed().allSumDtype().name()).isEqualTo(t);
+            });
+        }
+    }
+
+    @Test
+    void unknownAllSumDtypeStopsStartupNamingTheProperty() {
+        for (String bad : new String[] {"fp8", "f64", "int8"}) {
+            runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.all-sum-dtype=" + bad).run(ctx -> {
+                assertThat(ctx).hasFailed();
+                assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.all-sum-dtype").contains(bad);
+            });
+        }
+    }
+
+    @Test
     void missingModelFileNamesTheProperty() {
         runner.withPropertyValues("ds4.model.path=/nonexistent/model.gguf").run(ctx -> {
             assertThat(ctx).hasFailed();

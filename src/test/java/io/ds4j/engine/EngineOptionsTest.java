@@ -42,4 +42,31 @@ class EngineOptionsTest {
                 "ds4.distributed.backend=nccl", "ds4.distributed.world-size=2", "ds4.distributed.comm-options=device=1"))
                 .isEqualTo("threads=0;kv_precision=f32;backend=cuda;device=1;comm=nccl;comm_options=device=1");
     }
+
+    @Test
+    void anF32AllSumSendsNoAllSumDtypeOption() {
+        // f32 is the engine's default: the default configuration must open native builds without the option
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2"))
+                .isEqualTo("threads=0;kv_precision=f32;comm=mpi");
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2",
+                "ds4.distributed.all-sum-dtype=f32")).isEqualTo("threads=0;kv_precision=f32;comm=mpi");
+    }
+
+    @Test
+    void aSixteenBitAllSumIsSentAsAllSumDtype() {
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2",
+                "ds4.distributed.all-sum-dtype=f16"))
+                .isEqualTo("threads=0;kv_precision=f32;comm=mpi;all_sum_dtype=f16");
+        assertThat(options("ds4.engine.backend=cuda", "ds4.distributed.enabled=true", "ds4.distributed.backend=nccl",
+                "ds4.distributed.world-size=2", "ds4.distributed.comm-options=device=0",
+                "ds4.distributed.expert-compact=true", "ds4.distributed.all-sum-dtype=bf16"))
+                .isEqualTo("threads=0;kv_precision=f32;backend=cuda;device=0;comm=nccl;comm_options=device=0;"
+                        + "expert_compact=1;all_sum_dtype=bf16");
+    }
+
+    @Test
+    void allSumDtypeIsNotSentWithoutDistributedOperation() {
+        // one process has no all_sum: like the other ds4.distributed settings, the type is then ignored
+        assertThat(options("ds4.distributed.all-sum-dtype=bf16")).isEqualTo("threads=0;kv_precision=f32");
+    }
 }

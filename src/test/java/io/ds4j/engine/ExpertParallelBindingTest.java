@@ -72,4 +72,35 @@ class ExpertParallelBindingTest {
             lib.engineClose(engine);
         }
     }
+
+    /** Logits of tokens 3, 4, 5 from an engine opened with the server's options for this configuration. */
+    static float[] logitsWithServerOptions(Ds4jNative lib, String allSumDtype, String[] describe) {
+        String options = EngineOptionsTest.options("ds4.engine.threads=1", "ds4.distributed.enabled=true",
+                "ds4.distributed.backend=local", "ds4.distributed.all-sum-dtype=" + allSumDtype);
+        MemorySegment engine = lib.engineOpen(TestModels.tinyA().toString(), options);
+        MemorySegment session = lib.sessionNew(engine, 64);
+        try {
+            describe[0] = lib.engineDescribe(engine);
+            return lib.sessionEvalBatch(session, new int[] {3, 4, 5}, 0, lib.nVocab(engine));
+        } finally {
+            lib.sessionFree(session);
+            lib.engineClose(engine);
+        }
+    }
+
+    @Test
+    void theServersSixteenBitAllSumOptionOpensTheEngineAndRoundsTheSum() {
+        Ds4jNative lib = Ds4jNative.load(Ds4jNativeTest.libraryPath());
+        String[] describe = new String[1];
+        float[] f32 = logitsWithServerOptions(lib, "f32", describe);
+        assertThat(describe[0]).contains("\"all_sum_dtype\":\"f32\"");
+        for (String t : new String[] {"f16", "bf16"}) {
+            float[] sixteen = logitsWithServerOptions(lib, t, describe);
+            assertThat(describe[0]).contains("\"all_sum_dtype\":\"" + t + "\"");
+            assertThat(sixteen).hasSameSizeAs(f32);
+            for (float v : sixteen) assertThat(Float.isFinite(v)).isTrue();
+            // comm=local's all_sum is the rank's own partial sum, rounded to 16 bits by this payload
+            assertThat(sixteen).as("%s logits", t).isNotEqualTo(f32);
+        }
+    }
 }
