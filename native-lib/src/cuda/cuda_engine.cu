@@ -296,7 +296,7 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
     TAKE(g, float, slots * I); TAKE(u, float, slots * I); TAKE(dn, float, slots * H);
     TAKE(routed, float, S * H); TAKE(sh, float, S * H);
     TAKE(shg, float, S * I); TAKE(shu, float, S * I);
-    TAKE(act_sh, uint8_t, cuda_act_row_bytes(ACT_Q8_K, I) > cuda_act_row_bytes(ACT_F32, I) ? cuda_act_row_bytes(ACT_F32, I) * S : cuda_act_row_bytes(ACT_Q8_K, I) * S); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
+    TAKE(act_sh, uint8_t, max3(cuda_act_row_bytes(ACT_F32, I), cuda_act_row_bytes(ACT_Q8_0, I), cuda_act_row_bytes(ACT_Q8_K, I)) * S); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
     TAKE(n_groups, int32_t, 1); TAKE(g_expert, int32_t, slots + 1); TAKE(g_first, int32_t, slots + 2);
     TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, 1);
     TAKE(isel, int32_t, S * (hp->idx_topk + 1)); TAKE(insel, int32_t, S);

@@ -446,7 +446,8 @@ void cuda_matmul(const dmat &w, int64_t mat, const uint8_t *act, int64_t act_tok
     p.grouped = groups != nullptr;
     if (groups) p.g = *groups;
     int nt = S <= 1 ? 1 : S <= 2 ? 2 : S <= 4 ? 4 : 8;
-    if (groups) nt = S <= 1 ? 1 : S <= 8 ? 2 : S <= 64 ? 4 : 8; /* slots per expert are few */
+    /* slots per expert: about S / groups (one per expert in a decode step) */
+    if (groups) nt = S <= 16 ? 1 : S <= 128 ? 2 : S <= 512 ? 4 : 8;
     /* fewer than ~1000 rows (and rows long enough to share): a block per row */
     int rowblock = !groups && w.n_out < 1024 && w.n_in >= 1024;
     dim3 grid((unsigned)(rowblock ? w.n_out : (w.n_out + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK),
