@@ -81,6 +81,18 @@ typedef struct ds4j_engine ds4j_engine;
  *   comm_options=K=V,K=V  backend options handed to the plugin (comm=nccl:
  *                      device=N CUDA device, timeout_ms=N bound on a
  *                      collective; comm=mpi takes none)
+ *   backend=cpu|cuda   where the forward pass runs (default cpu). cuda: an NVIDIA
+ *                      GPU (libds4j built where CMake found nvcc); weights of
+ *                      the owned experts and the sessions' decoder state live in
+ *                      device memory, after a memory plan that refuses a model
+ *                      that does not fit (naming the sizes). F32, F16, BF16,
+ *                      Q8_0, Q2_K, Q4_K and IQ2_XXS weights; not with
+ *                      kv_precision=fp8. The describe JSON's "device" object
+ *                      names the GPU, its memory and the plan.
+ *   device=N           backend=cuda: the CUDA device index (default 0)
+ *   all_sum_dtype=f32|f16|bf16  payload of the routed all_sum under comm=
+ *                      (default f32): 16-bit halves the bytes; every rank
+ *                      adopts the leader's value at open
  *   expert_compact=0|1 1 = this rank's file holds only its own routed experts
  *                      (made by `ds4j-tool slice`); a file holding others is
  *                      refused. A sliced file (ds4j.expert_slice.start/end
