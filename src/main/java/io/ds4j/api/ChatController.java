@@ -69,7 +69,7 @@ public class ChatController {
         }
         boolean forceCall = toolsOn && toolChoice != null && !"auto".equals(toolChoice);
         io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
-            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking) : null;
+            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking, ChatRequest.parallelToolCalls(p)) : null;
             case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
             case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
                     new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
@@ -303,14 +303,30 @@ public class ChatController {
     }
 
     /**
-     * tool_choice "required" or a named function: the answer must open a DSML tool call of an allowed
-     * tool (with more tools than the prefix can track, only the block opening is forced and the name is
-     * the model's).
+     * tool_choice "required" or a named function: the whole DSML block is constrained
+     * ({@link io.ds4j.grammar.ToolCallRecognizer}: an allowed tool, parameters of its schema, every value
+     * valid, closed tags; one invoke when parallel_tool_calls is false). A schema outside the supported
+     * subset falls back to forcing only the opening of the call (with more tools than the prefix can track,
+     * only the block opening, and the name is the model's).
      */
-    private io.ds4j.engine.TokenConstraint forcedToolCall(List<ToolFunction> tools, String toolChoice, ThinkingMode thinking) {
-        List<String> names = "required".equals(toolChoice) ? tools.stream().map(ToolFunction::name).toList() : List.of(toolChoice);
+    private io.ds4j.engine.TokenConstraint forcedToolCall(List<ToolFunction> tools, String toolChoice, ThinkingMode thinking,
+                                                          boolean parallel) {
+        List<ToolFunction> allowed = "required".equals(toolChoice) ? tools
+                : tools.stream().filter(t -> t.name().equals(toolChoice)).toList();
+        try {
+            var grammar = io.ds4j.grammar.ToolCallRecognizer.of(allowed.stream()
+                    .map(t -> new io.ds4j.grammar.ToolCallRecognizer.Tool(t.name(), t.parametersJson())).toList(),
+                    parallel ? MAX_PARALLEL_CALLS : 1);
+            return new io.ds4j.grammar.JsonConstraint(api.model.toolVocabulary(), grammar, thinking.thinking());
+        } catch (IllegalArgumentException e) {
+            // outside the supported schema subset: force the opening only
+        }
+        List<String> names = allowed.stream().map(ToolFunction::name).toList();
         List<String> alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(names);
         if (alts.size() > io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES) alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(List.of());
         return new io.ds4j.grammar.ForcedPrefix(api.model.toolVocabulary(), alts, thinking.thinking());
     }
+
+    /** The most invokes a constrained block may hold when parallel calls are allowed. */
+    static final int MAX_PARALLEL_CALLS = 8;
 }

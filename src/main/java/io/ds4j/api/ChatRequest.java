@@ -116,6 +116,14 @@ final class ChatRequest {
         return out;
     }
 
+    /** parallel_tool_calls (default true): false allows at most one invoke in a constrained call. */
+    static boolean parallelToolCalls(Params p) {
+        JsonNode n = p.get("parallel_tool_calls");
+        if (n == null) return true;
+        if (!n.isBoolean()) throw ApiException.invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+        return n.booleanValue();
+    }
+
     static String toolChoice(Params p, List<ToolFunction> tools) {
         JsonNode n = p.get("tool_choice");
         if (n == null) return null;

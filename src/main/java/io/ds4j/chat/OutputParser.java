@@ -34,7 +34,8 @@ import java.util.regex.Pattern;
  * Stop strings apply to content only, not to reasoning or tool-call arguments. Control tokens other than
  * EOS and the three structural ones ({@code <think>}, {@code </think>}, {@code ｜DSML｜}) are not text
  * and are dropped. A malformed DSML block before any call started is returned as content (like ds4);
- * one that breaks after a call started closes the open JSON and finishes with "tool_calls".
+ * one that breaks after a call started invents nothing: with every invoke closed it finishes with
+ * "tool_calls", with a call still open (its arguments as far as generated) with "length".
  * Not thread-safe: one parser per generation.
  */
 public final class OutputParser {
@@ -380,21 +381,20 @@ public final class OutputParser {
             state = State.CONTENT;
             return true;
         }
-        closeOpenCall(out);
-        if (memory != null) memory.remember(toolCalls(), pending.substring(0, Math.min(pos, pending.length())));
-        end("tool_calls");
+        brokenBlock(false, pending.substring(0, Math.min(pos, pending.length())));
         return false;
     }
 
-    private void closeOpenCall(List<OutputEvent> out) {
-        if (dsml == Dsml.VALUE) {
-            closeValue(pending.length(), out);
-            dsml = Dsml.INVOKE;
-        }
-        if (dsml == Dsml.INVOKE) {
-            args(argsOpened ? "}" : "{}", out);
-            dsml = Dsml.BETWEEN;
-        }
+    /**
+     * The block ended before its closing tag (malformed, end of text or the length limit). Nothing is
+     * invented: a call whose invoke was closed is complete and the finish is "tool_calls" (unless the
+     * length limit was hit); a call still open keeps its arguments as far as they were generated (not
+     * closed, possibly not valid JSON) and the finish is "length", so no client mistakes it for a call.
+     */
+    private void brokenBlock(boolean lengthLimit, String text) {
+        boolean open = dsml != Dsml.BETWEEN;
+        if (memory != null && !open) memory.remember(toolCalls(), text);
+        end(open || lengthLimit ? "length" : "tool_calls");
     }
 
     private void skipWhitespace() {
@@ -431,9 +431,7 @@ public final class OutputParser {
                     emitContent(pending.toString(), out);
                     pending.setLength(0);
                 } else {
-                    closeOpenCall(out);
-                    if (memory != null) memory.remember(toolCalls(), pending.toString());
-                    end(lengthLimit ? "length" : "tool_calls");
+                    brokenBlock(lengthLimit, pending.toString());
                     return;
                 }
             }

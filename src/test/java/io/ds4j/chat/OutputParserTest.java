@@ -180,6 +180,36 @@ class OutputParserTest {
     }
 
     @Test
+    void endOfTextInsideAnOpenCallIsLengthNotToolCalls() {
+        String gen = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"n\" string=\"false\">12";
+        Run r = run(tok.encode(gen + "<｜end▁of▁sentence｜>", true), ThinkingMode.OFF, List.of(), true, null, false);
+        assertThat(r.names()).containsExactly("f");
+        assertThat(r.args()).containsExactly("{\"n\": ");
+        assertThat(r.finish()).isEqualTo("length");
+        // an invoke with no parameter yet: no invented {}
+        String gen2 = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n";
+        Run r2 = run(tok.encode(gen2 + "<｜end▁of▁sentence｜>", true), ThinkingMode.OFF, List.of(), true, null, false);
+        assertThat(r2.args()).containsExactly("");
+        assertThat(r2.finish()).isEqualTo("length");
+    }
+
+    @Test
+    void malformedAfterAnOpenCallIsLength() {
+        String gen = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\ngarbage";
+        Run r = run(tok.encode(gen + "<｜end▁of▁sentence｜>", true), ThinkingMode.OFF, List.of(), true, null, false);
+        assertThat(r.finish()).isEqualTo("length");
+        assertThat(r.args()).containsExactly("");
+    }
+
+    @Test
+    void closedInvokesWithoutTheBlockCloseAreToolCalls() {
+        String gen = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"n\" string=\"false\">1</｜DSML｜parameter>\n</｜DSML｜invoke>";
+        Run r = run(tok.encode(gen + "<｜end▁of▁sentence｜>", true), ThinkingMode.OFF, List.of(), true, null, false);
+        assertThat(r.args()).containsExactly("{\"n\": 1}");
+        assertThat(r.finish()).isEqualTo("tool_calls");
+    }
+
+    @Test
     void malformedBlockBeforeAnyCallIsContent() {
         String gen = "text\n\n<｜DSML｜tool_calls>\nnot dsml at all";
         Run r = run(tok.encode(gen + "<｜end▁of▁sentence｜>", true), ThinkingMode.OFF, List.of(), true, null, false);
@@ -189,12 +219,13 @@ class OutputParserTest {
     }
 
     @Test
-    void lengthLimitInsideACallClosesValidJson() {
+    void lengthLimitInsideACallKeepsThePartialArgumentsAndFinishesLength() {
         String gen = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"a\" string=\"true\">some \"quoted\" te";
         Run r = run(tok.encode(gen, true), ThinkingMode.OFF, List.of(), true, null, true);
         assertThat(r.names()).containsExactly("f");
-        assertThat(r.args()).containsExactly("{\"a\": \"some \\\"quoted\\\" te\"}");
-        assertThat(Json.isValid(r.args().get(0))).isTrue();
+        // nothing invented: the arguments stop where the generation stopped
+        assertThat(r.args()).containsExactly("{\"a\": \"some \\\"quoted\\\" te");
+        assertThat(Json.isValid(r.args().get(0))).isFalse();
         assertThat(r.finish()).isEqualTo("length");
         // a non-string value that is not JSON is passed as a string
         String gen2 = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"n\" string=\"false\">oops</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";

@@ -19,7 +19,7 @@ import tools.jackson.databind.JsonNode;
  * that match (hand-picked cases), and random walks over the real vocabulary end in documents that an
  * independent tree validator (below) accepts.
  */
-class JsonSchemaTest {
+public class JsonSchemaTest {
     static final String PERSON = """
             {"$defs": {"Address": {"title": "Address", "type": "object",
                  "properties": {"city": {"type": "string", "minLength": 1},
@@ -165,8 +165,8 @@ class JsonSchemaTest {
     }
 
     /** An independent validator of the supported subset over parsed trees (code points for lengths). */
-    static final class Validator {
-        static boolean valid(JsonNode s, JsonNode v, JsonNode root) {
+    public static final class Validator {
+        public static boolean valid(JsonNode s, JsonNode v, JsonNode root) {
             if (s.isBoolean()) return s.booleanValue();
             if (s.has("$ref")) {
                 String[] p = s.get("$ref").asString().substring(2).split("/", 2);
