@@ -112,6 +112,28 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void requestLimitsHaveDefaultsAndBadValuesNameTheProperty() {
+        runner.run(ctx -> {
+            var server = ctx.getBean(Ds4jProperties.class).server();
+            assertThat(server.maxRequestSize().toMegabytes()).isEqualTo(32);
+            assertThat(server.maxMessages()).isEqualTo(1024);
+            assertThat(server.requestTimeout()).isZero();
+        });
+        runner.withPropertyValues("ds4.server.max-request-size=10B").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.max-request-size");
+        });
+        runner.withPropertyValues("ds4.server.max-messages=0").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("server.maxMessages");
+        });
+        runner.withPropertyValues("ds4.server.request-timeout=-1s").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.request-timeout");
+        });
+    }
+
+    @Test
     void unknownEnumValueNamesTheProperty() {
         runner.withPropertyValues("ds4.server.reasoning-field=thoughts").run(ctx -> {
             assertThat(ctx).hasFailed();
