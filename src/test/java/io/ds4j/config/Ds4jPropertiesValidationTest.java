@@ -266,6 +266,8 @@ class Ds4jPropertiesValidationTest {
             assertThat(d.worldSize()).isEqualTo(2);
             assertThat(d.allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.f32);
             assertThat(d.jaccl().effectiveIbvDevices()).isEqualTo(devices.toString());
+            // the leader keeps the loopback default of application.yml unless it is opened explicitly
+            assertThat(ctx.getEnvironment().getProperty("server.address")).isEqualTo("127.0.0.1");
         }
         var bad = new org.springframework.boot.builder.SpringApplicationBuilder(Config.class,
                 org.springframework.boot.validation.autoconfigure.ValidationAutoConfiguration.class)
