@@ -142,6 +142,9 @@ public record Ds4jProperties(
      * @param maxMessages most entries of a chat request's messages; more get 400
      * @param requestTimeout wall-clock limit of one generation request from its arrival, queueing included
      *     (0 = none); past it the generation stops and the request gets 408 (an error event once streaming)
+     * @param idleTimeout a connection that sends no request for this long is closed (0, the default = never)
+     * @param requestReadTimeout a request body must arrive within this long, in total and between reads
+     *     (0, the default = no limit)
      */
     public record Server(
             @Min(0) @Max(100000) @DefaultValue("16") int queueLimit,
@@ -155,7 +158,9 @@ public record Ds4jProperties(
             @NotNull @DefaultValue("high") Thinking defaultThinking,
             @NotNull @DefaultValue("32MB") DataSize maxRequestSize,
             @Min(1) @Max(1000000) @DefaultValue("1024") int maxMessages,
-            @NotNull @DefaultValue("0s") Duration requestTimeout) {
+            @NotNull @DefaultValue("0s") Duration requestTimeout,
+            @NotNull @DefaultValue("0s") Duration idleTimeout,
+            @NotNull @DefaultValue("0s") Duration requestReadTimeout) {
         public Server {
             if (keepAliveInterval != null && keepAliveInterval.isNegative()) {
                 throw new IllegalArgumentException("ds4.server.keep-alive-interval must not be negative");
@@ -166,6 +171,12 @@ public record Ds4jProperties(
             }
             if (requestTimeout != null && requestTimeout.isNegative()) {
                 throw new IllegalArgumentException("ds4.server.request-timeout must not be negative (0 = no limit)");
+            }
+            if (idleTimeout != null && idleTimeout.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.idle-timeout must not be negative (0 = never)");
+            }
+            if (requestReadTimeout != null && requestReadTimeout.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.request-read-timeout must not be negative (0 = no limit)");
             }
         }
     }

@@ -15,6 +15,8 @@ import org.springframework.test.web.reactive.server.WebTestClient;
  * The configured request limits against the real server (native engine, demo model), each answered
  * with its 4xx in OpenAI's error shape: body size (413), number of chat messages (400), max_tokens
  * above the cap (400), and the per-request wall-clock limit (408, or an error event once streaming).
+ * The connection idle and read timeouts are far shorter than the generations here: they bound a
+ * connection waiting for a request and receiving it, never the time spent generating the response.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT, properties = {
         "ds4.engine.context-size=1024",
@@ -23,7 +25,9 @@ import org.springframework.test.web.reactive.server.WebTestClient;
         "ds4.server.max-request-size=4KB",
         "ds4.server.max-messages=3",
         "ds4.server.max-output-tokens=1000",
-        "ds4.server.request-timeout=1s"})
+        "ds4.server.request-timeout=1s",
+        "ds4.server.request-read-timeout=300ms",
+        "ds4.server.idle-timeout=300ms"})
 @AutoConfigureWebTestClient(timeout = "60s")
 class RequestLimitsTest {
     @Autowired

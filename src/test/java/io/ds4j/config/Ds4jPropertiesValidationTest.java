@@ -118,6 +118,12 @@ class Ds4jPropertiesValidationTest {
             assertThat(server.maxRequestSize().toMegabytes()).isEqualTo(32);
             assertThat(server.maxMessages()).isEqualTo(1024);
             assertThat(server.requestTimeout()).isZero();
+            assertThat(server.idleTimeout()).isZero();
+            assertThat(server.requestReadTimeout()).isZero();
+        });
+        runner.withPropertyValues("ds4.server.idle-timeout=-5s").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.idle-timeout");
         });
         runner.withPropertyValues("ds4.server.max-request-size=10B").run(ctx -> {
             assertThat(ctx).hasFailed();
