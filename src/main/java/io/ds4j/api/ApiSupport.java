@@ -43,8 +43,13 @@ public class ApiSupport {
     }
 
     /** The request body as text, whatever its content type (clients often omit application/json). */
-    static Mono<String> body(org.springframework.web.server.ServerWebExchange exchange) {
-        return org.springframework.core.io.buffer.DataBufferUtils.join(exchange.getRequest().getBody(), 32 << 20)
+    Mono<String> body(org.springframework.web.server.ServerWebExchange exchange) {
+        return body(exchange, props.server().maxRequestSize());
+    }
+
+    /** The request body as text, at most {@code limit} bytes (more: 413 request_too_large). */
+    static Mono<String> body(org.springframework.web.server.ServerWebExchange exchange, org.springframework.util.unit.DataSize limit) {
+        return org.springframework.core.io.buffer.DataBufferUtils.join(exchange.getRequest().getBody(), (int) limit.toBytes())
                 .map(buf -> {
                     String s = buf.toString(StandardCharsets.UTF_8);
                     org.springframework.core.io.buffer.DataBufferUtils.release(buf);
@@ -52,7 +57,8 @@ public class ApiSupport {
                 })
                 .onErrorMap(org.springframework.core.io.buffer.DataBufferLimitException.class,
                         e -> new ApiException(org.springframework.http.HttpStatus.PAYLOAD_TOO_LARGE, "invalid_request_error",
-                                null, "request_too_large", "the request body exceeds 32 MiB"))
+                                null, "request_too_large", "the request body exceeds " + limit.toBytes()
+                                + " bytes (ds4.server.max-request-size)"))
                 .defaultIfEmpty("");
     }
 

@@ -44,7 +44,7 @@ public class ChatController {
 
     @PostMapping("/v1/chat/completions")
     public Mono<Void> chat(ServerWebExchange exchange) {
-        return ApiSupport.body(exchange).flatMap(body -> run(body, exchange.getResponse()));
+        return api.body(exchange).flatMap(body -> run(body, exchange.getResponse()));
     }
 
     private Mono<Void> run(String body, ServerHttpResponse response) {
@@ -54,7 +54,7 @@ public class ChatController {
         api.model.checkModel(o.model());
         o.checkVocabulary(api.model.vocabSize());
         Tokenizer tok = api.model.requireTokenizer("messages");
-        List<ChatMessage> messages = ChatRequest.messages(p);
+        List<ChatMessage> messages = ChatRequest.messages(p, api.props.server().maxMessages());
         List<ToolFunction> tools = ChatRequest.tools(p);
         String toolChoice = ChatRequest.toolChoice(p, tools);
         ThinkingMode requested = ChatRequest.thinking(p);

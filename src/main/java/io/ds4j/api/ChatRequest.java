@@ -16,10 +16,14 @@ final class ChatRequest {
 
     private ChatRequest() {}
 
-    static List<ChatMessage> messages(Params p) {
+    static List<ChatMessage> messages(Params p, int maxMessages) {
         JsonNode n = p.get("messages");
         if (n == null) throw ApiException.invalid("messages", "'messages' is required");
         if (!n.isArray() || n.isEmpty()) throw ApiException.invalid("messages", "'messages' must be a non-empty array");
+        if (n.size() > maxMessages) {
+            throw ApiException.invalid("messages", "too_many_messages", "'messages' may hold at most " + maxMessages
+                    + " messages (got " + n.size() + "; ds4.server.max-messages)");
+        }
         List<ChatMessage> out = new ArrayList<>();
         for (int i = 0; i < n.size(); i++) {
             String at = "messages[" + i + "]";

@@ -37,7 +37,7 @@ public class CompletionsController {
 
     @PostMapping("/v1/completions")
     public Mono<Void> completions(org.springframework.web.server.ServerWebExchange exchange) {
-        return ApiSupport.body(exchange).flatMap(body -> run(body, exchange.getResponse()));
+        return api.body(exchange).flatMap(body -> run(body, exchange.getResponse()));
     }
 
     private Mono<Void> run(String body, ServerHttpResponse response) {

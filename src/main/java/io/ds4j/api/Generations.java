@@ -52,6 +52,7 @@ public class Generations {
     private final EngineService engine;
     private final ServerMetrics metrics;
     private final long keepAliveNanos;
+    private final long timeoutNanos;
     private final AtomicInteger liveTimers = new AtomicInteger();
 
     public Generations(RequestScheduler scheduler, EngineService engine, ServerMetrics metrics, Ds4jProperties props) {
@@ -59,6 +60,14 @@ public class Generations {
         this.engine = engine;
         this.metrics = metrics;
         this.keepAliveNanos = props.server().keepAliveInterval().toNanos();
+        this.timeoutNanos = props.server().requestTimeout().toNanos();
+    }
+
+    /** The 408 of a request that ran past ds4.server.request-timeout. */
+    static ApiException timeout(long timeoutNanos) {
+        return new ApiException(org.springframework.http.HttpStatus.REQUEST_TIMEOUT, "invalid_request_error", null,
+                "request_timeout", "the request took longer than " + java.time.Duration.ofNanos(timeoutNanos)
+                .toString().substring(2).toLowerCase(java.util.Locale.ROOT) + " (ds4.server.request-timeout)");
     }
 
     /** Serialises emissions from the engine thread and the keep-alive timer into one sink. */
@@ -147,6 +156,13 @@ public class Generations {
 
     private void run(Ticket t, long arrival, GenerationRequest req, TokenHandler handler, Emitter sink) {
         Consumer<Object> emit = o -> sink.tryEmitNext(new Event.Output(o));
+        // the wall-clock limit counts from the arrival: time spent queued is part of it
+        java.util.function.BooleanSupplier timedOut = timeoutNanos <= 0 ? () -> false
+                : () -> System.nanoTime() - arrival > timeoutNanos;
+        if (timedOut.getAsBoolean()) {
+            sink.tryEmitError(timeout(timeoutNanos));
+            return;
+        }
         try {
             long[] last = {System.nanoTime(), 0};
             GenerationResult r = engine.generate(req, new GenerationListener() {
@@ -157,7 +173,7 @@ public class Generations {
                         last[0] = now;
                         sink.tryEmitNext(new Event.KeepAlive());
                     }
-                    return !t.cancelRequested();
+                    return !t.cancelRequested() && !timedOut.getAsBoolean();
                 }
 
                 @Override
@@ -173,8 +189,12 @@ public class Generations {
                     last[1] = now;
                     return handler.onToken(sample, emit);
                 }
-            }, t::cancelRequested);
+            }, () -> t.cancelRequested() || timedOut.getAsBoolean());
             metrics.generation(r);
+            if (r.stop() == GenerationResult.Stop.CANCELLED && !t.cancelRequested() && timedOut.getAsBoolean()) {
+                sink.tryEmitError(timeout(timeoutNanos));
+                return;
+            }
             if (r.stop() == GenerationResult.Stop.CANCELLED && !t.cancelRequested()) {
                 sink.tryEmitError(ApiException.notReady("the server is shutting down; generation was stopped"));
                 return;

@@ -19,15 +19,17 @@ import tools.jackson.databind.node.ObjectNode;
 @RestController
 public class TokenizeController {
     private final ServedModel model;
+    private final org.springframework.util.unit.DataSize maxRequestSize;
 
-    public TokenizeController(ServedModel model) {
+    public TokenizeController(ServedModel model, io.ds4j.config.Ds4jProperties props) {
         this.model = model;
+        this.maxRequestSize = props.server().maxRequestSize();
     }
 
     @PostMapping("/tokenize")
     public Mono<Void> tokenize(org.springframework.web.server.ServerWebExchange exchange) {
         ServerHttpResponse response = exchange.getResponse();
-        return ApiSupport.body(exchange).flatMap(body -> {
+        return ApiSupport.body(exchange, maxRequestSize).flatMap(body -> {
             Params p = Params.parse(body);
             Tokenizer tok = model.requireTokenizer("content");
             String content = p.string("content");
@@ -55,7 +57,7 @@ public class TokenizeController {
     @PostMapping("/detokenize")
     public Mono<Void> detokenize(org.springframework.web.server.ServerWebExchange exchange) {
         ServerHttpResponse response = exchange.getResponse();
-        return ApiSupport.body(exchange).flatMap(body -> {
+        return ApiSupport.body(exchange, maxRequestSize).flatMap(body -> {
             Params p = Params.parse(body);
             Tokenizer tok = model.requireTokenizer("tokens");
             JsonNode n = p.get("tokens");

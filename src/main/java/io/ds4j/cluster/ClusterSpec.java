@@ -26,9 +26,11 @@ import java.util.regex.Pattern;
  * @param allSumDtype payload of the routed-expert all_sum: f32 (default), f16 or bf16
  *     (ds4.distributed.all-sum-dtype, engine option all_sum_dtype; one value for the whole cluster)
  * @param nodes nodes in rank order
+ * @param address the address the leader's HTTP server binds (server.address); null: scripts/run's
+ *     default, 127.0.0.1 (loopback only); 0.0.0.0 opens it to the network
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
-        boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes) {
+        boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes, String address) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
@@ -57,6 +59,10 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
 
     public ClusterSpec {
         if (model != null && model.isBlank()) model = null;
+        if (address != null && address.isBlank()) address = null;
+        if (address != null && !address.matches("[A-Za-z0-9.:\\-\\[\\]]{1,255}")) {
+            throw new IllegalArgumentException("values: 'address' must be a host name or IP address (got '" + address + "')");
+        }
         backend = backend == null ? "mpi" : backend;
         if (!BACKENDS.contains(backend)) {
             throw new IllegalArgumentException("values: 'backend' must be one of " + BACKENDS + " (got '" + backend + "')");
@@ -156,7 +162,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
         Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact",
-                "engineBackend", "allSumDtype", "nodes");
+                "engineBackend", "allSumDtype", "nodes", "address");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -185,7 +191,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
                 intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
                 root.get("repo") == null ? null : root.get("repo").toString(),
                 root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"),
-                str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes);
+                str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes, str(root.get("address")));
     }
 
     private static boolean bool(Object o, String what) {

@@ -70,7 +70,10 @@ public final class LaunchPlan {
         if (spec.backend().equals("nccl")) argv.addAll(List.of("-x", "NCCL_NVLS_ENABLE=0"));
         // rank 0: the leader, the HTTP server with the distributed profile settings
         argv.addAll(List.of("-np", "1", repo + "/scripts/run", "--model", spec.modelOf(0), "--port",
-                Integer.toString(spec.port()), "--",
+                Integer.toString(spec.port())));
+        // the leader listens where scripts/run does by default (127.0.0.1) unless 'address' opens it
+        if (spec.address() != null) argv.addAll(List.of("--address", spec.address()));
+        argv.addAll(List.of("--",
                 "--ds4.distributed.enabled=true",
                 "--ds4.distributed.backend=" + spec.backend(),
                 "--ds4.distributed.rank=0",

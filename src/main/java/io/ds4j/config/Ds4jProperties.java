@@ -10,6 +10,7 @@ import jakarta.validation.constraints.NotNull;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import org.springframework.util.unit.DataSize;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.bind.DefaultValue;
 import org.springframework.validation.annotation.Validated;
@@ -137,6 +138,13 @@ public record Ds4jProperties(
      * @param toolCallMemory tool calls remembered for exact replay
      * @param shutdownDrain how long shutdown lets running and queued requests finish before stopping them
      * @param defaultThinking thinking mode of chat requests that do not choose one (off | high | max)
+     * @param maxRequestSize largest accepted request body; a larger one gets 413
+     * @param maxMessages most entries of a chat request's messages; more get 400
+     * @param requestTimeout wall-clock limit of one generation request from its arrival, queueing included
+     *     (0 = none); past it the generation stops and the request gets 408 (an error event once streaming)
+     * @param idleTimeout a connection that sends no request for this long is closed (0, the default = never)
+     * @param requestReadTimeout a request body must arrive within this long, in total and between reads
+     *     (0, the default = no limit)
      */
     public record Server(
             @Min(0) @Max(100000) @DefaultValue("16") int queueLimit,
@@ -147,10 +155,28 @@ public record Ds4jProperties(
             @NotNull @DefaultValue("1s") Duration retryAfter,
             @Min(0) @DefaultValue("1024") int toolCallMemory,
             @NotNull @DefaultValue("20s") Duration shutdownDrain,
-            @NotNull @DefaultValue("high") Thinking defaultThinking) {
+            @NotNull @DefaultValue("high") Thinking defaultThinking,
+            @NotNull @DefaultValue("32MB") DataSize maxRequestSize,
+            @Min(1) @Max(1000000) @DefaultValue("1024") int maxMessages,
+            @NotNull @DefaultValue("0s") Duration requestTimeout,
+            @NotNull @DefaultValue("0s") Duration idleTimeout,
+            @NotNull @DefaultValue("0s") Duration requestReadTimeout) {
         public Server {
             if (keepAliveInterval != null && keepAliveInterval.isNegative()) {
                 throw new IllegalArgumentException("ds4.server.keep-alive-interval must not be negative");
+            }
+            if (maxRequestSize != null && (maxRequestSize.toBytes() < 1024 || maxRequestSize.toBytes() > Integer.MAX_VALUE)) {
+                throw new IllegalArgumentException("ds4.server.max-request-size must be between 1KB and 2047MB (got "
+                        + maxRequestSize + ")");
+            }
+            if (requestTimeout != null && requestTimeout.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.request-timeout must not be negative (0 = no limit)");
+            }
+            if (idleTimeout != null && idleTimeout.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.idle-timeout must not be negative (0 = never)");
+            }
+            if (requestReadTimeout != null && requestReadTimeout.isNegative()) {
+                throw new IllegalArgumentException("ds4.server.request-read-timeout must not be negative (0 = no limit)");
             }
         }
     }

@@ -39,6 +39,22 @@ class LaunchPlanTest {
     }
 
     @Test
+    void theLeaderListensOnLoopbackUnlessAddressOpensIt(@TempDir Path dir) throws Exception {
+        Path plain = dir.resolve("plain.yaml");
+        Files.writeString(plain, "model: m.gguf\nnodes:\n  - host: a\n  - host: b\n");
+        // no address: scripts/run's default (127.0.0.1) applies, nothing is added
+        assertThat(String.join(" ", new LaunchPlan(LaunchCli.load(plain)).mpirunArgv("h")))
+                .contains("run --model m.gguf --port 8080 --").doesNotContain("--address");
+        Path open = dir.resolve("open.yaml");
+        Files.writeString(open, "model: m.gguf\naddress: 0.0.0.0\nnodes:\n  - host: a\n  - host: b\n");
+        List<String> argv = new LaunchPlan(LaunchCli.load(open)).mpirunArgv("h");
+        assertThat(String.join(" ", argv)).contains("run --model m.gguf --port 8080 --address 0.0.0.0 --");
+        Path bad = dir.resolve("bad.yaml");
+        Files.writeString(bad, "model: m.gguf\naddress: 'a b'\nnodes:\n  - host: a\n");
+        assertThatThrownBy(() -> LaunchCli.load(bad)).hasMessageContaining("'address'");
+    }
+
+    @Test
     void explicitExpertRangesGoToEachRank(@TempDir Path dir) throws Exception {
         Path values = dir.resolve("v.yaml");
         Files.writeString(values, """

@@ -112,6 +112,34 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void requestLimitsHaveDefaultsAndBadValuesNameTheProperty() {
+        runner.run(ctx -> {
+            var server = ctx.getBean(Ds4jProperties.class).server();
+            assertThat(server.maxRequestSize().toMegabytes()).isEqualTo(32);
+            assertThat(server.maxMessages()).isEqualTo(1024);
+            assertThat(server.requestTimeout()).isZero();
+            assertThat(server.idleTimeout()).isZero();
+            assertThat(server.requestReadTimeout()).isZero();
+        });
+        runner.withPropertyValues("ds4.server.idle-timeout=-5s").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.idle-timeout");
+        });
+        runner.withPropertyValues("ds4.server.max-request-size=10B").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.max-request-size");
+        });
+        runner.withPropertyValues("ds4.server.max-messages=0").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("server.maxMessages");
+        });
+        runner.withPropertyValues("ds4.server.request-timeout=-1s").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.server.request-timeout");
+        });
+    }
+
+    @Test
     void unknownEnumValueNamesTheProperty() {
         runner.withPropertyValues("ds4.server.reasoning-field=thoughts").run(ctx -> {
             assertThat(ctx).hasFailed();
@@ -244,6 +272,8 @@ class Ds4jPropertiesValidationTest {
             assertThat(d.worldSize()).isEqualTo(2);
             assertThat(d.allSumDtype()).isEqualTo(Ds4jProperties.AllSumDtype.f32);
             assertThat(d.jaccl().effectiveIbvDevices()).isEqualTo(devices.toString());
+            // the leader keeps the loopback default of application.yml unless it is opened explicitly
+            assertThat(ctx.getEnvironment().getProperty("server.address")).isEqualTo("127.0.0.1");
         }
         var bad = new org.springframework.boot.builder.SpringApplicationBuilder(Config.class,
                 org.springframework.boot.validation.autoconfigure.ValidationAutoConfiguration.class)
