@@ -1,6 +1,6 @@
 /*
  * comm_nccl.c — the NCCL backend plugin (libds4j_comm_nccl.so) for ds4j's
- * expert parallelism, loaded by libds4j with dlopen (src/comm.h describes
+ * expert parallelism, loaded by libds4j with dlopen (src/comm/comm.h describes
  * the ABI). One GPU per rank; NCCL does the collectives, MPI only
  * bootstraps: it gives rank and size, chooses the GPU from the node-local
  * rank and carries rank 0's ncclUniqueId to the others (one MPI_Bcast).

@@ -39,16 +39,16 @@ const char *cuda_engine_describe(const cuda_engine *g);
 /* Device memory for kv_state_new_mem (decoder states and checkpoints). */
 const kv_mem_ops *cuda_kv_mem(cuda_engine *g);
 /* Grow the context-dependent scratch for sessions of n_ctx tokens and
- * check that a session's state fits the free device memory. */
-int cuda_reserve_session(cuda_engine *g, int64_t n_ctx);
+ * check that a session's state and n_checkpoints copies of its fixed part
+ * fit the free device memory. */
+int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints);
 /* Drop anything cached for st (its decode graph) before st is freed. */
 void cuda_forget_state(cuda_engine *g, const kv_state *st);
 /* dsv4_forward on the GPU: same contract (tokens[0..n) at st->pos...). */
 int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
                  float *logits_last);
-/* Test/bench hooks: decode graphs on (1, default) or off (0); a plain
- * read-bandwidth measurement of the device (bytes/s, 0 on failure). */
-void cuda_engine_set_graphs(cuda_engine *g, int on);
+/* A plain read-bandwidth measurement of the device (bytes/s, 0 on
+ * failure): the roofline of ds4j-tool bench. */
 double cuda_engine_read_bandwidth(cuda_engine *g, int64_t bytes, int reps);
 /* Number of visible CUDA devices (0 when none or no driver). */
 int cuda_device_count(void);
@@ -61,14 +61,16 @@ static inline int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int d
 static inline void cuda_engine_close(cuda_engine *g) { (void)g; }
 static inline const char *cuda_engine_describe(const cuda_engine *g) { (void)g; return "null"; }
 static inline const kv_mem_ops *cuda_kv_mem(cuda_engine *g) { (void)g; return NULL; }
-static inline int cuda_reserve_session(cuda_engine *g, int64_t n_ctx) { (void)g; (void)n_ctx; return DS4J_ERR_STATE; }
+static inline int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints) {
+    (void)g; (void)n_ctx; (void)n_checkpoints;
+    return DS4J_ERR_STATE;
+}
 static inline void cuda_forget_state(cuda_engine *g, const kv_state *st) { (void)g; (void)st; }
 static inline int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
                                float *logits_last) {
     (void)g; (void)st; (void)tokens; (void)n; (void)logits_all; (void)logits_last;
     return DS4J_ERR_STATE;
 }
-static inline void cuda_engine_set_graphs(cuda_engine *g, int on) { (void)g; (void)on; }
 static inline double cuda_engine_read_bandwidth(cuda_engine *g, int64_t bytes, int reps) {
     (void)g; (void)bytes; (void)reps;
     return 0;

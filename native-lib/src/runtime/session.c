@@ -80,7 +80,7 @@ static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
         return NULL;
     }
     if (e->gpu) {
-        if (cuda_reserve_session(e->gpu, n_ctx)) return NULL;
+        if (cuda_reserve_session(e->gpu, n_ctx, DS4J_CK_TOTAL)) return NULL;
     } else if (dsv4_scratch_reserve_ctx(e->model, e->scratch, n_ctx, e->kv_fp8)) {
         return NULL;
     }
