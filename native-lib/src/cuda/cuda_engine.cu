@@ -22,7 +22,6 @@
 
 extern "C" {
 #include "quants.h"
-#include "session.h"
 }
 
 #define CK(call)                                                                                               \
@@ -78,7 +77,7 @@ struct cuda_engine {
     cudaStream_t side[2] = {nullptr, nullptr};
     cudaEvent_t ev_fork = nullptr, ev_join[2] = {nullptr, nullptr};
     uint8_t *arena = nullptr;
-    int64_t weight_bytes = 0, scratch_bytes = 0, ctx_bytes = 0;
+    int64_t weight_bytes = 0, scratch_bytes = 0;
     size_t mem_total = 0, mem_free_open = 0;
     float *rope_main = nullptr, *rope_comp = nullptr;
     dmat tok_embd, output, out_hc_fn;
@@ -93,7 +92,6 @@ struct cuda_engine {
     int64_t *h_pos0 = nullptr;
     int32_t *h_tok = nullptr;
     float *h_logits = nullptr, *h_routed = nullptr;
-    int graphs = 1;
     graph_slot gslots[4];
     int gnext = 0;
     kv_mem_ops mem;
@@ -117,11 +115,15 @@ static double mono_s(void) {
 
 /* -------------------------------------------------- arena (plan + bind) */
 
+/* A matrix to upload: device tensor, host tensor, first stored matrix. */
+struct mat_upload { const dmat *d; const dsv4_mat *h; int64_t first; };
+
 struct arena_walk {
     uint8_t *base; /* NULL while planning */
     int64_t off;
     std::vector<std::pair<uint8_t *, const void *>> *copies; /* (dst, host src) f32 vectors to upload */
     std::vector<int64_t> *copy_bytes;
+    std::vector<mat_upload> *mats;                           /* matrices to upload (binding pass) */
 };
 
 static uint8_t *arena_take(arena_walk &w, int64_t bytes) {
@@ -157,7 +159,7 @@ static int arena_mat(arena_walk &w, dmat &d, const dsv4_mat &h, int64_t first, i
     d.row_bytes = h.row_bytes;
     d.mat_bytes = cuda_mat_bytes(h.type, h.n_in, h.n_out);
     d.d = arena_take(w, d.mat_bytes * count);
-    (void)first;
+    if (w.base) w.mats->push_back({&d, &h, first});
     return 0;
 }
 
@@ -247,29 +249,11 @@ static int upload_mat(cuda_engine *g, const dmat &d, const dsv4_mat &h, int64_t 
     return 0;
 }
 
-static int upload_model(cuda_engine *g) {
-    const dsv4_model *m = g->m;
-    const dsv4_hparams *hp = &m->hp;
-    int64_t ef = m->expert_lo - m->slice_lo, en = m->expert_hi - m->expert_lo;
+static int upload_model(cuda_engine *g, const std::vector<mat_upload> &mats) {
     std::vector<uint8_t> stage;
-    int rc;
-    if ((rc = upload_mat(g, g->tok_embd, m->tok_embd, 0, 1, stage))) return rc;
-    if ((rc = upload_mat(g, g->output, m->output, 0, 1, stage))) return rc;
-    if ((rc = upload_mat(g, g->out_hc_fn, m->out_hc_fn, 0, 1, stage))) return rc;
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        const dsv4_layer *ly = &m->layers[l];
-        dlayer &d = g->layers[(size_t)l];
-        const dsv4_mat *hs[] = {&ly->hc_attn.fn, &ly->hc_ffn.fn, &ly->wq_a, &ly->wq_b, &ly->wkv, &ly->wo_a, &ly->wo_b,
-                                &ly->idx_wq_b, &ly->idx_proj, &ly->gate_inp, &ly->gate_sh, &ly->up_sh, &ly->down_sh,
-                                &ly->comp.wkv, &ly->comp.wgate, &ly->idx_comp.wkv, &ly->idx_comp.wgate};
-        dmat *ds[] = {&d.hc_attn.fn, &d.hc_ffn.fn, &d.wq_a, &d.wq_b, &d.wkv, &d.wo_a, &d.wo_b, &d.idx_wq_b, &d.idx_proj,
-                      &d.gate_inp, &d.gate_sh, &d.up_sh, &d.down_sh, &d.comp.wkv, &d.comp.wgate, &d.idx_comp.wkv,
-                      &d.idx_comp.wgate};
-        for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-            if ((rc = upload_mat(g, *ds[i], *hs[i], 0, 1, stage))) return rc;
-        if ((rc = upload_mat(g, d.gate_exps, ly->gate_exps, ef, en, stage))) return rc;
-        if ((rc = upload_mat(g, d.up_exps, ly->up_exps, ef, en, stage))) return rc;
-        if ((rc = upload_mat(g, d.down_exps, ly->down_exps, ef, en, stage))) return rc;
+    for (const mat_upload &u : mats) {
+        int rc = upload_mat(g, *u.d, *u.h, u.first, u.d->n_mat, stage);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -284,7 +268,7 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
     int64_t H = hp->n_embd, hc = hp->hc, mx = (2 + hc) * hc, D = hp->head_dim, k = hp->n_expert_used;
     int64_t nh = hp->n_head, I = hp->n_ff_exp, E = hp->n_expert, DI = hp->idx_dim, nI = hp->idx_heads;
     int64_t slots = S * k;
-    arena_walk w = {base, 0, nullptr, nullptr};
+    arena_walk w = {base, 0, nullptr, nullptr, nullptr};
 #define TAKE(field, type, count) do { type *p_ = (type *)arena_take(w, (int64_t)(count) * (int64_t)sizeof(type)); if (sc) sc->field = p_; } while (0)
     TAKE(X, float, S * hc * H); TAKE(flat, float, S * hc * H); TAKE(mix, float, S * mx);
     TAKE(pre, float, S * hc); TAKE(post, float, S * hc); TAKE(comb, float, S * hc * hc);
@@ -310,7 +294,8 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
             int64_t b = cuda_act_row_bytes(kind, wd) * rows;
             if (b > act) act = b;
         }
-        act = max3(act, cuda_act_row_bytes(kind, nh * D / hp->o_groups) * S * hp->o_groups, 0);
+        int64_t grouped = cuda_act_row_bytes(kind, nh * D / hp->o_groups) * S * hp->o_groups;
+        if (grouped > act) act = grouped;
     }
     TAKE(act, uint8_t, act);
     for (int kind = 0; kind < 3; kind++) TAKE(act_in[kind], uint8_t, cuda_act_row_bytes(kind, H) * S);
@@ -382,10 +367,11 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
     g->device = device;
     g->max_tokens = max_tokens < 1 ? 1 : max_tokens;
     int rc = 0;
-    arena_walk plan = {nullptr, 0, nullptr, nullptr};
+    arena_walk plan = {nullptr, 0, nullptr, nullptr, nullptr};
     std::vector<std::pair<uint8_t *, const void *>> copies;
     std::vector<int64_t> copy_bytes;
-    arena_walk bind = {nullptr, 0, &copies, &copy_bytes};
+    std::vector<mat_upload> mats;
+    arena_walk bind = {nullptr, 0, &copies, &copy_bytes, &mats};
     int64_t need, reserve = (int64_t)512 << 20; /* CUDA context, graphs, a first session */
     if (cudaSetDevice(device) != cudaSuccess || cudaGetDeviceProperties(&g->prop, device) != cudaSuccess) {
         rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: cannot use device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
@@ -441,7 +427,7 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
             rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: upload failed: %s", cudaGetErrorString(cudaGetLastError()));
             goto fail;
         }
-    if ((rc = upload_model(g))) goto fail;
+    if ((rc = upload_model(g, mats))) goto fail;
     scratch_walk(m, g->max_tokens, &g->sc, g->scratch_mem);
     cuda_mm_init_tables();
     g->mem = {kv_alloc, kv_free, kv_copy, kv_zero, g};
@@ -505,29 +491,25 @@ extern "C" void cuda_engine_close(cuda_engine *g) {
 
 extern "C" const char *cuda_engine_describe(const cuda_engine *g) { return g->describe; }
 extern "C" const kv_mem_ops *cuda_kv_mem(cuda_engine *g) { return &g->mem; }
-extern "C" void cuda_engine_set_graphs(cuda_engine *g, int on) {
-    g->graphs = on;
-    for (auto &s : g->gslots) drop_graph(s);
-}
 
 extern "C" void cuda_forget_state(cuda_engine *g, const kv_state *st) {
     for (auto &s : g->gslots)
         if (s.st == st) drop_graph(s);
 }
 
-extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx) {
+extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints) {
     cudaSetDevice(g->device);
     int64_t fixed = 0, st = kv_state_bytes(g->m, n_ctx, 0, &fixed);
     if (st < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a session of %lld tokens is too large", (long long)n_ctx);
     int64_t stride = ctx_score_stride(g->m, n_ctx);
     int64_t ctx_need = stride > g->sc.iscore_stride ? g->max_tokens * stride * 4 : 0;
-    int64_t need = st + fixed * DS4J_CK_TOTAL + ctx_need;
+    int64_t need = st + fixed * n_checkpoints + ctx_need;
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     if (need > (int64_t)fr)
         return ds4j_fail(DS4J_ERR_NO_MEMORY, "backend=cuda: a session of %lld tokens needs %.2f GiB of device memory "
                          "(state %.2f GiB, checkpoints %.2f GiB, indexer scores %.2f GiB) but device %d has %.2f GiB free",
-                         (long long)n_ctx, gib(need), gib(st), gib(fixed * DS4J_CK_TOTAL), gib(ctx_need), g->device,
+                         (long long)n_ctx, gib(need), gib(st), gib(fixed * n_checkpoints), gib(ctx_need), g->device,
                          gib((int64_t)fr));
     if (ctx_need) {
         uint8_t *p = nullptr;
@@ -541,7 +523,6 @@ extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx) {
         g->ctx_mem = p;
         g->sc.iscore = (float *)p;
         g->sc.iscore_stride = stride;
-        g->ctx_bytes = ctx_need;
     }
     return 0;
 }
@@ -882,7 +863,7 @@ extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens,
     memcpy(g->h_tok, tokens, (size_t)n * 4);
     fwd f = {g, m, hp, st, &g->sc, n, g->stream, {0, 0, 0}};
     int rc = 0;
-    bool use_graph = g->graphs && !g->prof && n == 1 && want != 2 && !m->allreduce;
+    bool use_graph = !g->prof && n == 1 && want != 2 && !m->allreduce;
     if (use_graph) {
         graph_slot *gs = nullptr;
         for (auto &s : g->gslots)

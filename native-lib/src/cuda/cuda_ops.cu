@@ -768,18 +768,3 @@ void op_swiglu(float *g, const float *u, int64_t n, float lim, cudaStream_t st) 
     int64_t b = (n + 255) / 256;
     k_swiglu<<<(unsigned)(b < 4096 ? b : 4096), 256, 0, st>>>(g, u, n, lim);
 }
-
-__global__ void k_add(float *y, const float *x, int64_t n) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) y[i] += x[i];
-}
-void op_add(float *y, const float *x, int64_t n, cudaStream_t st) {
-    int64_t b = (n + 255) / 256;
-    k_add<<<(unsigned)(b < 4096 ? b : 4096), 256, 0, st>>>(y, x, n);
-}
-__global__ void k_fill0(float *y, int64_t n) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) y[i] = 0;
-}
-void op_fill0(float *y, int64_t n, cudaStream_t st) {
-    int64_t b = (n + 255) / 256;
-    k_fill0<<<(unsigned)(b < 4096 ? b : 4096), 256, 0, st>>>(y, n);
-}

@@ -78,7 +78,5 @@ void op_moe_group(const int32_t *sel, const float *wt, int64_t S, int64_t k, int
 void op_moe_combine(const float *dn, const int32_t *slot_tok, const float *slot_wt, const int32_t *n_slots,
                     float *routed, int64_t S, int64_t H, cudaStream_t st);
 void op_swiglu(float *g, const float *u, int64_t n, float lim, cudaStream_t st);
-void op_add(float *y, const float *x, int64_t n, cudaStream_t st);
-void op_fill0(float *y, int64_t n, cudaStream_t st);
 
 #endif
