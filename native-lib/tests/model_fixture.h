@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "gguf.h"
+#include "quants.h"
+
 #define FX_MAX_SEQ 8
 
 typedef struct fx_ref {
@@ -161,6 +164,41 @@ __attribute__((unused)) static int fx_argmax(const float *x, int n) {
 __attribute__((unused)) static void fx_free_ref(fx_ref *r) {
     for (int i = 0; i < r->n_seq; i++) free(r->tok[i]);
     free(r->greedy);
+}
+
+/* Copy of a GGUF whose rounded tensors (F16, BF16, Q8_0 ...) are stored as
+ * their exact F32 values. The f32 engine reproduces the reference to ~1e-13
+ * KL, so running it on this copy gives the error any exact implementation
+ * would show with these rounded weights: the floor the engine's own
+ * arithmetic (Q8_0 activations, SIMD sums) is measured against. */
+static int fx_widen_fill(void *user, const char *name, void *dst, uint64_t nbytes, char *err, size_t cap) {
+    const gguf_tensor *t = gguf_find_tensor((const gguf_file *)user, name);
+    if (!t) { snprintf(err, cap, "%s: not found", name); return -1; }
+    if (t->type == DS4J_TYPE_F32 || t->type == DS4J_TYPE_I32) {
+        memcpy(dst, t->data, nbytes);
+        return 0;
+    }
+    int64_t n = (int64_t)(nbytes / sizeof(float));
+    ds4j_type_get(t->type)->to_float(t->data, dst, n);
+    return 0;
+}
+
+__attribute__((unused)) static int fx_widen_to_f32(const char *src, const char *dst) {
+    char err[512];
+    gguf_file *f = NULL;
+    if (gguf_open(&f, src, err, sizeof err)) { fprintf(stderr, "%s\n", err); return -1; }
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++) gguf_writer_set_kv(w, NULL, gguf_kv_at(f, i));
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        int32_t type = t->type == DS4J_TYPE_I32 ? DS4J_TYPE_I32 : DS4J_TYPE_F32;
+        gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, fx_widen_fill, f);
+    }
+    int rc = gguf_writer_write(w, dst, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return rc;
 }
 
 #endif

@@ -7,9 +7,10 @@
  *  - sessions: prefix reuse, rewind and re-evaluation give the logits of a
  *    fresh evaluation;
  *  - every weight type the GPU multiplies (synth preset `small` with
- *    q8_0/f16/bf16 dense and iq2_xxs/q2_k/q4_k/q8_0 experts): GPU against
- *    the CPU engine on the same file (both quantize activations the same
- *    way), mean KL and top-1 agreement;
+ *    q8_0/f16/bf16 dense and iq2_xxs/q2_k/q4_k/q8_0/f32 experts): the GPU no
+ *    further from an f32-activation evaluation of the same weights than the
+ *    CPU engine, float-only files equal to rounding;
+ *  - expert parallelism: 2 MPI ranks sharing the GPU = one GPU process;
  *  - clear errors: no device, a device index out of range, fp8 KV.
  * Without a visible GPU (CI) it checks that backend=cuda fails with a
  * clear message and exits 77 (skipped).
@@ -20,42 +21,8 @@
 #include <math.h>
 
 #include "ds4j.h"
-#include "gguf.h"
 #include "model_fixture.h"
-#include "quants.h"
 #include "cuda_backend.h"
-
-/* A copy of a GGUF whose tensors hold their exact (rounded) values as F32:
- * the CPU engine on it is an f32-activation evaluation of the same weights
- * (the floor both quantized-activation engines are measured against). */
-static int widen_fill(void *user, const char *name, void *dst, uint64_t nbytes, char *err, size_t cap) {
-    const gguf_tensor *t = gguf_find_tensor((const gguf_file *)user, name);
-    if (!t) { snprintf(err, cap, "%s: not found", name); return -1; }
-    if (t->type == DS4J_TYPE_F32 || t->type == DS4J_TYPE_I32) {
-        memcpy(dst, t->data, nbytes);
-        return 0;
-    }
-    ds4j_type_get(t->type)->to_float(t->data, dst, (int64_t)(nbytes / sizeof(float)));
-    return 0;
-}
-
-static int widen_to_f32(const char *src, const char *dst) {
-    char err[512];
-    gguf_file *f = NULL;
-    if (gguf_open(&f, src, err, sizeof err)) { fprintf(stderr, "%s\n", err); return -1; }
-    gguf_writer *w = gguf_writer_new();
-    for (int64_t i = 0; i < gguf_kv_count(f); i++) gguf_writer_set_kv(w, NULL, gguf_kv_at(f, i));
-    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        gguf_writer_add_tensor(w, t->name, t->type == DS4J_TYPE_I32 ? DS4J_TYPE_I32 : DS4J_TYPE_F32, t->n_dims, t->ne,
-                               widen_fill, f);
-    }
-    int rc = gguf_writer_write(w, dst, err, sizeof err);
-    if (rc) fprintf(stderr, "%s\n", err);
-    gguf_writer_free(w);
-    gguf_close(f);
-    return rc;
-}
 
 static ds4j_engine *open_or_die(const char *path, const char *opts) {
     ds4j_engine *e = ds4j_engine_open(path, opts);
@@ -252,7 +219,7 @@ static void types(void) {
         snprintf(cmd, sizeof cmd, "'%s' synth --preset small --type %s --experts %s --out '%s' >/dev/null 2>&1",
                  DS4J_TOOL_PATH, mix[i][0], mix[i][1], path);
         CHECK(fx_run(cmd) == 0);
-        CHECK(widen_to_f32(path, wide) == 0);
+        CHECK(fx_widen_to_f32(path, wide) == 0);
         ds4j_engine *g = open_or_die(path, "backend=cuda"), *c = open_or_die(path, "threads=0"),
                     *w = open_or_die(wide, "threads=0");
         CHECK(g && c && w);

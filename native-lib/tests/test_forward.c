@@ -7,44 +7,7 @@
 #include <math.h>
 
 #include "ds4j.h"
-#include "gguf.h"
 #include "model_fixture.h"
-#include "quants.h"
-
-/* Copy of a GGUF whose rounded tensors (F16, BF16, Q8_0 ...) are stored as
- * their exact F32 values. The f32 engine reproduces the reference to ~1e-13
- * KL, so running it on this copy gives the error any exact implementation
- * would show with these rounded weights: the floor the engine's own
- * arithmetic (Q8_0 activations, SIMD sums) is measured against. */
-static int widen_fill(void *user, const char *name, void *dst, uint64_t nbytes, char *err, size_t cap) {
-    const gguf_tensor *t = gguf_find_tensor((const gguf_file *)user, name);
-    if (!t) { snprintf(err, cap, "%s: not found", name); return -1; }
-    if (t->type == DS4J_TYPE_F32 || t->type == DS4J_TYPE_I32) {
-        memcpy(dst, t->data, nbytes);
-        return 0;
-    }
-    int64_t n = (int64_t)(nbytes / sizeof(float));
-    ds4j_type_get(t->type)->to_float(t->data, dst, n);
-    return 0;
-}
-
-static int widen_to_f32(const char *src, const char *dst) {
-    char err[512];
-    gguf_file *f = NULL;
-    if (gguf_open(&f, src, err, sizeof err)) { fprintf(stderr, "%s\n", err); return -1; }
-    gguf_writer *w = gguf_writer_new();
-    for (int64_t i = 0; i < gguf_kv_count(f); i++) gguf_writer_set_kv(w, NULL, gguf_kv_at(f, i));
-    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        int32_t type = t->type == DS4J_TYPE_I32 ? DS4J_TYPE_I32 : DS4J_TYPE_F32;
-        gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, widen_fill, f);
-    }
-    int rc = gguf_writer_write(w, dst, err, sizeof err);
-    if (rc) fprintf(stderr, "%s\n", err);
-    gguf_writer_free(w);
-    gguf_close(f);
-    return rc;
-}
 
 static double top2_gap(const float *x, int n) {
     float a = -INFINITY, b = -INFINITY;
@@ -176,13 +139,13 @@ static void run_fixture(const char *name) {
     ds4j_engine_close(e);
 
     /* reduced-precision weights: KL(reference || engine) and top-1 agreement,
-     * next to the floor the rounding alone sets (see widen_to_f32) */
+     * next to the floor the rounding alone sets (see fx_widen_to_f32) */
     const char *types[3] = {"f16", "bf16", "q8_0"};
     for (int ti = 0; ti < 3; ti++) {
         char wide[1200];
         if (fx_convert(name, types[ti], gguf, sizeof gguf)) { failures++; continue; }
         snprintf(wide, sizeof wide, "%s.as-f32.gguf", gguf);
-        if (widen_to_f32(gguf, wide)) { failures++; continue; }
+        if (fx_widen_to_f32(gguf, wide)) { failures++; continue; }
         fidelity got = measure(gguf, dir, &ref, V), floor = measure(wide, dir, &ref, V);
         printf("%s %s: mean KL = %.3g over %d rows, top-1 agreement = %.1f%%; "
                "rounding floor (f32 math on the rounded weights): KL = %.3g, top-1 = %.1f%%\n",
@@ -202,7 +165,7 @@ static void run_fixture(const char *name) {
          * floor's KL (Q8_0 activations, as ds4 and llama.cpp use, add an error
          * of the same size as the weights' rounding) and within 8 points of the
          * floor's top-1. The floor is checked too: rounding must cost
-         * something, or widen_to_f32 compared the engine with itself. */
+         * something, or fx_widen_to_f32 compared the engine with itself. */
         CHECK(floor.mean_kl > 0 && floor.mean_kl < 2e-2);
         CHECK(got.mean_kl <= fmax(5e-3, 2.5 * floor.mean_kl));
         CHECK(got.top1 >= fmin(0.95, floor.top1 - 0.08));
