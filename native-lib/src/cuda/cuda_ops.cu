@@ -101,11 +101,10 @@ void op_rmsnorm(const float *x, int64_t x_stride, float *y, int64_t y_stride, co
 
 /* ---------------------------------------------------- hyper-connections */
 
-/* ops_hc_split, then x = sum_j pre[j] X[j] (hc_pre's combination). With
- * hc * hc <= 32 one warp holds the matrix, a lane an element, and every
- * row / column sum is read from the other lanes in the CPU's order (so the
- * result is the CPU's to the last bit where expf agrees); larger hc falls
- * back to one thread. */
+/* ops_hc_split, then x = sum_j pre[j] X[j] (hc_pre's combination). One warp
+ * holds the hc x hc matrix (hc * hc <= 32, checked at open), a lane an
+ * element, and every row / column sum is read from the other lanes in the
+ * CPU's order (so the result is the CPU's to the last bit where expf agrees). */
 __global__ void k_hc_split(const float *mix, const float *scale, const float *base, int hc, int iters, float hc_eps,
                            float *pre_o, float *post_o, float *comb_o, const float *X, float *x, int64_t H) {
     extern __shared__ float sh[]; /* pre[hc], comb[hc*hc] */
@@ -114,76 +113,37 @@ __global__ void k_hc_split(const float *mix, const float *scale, const float *ba
     const float *m = mix + s * mx;
     float *pre = sh, *comb = sh + hc;
     const float *cm = m + 2 * hc, *cb = base + 2 * hc;
-    if (hc * hc <= 32) {
-        if (threadIdx.x < 32) {
-            int L = threadIdx.x, n = hc * hc, i = L / hc, c = L % hc;
-            bool ok = L < n;
-            if (L < hc) {
-                pre[L] = sigmoidf_(m[L] * scale[0] + base[L]) + hc_eps;
-                post_o[s * hc + L] = 2.0f * sigmoidf_(m[hc + L] * scale[1] + base[hc + L]);
-            }
-            float v = ok ? cm[L] * scale[2] + cb[L] : 0.0f;
-            /* softmax of row i (ops_softmax: max, expf, double sum in order) */
-            float mxv = -INFINITY;
-            for (int k = 0; k < hc; k++) mxv = fmaxf(mxv, __shfl_sync(0xffffffffu, v, (i * hc + k) & 31));
-            float e = expf(v - mxv);
-            double sum = 0;
-            for (int k = 0; k < hc; k++) sum += __shfl_sync(0xffffffffu, e, (i * hc + k) & 31);
-            v = e * (float)(1.0 / sum) + hc_eps;
-            /* column normalisation, then (iters - 1) x (rows, columns) */
-            for (int it = 0; it < iters; it++) {
-                if (it > 0) {
-                    float t = 0;
-                    for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (i * hc + k) & 31);
-                    v /= t + hc_eps;
-                }
+    if (threadIdx.x < 32) {
+        int L = threadIdx.x, n = hc * hc, i = L / hc, c = L % hc;
+        bool ok = L < n;
+        if (L < hc) {
+            pre[L] = sigmoidf_(m[L] * scale[0] + base[L]) + hc_eps;
+            post_o[s * hc + L] = 2.0f * sigmoidf_(m[hc + L] * scale[1] + base[hc + L]);
+        }
+        float v = ok ? cm[L] * scale[2] + cb[L] : 0.0f;
+        /* softmax of row i (ops_softmax: max, expf, double sum in order) */
+        float mxv = -INFINITY;
+        for (int k = 0; k < hc; k++) mxv = fmaxf(mxv, __shfl_sync(0xffffffffu, v, (i * hc + k) & 31));
+        float e = expf(v - mxv);
+        double sum = 0;
+        for (int k = 0; k < hc; k++) sum += __shfl_sync(0xffffffffu, e, (i * hc + k) & 31);
+        v = e * (float)(1.0 / sum) + hc_eps;
+        /* column normalisation, then (iters - 1) x (rows, columns) */
+        for (int it = 0; it < iters; it++) {
+            if (it > 0) {
                 float t = 0;
-                for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (k * hc + c) & 31);
+                for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (i * hc + k) & 31);
                 v /= t + hc_eps;
             }
-            if (ok) {
-                comb[L] = v;
-                comb_o[s * n + L] = v;
-            }
-            if (L < hc) pre_o[s * hc + L] = pre[L];
-        }
-    } else if (threadIdx.x == 0) {
-        for (int j = 0; j < hc; j++) {
-            pre[j] = sigmoidf_(m[j] * scale[0] + base[j]) + hc_eps;
-            post_o[s * hc + j] = 2.0f * sigmoidf_(m[hc + j] * scale[1] + base[hc + j]);
-        }
-        for (int i = 0; i < hc; i++) {
-            float *row = comb + i * hc;
-            for (int c = 0; c < hc; c++) row[c] = cm[i * hc + c] * scale[2] + cb[i * hc + c];
-            float mxv = row[0];
-            for (int c = 1; c < hc; c++) if (row[c] > mxv) mxv = row[c];
-            double sum = 0;
-            for (int c = 0; c < hc; c++) { float e = expf(row[c] - mxv); row[c] = e; sum += e; }
-            float inv = (float)(1.0 / sum);
-            for (int c = 0; c < hc; c++) row[c] = row[c] * inv + hc_eps;
-        }
-        for (int c = 0; c < hc; c++) {
             float t = 0;
-            for (int i = 0; i < hc; i++) t += comb[i * hc + c];
-            float d = t + hc_eps;
-            for (int i = 0; i < hc; i++) comb[i * hc + c] /= d;
+            for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (k * hc + c) & 31);
+            v /= t + hc_eps;
         }
-        for (int it = 1; it < iters; it++) {
-            for (int i = 0; i < hc; i++) {
-                float t = 0;
-                for (int c = 0; c < hc; c++) t += comb[i * hc + c];
-                float d = t + hc_eps;
-                for (int c = 0; c < hc; c++) comb[i * hc + c] /= d;
-            }
-            for (int c = 0; c < hc; c++) {
-                float t = 0;
-                for (int i = 0; i < hc; i++) t += comb[i * hc + c];
-                float d = t + hc_eps;
-                for (int i = 0; i < hc; i++) comb[i * hc + c] /= d;
-            }
+        if (ok) {
+            comb[L] = v;
+            comb_o[s * n + L] = v;
         }
-        for (int j = 0; j < hc; j++) pre_o[s * hc + j] = pre[j];
-        for (int j = 0; j < hc * hc; j++) comb_o[s * hc * hc + j] = comb[j];
+        if (L < hc) pre_o[s * hc + L] = pre[L];
     }
     __syncthreads();
     const float *Xs = X + s * hc * H;
