@@ -107,11 +107,10 @@ void op_rmsnorm(const float *x, int64_t x_stride, float *y, int64_t y_stride, co
  * CPU's order (so the result is the CPU's to the last bit where expf agrees). */
 __global__ void k_hc_split(const float *mix, const float *scale, const float *base, int hc, int iters, float hc_eps,
                            float *pre_o, float *post_o, float *comb_o, const float *X, float *x, int64_t H) {
-    extern __shared__ float sh[]; /* pre[hc], comb[hc*hc] */
+    extern __shared__ float pre[]; /* [hc] */
     int64_t s = blockIdx.x;
     int mx = (2 + hc) * hc;
     const float *m = mix + s * mx;
-    float *pre = sh, *comb = sh + hc;
     const float *cm = m + 2 * hc, *cb = base + 2 * hc;
     if (threadIdx.x < 32) {
         int L = threadIdx.x, n = hc * hc, i = L / hc, c = L % hc;
@@ -139,10 +138,7 @@ __global__ void k_hc_split(const float *mix, const float *scale, const float *ba
             for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (k * hc + c) & 31);
             v /= t + hc_eps;
         }
-        if (ok) {
-            comb[L] = v;
-            comb_o[s * n + L] = v;
-        }
+        if (ok) comb_o[s * n + L] = v;
         if (L < hc) pre_o[s * hc + L] = pre[L];
     }
     __syncthreads();
@@ -157,7 +153,7 @@ __global__ void k_hc_split(const float *mix, const float *scale, const float *ba
 void op_hc_split(const float *mix, const float *scale, const float *base, int hc, int iters, float hc_eps,
                  float *pre, float *post, float *comb, const float *X, float *x, int64_t H, int64_t S,
                  cudaStream_t st) {
-    size_t shm = (size_t)(hc + hc * hc) * sizeof(float);
+    size_t shm = (size_t)hc * sizeof(float);
     k_hc_split<<<(unsigned)S, 256, shm, st>>>(mix, scale, base, hc, iters, hc_eps, pre, post, comb, X, x, H);
 }
 
