@@ -21,9 +21,6 @@ import org.springframework.ai.chat.prompt.Prompt;
 import org.springframework.ai.model.tool.ToolCallingManager;
 import org.springframework.ai.model.tool.ToolExecutionResult;
 import org.springframework.ai.openai.OpenAiChatOptions;
-import org.springframework.ai.support.ToolCallbacks;
-import org.springframework.ai.tool.annotation.Tool;
-import org.springframework.ai.tool.annotation.ToolParam;
 
 /**
  * Spring AI's and LangChain4j's own tool machinery against the demo model (random weights): a forced call
@@ -35,16 +32,31 @@ import org.springframework.ai.tool.annotation.ToolParam;
  */
 class ToolFrameworksRoundTripTest extends DemoModelServerTest {
     static final String QUOTE = Integer.toString(io.ds4j.tokenizer.TestTokenizers.real().encodeOne("\""));
-    /** A tool in both frameworks' annotation styles; remembers the cities it was called with. */
+    /** The tool (LangChain4j's annotations; Spring AI wraps it below); remembers the cities it was called with. */
     public static class Weather {
         final List<String> cities = new ArrayList<>();
 
-        @Tool(description = "Current weather in a city")
         @dev.langchain4j.agent.tool.Tool("Current weather in a city")
-        public String getWeather(@ToolParam(description = "the city") @P("the city") String city) {
+        public String getWeather(@P("the city") String city) {
             cities.add(city);
             return "sunny, 21 C in " + city;
         }
+    }
+
+    /** Spring AI's tool input type. */
+    public record WeatherRequest(String city) {}
+
+    /**
+     * The Spring AI tool with its schema written out (what its annotation processing would generate): its
+     * schema generator needs victools 5, while the OpenAI Java SDK used by the other tests needs victools 4.
+     */
+    static org.springframework.ai.tool.ToolCallback springTool(Weather tools) {
+        return org.springframework.ai.tool.function.FunctionToolCallback
+                .builder("getWeather", (WeatherRequest r) -> tools.getWeather(r.city()))
+                .description("Current weather in a city").inputType(WeatherRequest.class)
+                .inputSchema("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"description\":"
+                        + "\"the city\"}},\"required\":[\"city\"],\"additionalProperties\":false}")
+                .build();
     }
 
     @Test
@@ -52,7 +64,7 @@ class ToolFrameworksRoundTripTest extends DemoModelServerTest {
         for (int seed = 1; seed <= 2; seed++) {
             Weather tools = new Weather();
             var forced = OpenAiChatOptions.builder().baseUrl("http://localhost:" + port + "/v1").apiKey("unused")
-                    .model("demo").toolCallbacks(ToolCallbacks.from(tools)).toolChoice("required").strict(true)
+                    .model("demo").toolCallbacks(springTool(tools)).toolChoice("required").strict(true)
                     .maxTokens(600).temperature(1.0).seed(seed).logitBias(Map.of(QUOTE, 9))
                     .extraBody(Map.of("thinking", false)).build();
             var model = org.springframework.ai.openai.OpenAiChatModel.builder().options(forced).build();
@@ -63,7 +75,7 @@ class ToolFrameworksRoundTripTest extends DemoModelServerTest {
             assertThat(tools.cities).as("the tool ran with its required parameter").isNotEmpty();
             tools.cities.forEach(c -> assertThat(c).isNotNull());
             var relaxed = OpenAiChatOptions.builder().baseUrl("http://localhost:" + port + "/v1").apiKey("unused")
-                    .model("demo").toolCallbacks(ToolCallbacks.from(tools)).toolChoice("none").maxTokens(16)
+                    .model("demo").toolCallbacks(springTool(tools)).toolChoice("none").maxTokens(16)
                     .temperature(1.0).seed(seed).extraBody(Map.of("thinking", false)).build();
             var answer = model.call(new Prompt(executed.conversationHistory(), relaxed));
             assertThat(answer.hasToolCalls()).isFalse();
