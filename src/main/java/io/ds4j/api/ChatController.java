@@ -69,7 +69,8 @@ public class ChatController {
         }
         boolean forceCall = toolsOn && toolChoice != null && !"auto".equals(toolChoice);
         io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
-            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking, ChatRequest.parallelToolCalls(p)) : null;
+            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking, ChatRequest.parallelToolCalls(p))
+                    : toolsOn ? autoToolCall(tools, thinking, ChatRequest.parallelToolCalls(p)) : null;
             case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
             case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
                     new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
@@ -325,6 +326,24 @@ public class ChatController {
         List<String> alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(names);
         if (alts.size() > io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES) alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(List.of());
         return new io.ds4j.grammar.ForcedPrefix(api.model.toolVocabulary(), alts, thinking.thinking());
+    }
+
+    /**
+     * tool_choice "auto": free text, but once the model opens a DSML block the rest is constrained like a
+     * forced call over all the request's tools ({@link io.ds4j.grammar.TriggeredToolCall}), so a call it
+     * decides to make always parses and validates, {@code strict} or not, and parallel_tool_calls false
+     * allows one invoke. With a schema outside the supported subset (or more than 32 tools) the answer
+     * stays unconstrained and the parser's half-call rule applies.
+     */
+    private io.ds4j.engine.TokenConstraint autoToolCall(List<ToolFunction> tools, ThinkingMode thinking, boolean parallel) {
+        try {
+            var grammar = io.ds4j.grammar.ToolCallRecognizer.of(tools.stream()
+                    .map(t -> new io.ds4j.grammar.ToolCallRecognizer.Tool(t.name(), t.parametersJson())).toList(),
+                    parallel ? MAX_PARALLEL_CALLS : 1);
+            return new io.ds4j.grammar.TriggeredToolCall(api.model.toolVocabulary(), grammar, thinking.thinking());
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     /** The most invokes a constrained block may hold when parallel calls are allowed. */

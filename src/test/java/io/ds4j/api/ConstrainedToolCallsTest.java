@@ -95,6 +95,31 @@ class ConstrainedToolCallsTest extends DemoModelServerTest {
     }
 
     @Test
+    void underAutoACallTheModelOpensItselfIsConstrainedToo() {
+        // a logit bias makes the random model write "<" and the DSML marker (in some order) until it opens a
+        // tag by itself; from there the TriggeredToolCall constraint must produce a closed, valid block
+        var tok = io.ds4j.tokenizer.TestTokenizers.real();
+        int lt = tok.encodeOne("<"), dsml = tok.requireSpecial(io.ds4j.chat.ChatRenderer.DSML);
+        int calls = 0;
+        for (int seed = 1; seed <= 4; seed++) {
+            boolean parallel = seed == 2;
+            String body = "{" + HELLO + "," + TOOLS + ",\"tool_choice\":\"auto\",\"parallel_tool_calls\":" + parallel
+                    + ",\"max_tokens\":1500,\"temperature\":1,\"seed\":" + seed + ",\"thinking\":false,"
+                    + "\"logit_bias\":{\"" + lt + "\":50,\"" + dsml + "\":50}}";
+            JsonNode c = post(body).get("choices").get(0);
+            String context = "seed " + seed + ": " + c;
+            assertThat(c.get("finish_reason").stringValue()).as(context).isEqualTo("tool_calls");
+            JsonNode tc = c.get("message").get("tool_calls");
+            assertThat(tc.size()).as(context).isBetween(1, parallel ? ChatController.MAX_PARALLEL_CALLS : 1);
+            for (JsonNode call : tc) {
+                assertValidCall(call, context);
+                calls++;
+            }
+        }
+        System.out.printf("auto tool calls opened by the model: %d calls in 4 requests, all closed and schema-valid%n", calls);
+    }
+
+    @Test
     void streamedArgumentDeltasAddUpToTheFinalArguments() {
         for (int seed = 1; seed <= 4; seed++) {
             String choice = seed % 2 == 0 ? named("search") : "\"required\"";
