@@ -377,10 +377,12 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
         rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: cannot use device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
         goto fail;
     }
-    if (m->hp.head_dim > 1024 || m->hp.hc > 5 || m->hp.n_rot > m->hp.head_dim || m->hp.idx_heads * m->hp.idx_dim > 12288) {
-        rc = ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: head_dim %lld (max 1024), hc %lld (max 5) or indexer %lld x %lld "
-                       "(max 12288 values) is beyond the GPU kernels' limits", (long long)m->hp.head_dim,
-                       (long long)m->hp.hc, (long long)m->hp.idx_heads, (long long)m->hp.idx_dim);
+    if (m->hp.head_dim > 1024 || m->hp.hc > 5 || m->hp.n_expert_used > 64 || m->hp.n_expert > 4096 ||
+        m->hp.n_rot > m->hp.head_dim || m->hp.idx_heads * m->hp.idx_dim > 12288) {
+        rc = ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: head_dim %lld (max 1024), hc %lld (max 5), routed experts %lld (max 4096), "
+                       "experts per token (max 64) or indexer %lld x %lld (max 12288 values) is beyond the GPU kernels' limits",
+                       (long long)m->hp.head_dim, (long long)m->hp.hc, (long long)m->hp.n_expert,
+                       (long long)m->hp.idx_heads, (long long)m->hp.idx_dim);
         goto fail;
     }
     if (g->prop.major < 7) {
@@ -537,30 +539,45 @@ struct fwd {
     dscratch *sc;
     int64_t S;
     cudaStream_t s;
-    int act_ready[3]; /* act_in[kind] holds the current shared input */
+    const uint8_t *in_ptr[3]; /* the shared input's activation rows per kind (NULL: not made yet) */
+    int64_t in_tok[3];
 };
+
+/* Activation rows of x for weights of `kind`: f32 weights read x in place,
+ * the others get x quantized into buf. Returns the rows' base with their
+ * byte strides per row (*tok) and per group (*grp). */
+static const uint8_t *act_rows(fwd &f, int kind, const float *x, int64_t x_stride, int64_t n, int64_t rows,
+                               int64_t groups, uint8_t *buf, int64_t *tok, int64_t *grp) {
+    if (kind == ACT_F32) {
+        *tok = x_stride * 4;
+        *grp = n * 4;
+        return (const uint8_t *)x;
+    }
+    int64_t rb = cuda_act_row_bytes(kind, n);
+    cuda_quantize_act(kind, x, x_stride, n, rows, groups, buf, f.s);
+    *tok = groups * rb;
+    *grp = rb;
+    return buf;
+}
 
 /* Product of w with S rows of x: quantizes x as w's type needs, then runs
  * the kernels. `groups` > 1: grouped output projection. */
 static void mm(fwd &f, const dmat &w, const float *x, int64_t x_stride, float *y, int64_t y_stride, int64_t groups = 1,
                int64_t S = -1) {
     if (S < 0) S = f.S;
-    int kind = cuda_act_kind(w.type);
-    int64_t n = w.n_in, rb = cuda_act_row_bytes(kind, n);
-    cuda_quantize_act(kind, x, x_stride, n, S, groups, f.sc->act, f.s);
-    cuda_matmul(w, 0, f.sc->act, groups * rb, rb, w.n_out / groups, S, y, y_stride, nullptr, f.s);
+    int64_t tok, grp;
+    const uint8_t *a = act_rows(f, cuda_act_kind(w.type), x, x_stride, w.n_in, S, groups, f.sc->act, &tok, &grp);
+    cuda_matmul(w, 0, a, tok, grp, w.n_out / groups, S, y, y_stride, nullptr, f.s);
 }
 
 /* Product with the shared input (xa or xf, S rows of H), quantized once
  * per activation kind. */
 static void mm_in(fwd &f, const dmat &w, const float *x, float *y, int64_t y_stride) {
     int kind = cuda_act_kind(w.type);
-    int64_t H = f.hp->n_embd, rb = cuda_act_row_bytes(kind, H);
-    if (!f.act_ready[kind]) {
-        cuda_quantize_act(kind, x, H, H, f.S, 1, f.sc->act_in[kind], f.s);
-        f.act_ready[kind] = 1;
-    }
-    cuda_matmul(w, 0, f.sc->act_in[kind], rb, rb, w.n_out, f.S, y, y_stride, nullptr, f.s);
+    int64_t H = f.hp->n_embd, grp;
+    if (!f.in_ptr[kind])
+        f.in_ptr[kind] = act_rows(f, kind, x, H, H, f.S, 1, f.sc->act_in[kind], &f.in_tok[kind], &grp);
+    cuda_matmul(w, 0, f.in_ptr[kind], f.in_tok[kind], f.in_tok[kind], w.n_out, f.S, y, y_stride, nullptr, f.s);
 }
 
 /* Profile mark: the time since the previous mark goes to `name`. */
@@ -603,9 +620,9 @@ static void prequant(fwd &f, const float *x, const dmat *const *ws, int n) {
     for (int i = 0; i < n; i++) {
         if (!ws[i]->d) continue;
         int kind = cuda_act_kind(ws[i]->type);
-        if (f.act_ready[kind]) continue;
-        cuda_quantize_act(kind, x, f.hp->n_embd, f.hp->n_embd, f.S, 1, f.sc->act_in[kind], f.s);
-        f.act_ready[kind] = 1;
+        if (f.in_ptr[kind]) continue;
+        int64_t grp;
+        f.in_ptr[kind] = act_rows(f, kind, x, f.hp->n_embd, f.hp->n_embd, f.S, 1, f.sc->act_in[kind], &f.in_tok[kind], &grp);
     }
 }
 
@@ -648,7 +665,7 @@ static void attention_layer(fwd &f, int64_t l) {
     hc_pre(f, d.hc_attn);
     prof(f, "attn: hc_pre");
     op_rmsnorm(sc->x, H, sc->xa, H, d.attn_norm, H, S, hp->eps, f.s);
-    f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
+    f.in_ptr[0] = f.in_ptr[1] = f.in_ptr[2] = nullptr;
     const dmat *ins[] = {&d.wq_a, &d.wkv, &d.comp.wkv, &d.comp.wgate, &d.idx_comp.wkv, &d.idx_comp.wgate, &d.idx_proj};
     prequant(f, sc->xa, ins, 7);
     prof(f, "attn: norm + quantize");
@@ -736,7 +753,7 @@ static int moe_layer(fwd &f, int64_t l) {
     prof(f, "moe: hc_pre");
     float *xf = sc->xa;
     op_rmsnorm(sc->x, H, xf, H, d.ffn_norm, H, S, hp->eps, f.s);
-    f.act_ready[0] = f.act_ready[1] = f.act_ready[2] = 0;
+    f.in_ptr[0] = f.in_ptr[1] = f.in_ptr[2] = nullptr;
     const dmat *ins[] = {&d.gate_inp, &d.gate_exps, &d.up_exps, &d.gate_sh, &d.up_sh};
     prequant(f, xf, ins, 5);
     prof(f, "moe: norm + quantize");
@@ -748,10 +765,9 @@ static int moe_layer(fwd &f, int64_t l) {
     mm_in(f, d.up_sh, xf, sc->shu, I);
     op_swiglu(sc->shg, sc->shu, S * I, lim, f.s);
     {
-        int kind = cuda_act_kind(d.down_sh.type);
-        int64_t rb = cuda_act_row_bytes(kind, I);
-        cuda_quantize_act(kind, sc->shg, I, I, S, 1, sc->act_sh, f.s);
-        cuda_matmul(d.down_sh, 0, sc->act_sh, rb, rb, H, S, sc->sh, H, nullptr, f.s);
+        int64_t tok, grp;
+        const uint8_t *a = act_rows(f, cuda_act_kind(d.down_sh.type), sc->shg, I, I, S, 1, sc->act_sh, &tok, &grp);
+        cuda_matmul(d.down_sh, 0, a, tok, grp, H, S, sc->sh, H, nullptr, f.s);
     }
     prof(f, "moe: shared expert");
     on(f, -1);
@@ -768,16 +784,14 @@ static int moe_layer(fwd &f, int64_t l) {
     gr.slot_tok = sc->slot_tok;
     gr.expert_base = m->expert_lo;
     gr.max_groups = (int)(slots < en ? slots : en);
-    int kind = cuda_act_kind(d.gate_exps.type);
-    int64_t rb = cuda_act_row_bytes(kind, H);
-    cuda_matmul(d.gate_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->g, I, &gr, f.s);
-    cuda_matmul(d.up_exps, 0, sc->act_in[kind], rb, rb, I, slots, sc->u, I, &gr, f.s);
+    int kind = cuda_act_kind(d.gate_exps.type), ku = cuda_act_kind(d.up_exps.type);
+    cuda_matmul(d.gate_exps, 0, f.in_ptr[kind], f.in_tok[kind], f.in_tok[kind], I, slots, sc->g, I, &gr, f.s);
+    cuda_matmul(d.up_exps, 0, f.in_ptr[ku], f.in_tok[ku], f.in_tok[ku], I, slots, sc->u, I, &gr, f.s);
     op_swiglu(sc->g, sc->u, slots * I, lim, f.s);
-    int kd = cuda_act_kind(d.down_exps.type);
-    int64_t rd = cuda_act_row_bytes(kd, I);
-    cuda_quantize_act(kd, sc->g, I, I, slots, 1, sc->act, f.s);
+    int64_t dtok, dgrp;
+    const uint8_t *da = act_rows(f, cuda_act_kind(d.down_exps.type), sc->g, I, I, slots, 1, sc->act, &dtok, &dgrp);
     gr.slot_tok = nullptr; /* one activation row per slot */
-    cuda_matmul(d.down_exps, 0, sc->act, rd, rd, H, slots, sc->dn, H, &gr, f.s);
+    cuda_matmul(d.down_exps, 0, da, dtok, dgrp, H, slots, sc->dn, H, &gr, f.s);
     op_moe_combine(sc->dn, sc->slot_tok, sc->slot_wt, sc->n_slots, sc->routed, S, H, f.s);
     prof(f, "moe: routed experts");
     if (m->allreduce) {
@@ -861,7 +875,7 @@ extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens,
     int want = logits_all ? 2 : logits_last ? 1 : 0;
     *g->h_pos0 = st->pos;
     memcpy(g->h_tok, tokens, (size_t)n * 4);
-    fwd f = {g, m, hp, st, &g->sc, n, g->stream, {0, 0, 0}};
+    fwd f = {g, m, hp, st, &g->sc, n, g->stream, {nullptr, nullptr, nullptr}, {0, 0, 0}};
     int rc = 0;
     bool use_graph = !g->prof && n == 1 && want != 2 && !m->allreduce;
     if (use_graph) {

@@ -222,7 +222,7 @@ __device__ __forceinline__ void dot_q8_0(const uint8_t *w, int64_t n_out, int64_
  * the block's float term as the CPU reference does. */
 template <int TYPE>
 __device__ __forceinline__ void kq_sub(const uint8_t *blk, int j, const int8_t *aq, const int16_t *bsums, int &sumi,
-                                       int &summ) {
+                                       int &summ, const uint64_t *tab) {
     if (TYPE == DS4J_TYPE_Q2_K) {
         const uint8_t *scales = blk, *qs = blk + 16;
         int h = j / 4, sh = 2 * (j % 4);
@@ -261,7 +261,7 @@ __device__ __forceinline__ void kq_sub(const uint8_t *blk, int j, const int8_t *
         int acc = 0;
 #pragma unroll
         for (int k = 0; k < 4; k++) {
-            uint64_t grid = d_iq2xxs_grid[(w0 >> (8 * k)) & 0xFF];
+            uint64_t grid = tab[(w0 >> (8 * k)) & 0xFF];
             uint32_t s7 = (w1 >> (7 * k)) & 127;
             uint32_t signs = s7 | ((__popc(s7) & 1) << 7);
             uint32_t lo = (uint32_t)grid, hi = (uint32_t)(grid >> 32);
@@ -280,7 +280,8 @@ __device__ __forceinline__ void kq_sub(const uint8_t *blk, int j, const int8_t *
 
 template <int TYPE, int NT>
 __device__ __forceinline__ void dot_kq(const uint8_t *w, int64_t row_bytes, int64_t r, int64_t n_in,
-                                       const uint8_t *const *a, float *acc, int c_start, int c_step) {
+                                       const uint8_t *const *a, float *acc, int c_start, int c_step,
+                                       const uint64_t *tab) {
     const int lane = threadIdx.x & 31;
     const int bsz = TYPE == DS4J_TYPE_Q2_K ? 84 : TYPE == DS4J_TYPE_Q4_K ? 144 : 66;
     const uint8_t *wr = w + r * row_bytes;
@@ -308,7 +309,7 @@ __device__ __forceinline__ void dot_kq(const uint8_t *w, int64_t row_bytes, int6
             int sumi = 0, summ = 0;
             const int8_t *aq = (const int8_t *)a[t] + b * 256;
             const int16_t *bs = (const int16_t *)(a[t] + n_in + nb * 4) + b * 16;
-            if (ok) kq_sub<TYPE>(blk, j, aq, bs, sumi, summ);
+            if (ok) kq_sub<TYPE>(blk, j, aq, bs, sumi, summ, tab);
             for (int o = 1; o < 8; o <<= 1) {
                 sumi += __shfl_xor_sync(0xffffffffu, sumi, o);
                 summ += __shfl_xor_sync(0xffffffffu, summ, o);
@@ -324,8 +325,46 @@ __device__ __forceinline__ void dot_kq(const uint8_t *w, int64_t row_bytes, int6
 
 template <int TYPE, int NT>
 __device__ __forceinline__ void dot_float(const uint8_t *w, int64_t r, int64_t n_in, const uint8_t *const *a,
-                                          float *acc, int c_start, int c_step) {
+                                          float *acc, int c_start, int c_step, int vec) {
     const int lane = threadIdx.x & 31;
+    if (vec) {
+        /* 8 elements a lane per step: one 16-byte load of f16/bf16 weights
+         * (two for f32) and two of activations */
+        int64_t nch = n_in / 8;
+        for (int64_t c = c_start + lane; c < nch; c += c_step) {
+            float wv[8];
+            if (TYPE == DS4J_TYPE_F32) {
+                const float4 *p = (const float4 *)((const float *)w + r * n_in + c * 8);
+                float4 x0 = p[0], x1 = p[1];
+                wv[0] = x0.x; wv[1] = x0.y; wv[2] = x0.z; wv[3] = x0.w;
+                wv[4] = x1.x; wv[5] = x1.y; wv[6] = x1.z; wv[7] = x1.w;
+            } else {
+                uint4 u = *(const uint4 *)((const uint16_t *)w + r * n_in + c * 8);
+                uint32_t q[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    uint16_t lo = (uint16_t)(q[k] & 0xFFFF), hi = (uint16_t)(q[k] >> 16);
+                    if (TYPE == DS4J_TYPE_F16) {
+                        wv[2 * k] = __half2float(__ushort_as_half(lo));
+                        wv[2 * k + 1] = __half2float(__ushort_as_half(hi));
+                    } else {
+                        wv[2 * k] = __uint_as_float((uint32_t)lo << 16);
+                        wv[2 * k + 1] = __uint_as_float((uint32_t)hi << 16);
+                    }
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const float4 *ap = (const float4 *)((const float *)a[t] + c * 8);
+                float4 a0 = ap[0], a1 = ap[1];
+                float s = acc[t];
+                s = fmaf(wv[0], a0.x, s); s = fmaf(wv[1], a0.y, s); s = fmaf(wv[2], a0.z, s); s = fmaf(wv[3], a0.w, s);
+                s = fmaf(wv[4], a1.x, s); s = fmaf(wv[5], a1.y, s); s = fmaf(wv[6], a1.z, s); s = fmaf(wv[7], a1.w, s);
+                acc[t] = s;
+            }
+        }
+        return;
+    }
     for (int64_t i = c_start + lane; i < n_in; i += c_step) {
         float wv;
         if (TYPE == DS4J_TYPE_F32) wv = ((const float *)w)[r * n_in + i];
@@ -345,6 +384,7 @@ struct mm_params {
     int64_t y_stride, S;
     mm_groups g;
     int grouped;
+    int vec; /* float weights: 8-element vector loads are aligned */
 };
 
 /* ROWBLOCK = 0: one warp per row, WARPS_PER_BLOCK rows per block (tall
@@ -355,6 +395,12 @@ struct mm_params {
 #define ROW_WARPS 8
 template <int TYPE, int NT, int ROWBLOCK>
 __global__ void __launch_bounds__(ROWBLOCK ? ROW_WARPS * 32 : WARPS_PER_BLOCK * 32) k_matmul(mm_params p) {
+    /* the IQ2_XXS lattice in shared memory: its lookups are data-dependent */
+    __shared__ uint64_t tab[TYPE == DS4J_TYPE_IQ2_XXS ? 256 : 1];
+    if (TYPE == DS4J_TYPE_IQ2_XXS) {
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) tab[i] = d_iq2xxs_grid[i];
+        __syncthreads();
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
     int64_t r = ROWBLOCK ? (int64_t)blockIdx.x : (int64_t)blockIdx.x * WARPS_PER_BLOCK + warp;
     if (r >= p.n_out) return;
@@ -386,8 +432,8 @@ __global__ void __launch_bounds__(ROWBLOCK ? ROW_WARPS * 32 : WARPS_PER_BLOCK * 
         }
         if (TYPE == DS4J_TYPE_Q8_0) dot_q8_0<NT>(w, p.n_out, r, p.n_in, a, acc, c_start, c_step);
         else if (TYPE == DS4J_TYPE_F32 || TYPE == DS4J_TYPE_F16 || TYPE == DS4J_TYPE_BF16)
-            dot_float<TYPE, NT>(w, r, p.n_in, a, acc, c_start, c_step);
-        else dot_kq<TYPE, NT>(w, p.row_bytes, r, p.n_in, a, acc, c_start, c_step);
+            dot_float<TYPE, NT>(w, r, p.n_in, a, acc, c_start, c_step, p.vec);
+        else dot_kq<TYPE, NT>(w, p.row_bytes, r, p.n_in, a, acc, c_start, c_step, tab);
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             float v = warp_sum(acc[t]);
@@ -444,6 +490,8 @@ void cuda_matmul(const dmat &w, int64_t mat, const uint8_t *act, int64_t act_tok
     p.y_stride = y_stride;
     p.S = S;
     p.grouped = groups != nullptr;
+    p.vec = w.n_in % 8 == 0 && act_tok % 16 == 0 && act_grp % 16 == 0 && ((uintptr_t)act & 15) == 0 &&
+            (w.mat_bytes & 15) == 0 && ((uintptr_t)w.d & 15) == 0;
     if (groups) p.g = *groups;
     int nt = S <= 1 ? 1 : S <= 2 ? 2 : S <= 4 ? 4 : 8;
     /* slots per expert: about S / groups (one per expert in a decode step) */
