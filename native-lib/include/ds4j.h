@@ -252,7 +252,10 @@ typedef struct ds4j_batch_entry {
  * evaluating its tokens alone (ds4j_session_eval_batch, any chunking).
  * backend=cuda: accepted, but the entries run one after another through the
  * single-sequence path (not yet batched on the GPU). Under comm= the leader
- * announces the step and the followers replay it in lockstep.
+ * announces the step and the followers replay it in lockstep; the routed
+ * outputs are summed across ranks by the backend, whose order of addition
+ * may depend on the message size (the rows of a forward) beyond 2 ranks, so
+ * there a batch is within rounding of the alone run rather than bit-exact.
  * Validation (NULL or foreign session, a session named twice, flags != 0,
  * n_tokens <= 0, token ids out of range, context overflow) happens before
  * anything is evaluated: on such an error no session changed. n_entries = 0

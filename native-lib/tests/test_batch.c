@@ -20,6 +20,7 @@
 
 #include "ds4j.h"
 #include "model_fixture.h"
+#include "session.h"
 
 #define N_SESS 7
 #define CHUNK 16 /* the engine's prefill_chunk = rows of one forward */
@@ -214,6 +215,16 @@ static void validation(ds4j_engine *e, ds4j_engine *other, const fx_ref *ref, in
         CHECK(ds4j_session_pos(f) == 0 && ds4j_session_logits(f) == NULL);
         CHECK(memcmp(ds4j_session_logits(a), la, (size_t)V * sizeof(float)) == 0);
         CHECK(memcmp(ds4j_session_logits(b), lb, (size_t)V * sizeof(float)) == 0);
+    }
+    /* the model layer's own checks (the session layer refuses these first) */
+    {
+        dsv4_seq two[2] = {{a->st, tok + 10, 1, NULL, NULL}, {a->st, tok + 11, 1, NULL, NULL}};
+        CHECK(dsv4_forward_batch(e->model, e->scratch, e->pool, two, 2) == DS4J_ERR_INVALID_ARGUMENT &&
+              strstr(ds4j_last_error(), "repeats an earlier one's state"));
+        dsv4_seq big[2] = {{a->st, tok + 10, 1, NULL, NULL}, {b->st, tok + 3, CHUNK, NULL, NULL}};
+        CHECK(dsv4_forward_batch(e->model, e->scratch, e->pool, big, 2) == DS4J_ERR_INVALID_ARGUMENT &&
+              strstr(ds4j_last_error(), "rows"));
+        CHECK(a->st->pos == 10 && b->st->pos == 3);
     }
     ds4j_batch_entry ok2[2] = {{a, tok + 10, 1, 0}, {b, tok + 3, 4, 0}};
     CHECK(ds4j_batch_eval(e, ok2, -1) == DS4J_ERR_INVALID_ARGUMENT);

@@ -62,6 +62,7 @@ struct dsv4_scratch {
     int64_t *row_pos;      /* [max_tokens] its position in that sequence */
     float *head;           /* [head_rows][V] logits of several sequences' last rows */
     int64_t head_rows;
+    uint64_t steps;        /* steps checked so far (marks the states a step names) */
     void *block;
 };
 
@@ -731,9 +732,10 @@ static int moe_layer(const dsv4_model *m, int64_t l, dsv4_scratch *sc, ds4j_pool
 }
 
 /* Everything that can be wrong with a step, checked before any state changes. */
-static int check_step(const dsv4_model *m, const dsv4_scratch *sc, const dsv4_seq *seqs, int64_t n_seqs,
+static int check_step(const dsv4_model *m, dsv4_scratch *sc, const dsv4_seq *seqs, int64_t n_seqs,
                       int64_t *rows_out) {
     int64_t V = m->hp.n_vocab, rows = 0, heads = 0;
+    uint64_t mark = ++sc->steps;
     if (n_seqs <= 0 || !seqs) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step needs at least one sequence");
     for (int64_t q = 0; q < n_seqs; q++) {
         const dsv4_seq *sq = &seqs[q];
@@ -744,10 +746,10 @@ static int check_step(const dsv4_model *m, const dsv4_scratch *sc, const dsv4_se
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step of more than %lld rows (scratch holds %lld)",
                              (long long)(rows + sq->n), (long long)sc->max_tokens);
         rows += sq->n;
-        for (int64_t r = 0; r < q; r++)
-            if (seqs[r].st == st)
-                return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sequences %lld and %lld of the step share one state",
-                                 (long long)r, (long long)q);
+        if (st->step_mark == mark)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sequence %lld of the step repeats an earlier one's state",
+                             (long long)q);
+        seqs[q].st->step_mark = mark;
         if (st->pos + sq->n > st->n_ctx)
             return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
                              (long long)st->pos, (long long)sq->n, (long long)st->n_ctx);
