@@ -1,6 +1,7 @@
 /*
  * session.c — sessions (ds4j.h): one timeline of evaluated tokens with its
- * decoder state, prefix-reusing sync, batched evaluation, rewind.
+ * decoder state, prefix-reusing sync, batched evaluation, rewind, and
+ * ds4j_batch_eval (several sessions' tokens in one forward, at the end).
  *
  * Rewind strategy: the sliding windows, compressor windows and CSA overlap
  * slices cannot be "un-evaluated", so a session keeps a ring of
