@@ -110,8 +110,8 @@ DS4J_API void ds4j_engine_close(ds4j_engine *engine);
  * outputs are summed across ranks (all_sum) before the replicated shared
  * expert is added. Leader and followers: only rank 0 (the leader) calls the
  * session API; with world size > 1 it announces every state-changing call
- * (session new/free, sync, eval, eval_batch, rewind, and the collectives
- * below) to the other ranks, which run ds4j_engine_follow and replay them
+ * (session new/free, sync, eval, eval_batch, rewind, batch_eval, and the
+ * collectives below) to the other ranks, which run ds4j_engine_follow and replay them
  * on their own copies of the sessions. On ranks > 0, session_new,
  * broadcast_tokens and barrier outside ds4j_engine_follow fail with
  * DS4J_ERR_STATE. Without comm=, rank is 0, world size 1 and the
@@ -128,7 +128,7 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
 /*
  * Follower loop for ranks > 0 of a comm= engine: mirrors the session
  * operations the leader (rank 0) makes on the same engine (session new/free,
- * sync, eval, eval_batch, rewind), which the leader broadcasts automatically
+ * sync, eval, eval_batch, rewind, batch_eval), which the leader broadcasts automatically
  * when world size > 1, and returns 0 when the leader closes its engine (or a
  * negative error, e.g. DS4J_ERR_COMM when a peer dies). Rank 0 gets
  * DS4J_ERR_STATE. Sessions are matched by creation order; the followers'
@@ -224,6 +224,47 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *session, int32_t pos);
  * by the session, valid until the next evaluation); NULL before any token. */
 DS4J_API const float *ds4j_session_logits(const ds4j_session *session);
 DS4J_API int32_t ds4j_n_vocab(const ds4j_engine *engine);
+
+/* ------------------------------------------------------------ batch steps */
+
+/* One sequence's share of a batched step: evaluate tokens[0..n_tokens)
+ * after the session's current position (1 token = a decode step, more = a
+ * prefill chunk). 24 bytes: pointer, pointer, int32, int32. */
+typedef struct ds4j_batch_entry {
+    ds4j_session *session;
+    const int32_t *tokens;
+    int32_t n_tokens;
+    int32_t flags;          /* reserved, must be 0 */
+} ds4j_batch_entry;
+/*
+ * Evaluate several sessions (distinct, all of this engine) together. Each
+ * entry's tokens are cut into pieces of at most prefill_chunk tokens (and at
+ * the session's checkpoint boundaries, as ds4j_session_eval_batch does); one
+ * forward pass takes a piece of every entry that still has tokens, in entry
+ * order, up to prefill_chunk rows in all, and the call runs forwards until
+ * every entry is done (decode rows and short chunks: one forward). In a
+ * forward the dense weights are read once for all rows, routed experts
+ * gather the rows of every sequence that chose them, and attention runs per
+ * sequence on its own state at its own positions. Afterwards
+ * ds4j_session_logits(entry.session) holds each entry's next-token logits
+ * after its last token. On the CPU backend every row is computed exactly as
+ * it would be alone: a session's logits and state are bit-for-bit those of
+ * evaluating its tokens alone (ds4j_session_eval_batch, any chunking).
+ * backend=cuda: accepted, but the entries run one after another through the
+ * single-sequence path (not yet batched on the GPU). Under comm= the leader
+ * announces the step and the followers replay it in lockstep; the routed
+ * outputs are summed across ranks by the backend, whose order of addition
+ * may depend on the message size (the rows of a forward) beyond 2 ranks, so
+ * there a batch is within rounding of the alone run rather than bit-exact.
+ * Validation (NULL or foreign session, a session named twice, flags != 0,
+ * n_tokens <= 0, token ids out of range, context overflow) happens before
+ * anything is evaluated: on such an error no session changed. n_entries = 0
+ * does nothing. A failure inside a forward (DS4J_ERR_COMM) returns sessions
+ * of that forward to their last checkpoint (see ds4j_session_pos); entries
+ * finished by earlier forwards of the call keep their result. Returns 0 or a
+ * negative DS4J_ERR_*.
+ */
+DS4J_API int32_t ds4j_batch_eval(ds4j_engine *engine, const ds4j_batch_entry *entries, int32_t n_entries);
 
 /* -------------------------------------------------------------- sampling */
 

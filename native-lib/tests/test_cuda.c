@@ -10,6 +10,9 @@
  *    q8_0/f16/bf16 dense and iq2_xxs/q2_k/q4_k/q8_0/f32 experts): the GPU no
  *    further from an f32-activation evaluation of the same weights than the
  *    CPU engine, float-only files equal to rounding;
+ *  - ds4j_batch_eval (run entry by entry on the GPU): three sessions joining
+ *    at different steps, a prefill chunk among decode rows, within 1e-4 of
+ *    each sequence alone;
  *  - expert parallelism: 2 MPI ranks sharing the GPU = one GPU process;
  *  - clear errors: no device, a device index out of range, fp8 KV.
  * Without a visible GPU (CI) it checks that backend=cuda fails with a
@@ -77,6 +80,8 @@ static void random_tokens(int32_t *t, int n, int V, uint64_t seed) {
 }
 
 /* ---------------------------------------------------------- fixtures */
+
+static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *alone);
 
 static void fixture(const char *name) {
     char gguf[2048], dir[2048];
@@ -173,9 +178,63 @@ static void fixture(const char *name) {
         ds4j_session_free(s);
         free(fresh);
     }
+    /* ds4j_batch_eval: not batched on the GPU yet (entries run one after
+     * another), but it must give each sequence's logits */
+    {
+        int sq = ref.n_seq - 1, n = ref.n_tok[sq];
+        float *alone = eval_rows(g, ref.tok[sq], n, 1), *want = fx_load_logits(dir, &ref, sq, V);
+        double d = batch_vs_alone(g, ref.tok[sq], n, alone);
+        double dr = want ? batch_vs_alone(g, ref.tok[sq], n, want) : NAN;
+        printf("%s batch_eval on the GPU (3 sessions, staggered): max|d| vs alone %.3g, vs reference %.3g\n", name, d,
+               dr);
+        CHECK(d <= 1e-4 && dr <= 1e-3);
+        free(alone);
+        free(want);
+    }
     ds4j_engine_close(g);
     ds4j_engine_close(c);
     fx_free_ref(&ref);
+}
+
+/* Three sessions on tokens[0..n) through ds4j_batch_eval, joining at steps
+ * 0, 5 and 11, each prefilling a chunk (20, 3, 1 tokens) and then decoding
+ * one token per step; every step's logits against `alone` (n rows).
+ * Returns the largest difference (NAN on failure). */
+static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *alone) {
+    int V = ds4j_n_vocab(e), join[3] = {0, 5, 11}, first[3] = {20, 3, 1}, done[3] = {0, 0, 0};
+    ds4j_session *s[3];
+    int ok = alone != NULL;
+    for (int j = 0; j < 3; j++) {
+        s[j] = ds4j_session_new(e, n + 8);
+        ok = ok && s[j];
+    }
+    double worst = 0;
+    for (int step = 0; ok; step++) {
+        ds4j_batch_entry en[3];
+        int idx[3], k = 0, left = 0;
+        for (int j = 0; j < 3; j++) {
+            if (done[j] >= n) continue;
+            left++;
+            if (step < join[j]) continue;
+            int take = done[j] == 0 ? first[j] : 1;
+            if (take > n - done[j]) take = n - done[j];
+            en[k] = (ds4j_batch_entry){.session = s[j], .tokens = tok + done[j], .n_tokens = take, .flags = 0};
+            idx[k++] = j;
+        }
+        if (!left) break;
+        if (!k) continue;
+        ok = ds4j_batch_eval(e, en, k) == DS4J_OK;
+        if (!ok) fprintf(stderr, "batch_eval: %s\n", ds4j_last_error());
+        for (int i = 0; ok && i < k; i++) {
+            int j = idx[i];
+            done[j] += en[i].n_tokens;
+            const float *l = ds4j_session_logits(s[j]);
+            ok = l && ds4j_session_pos(s[j]) == done[j];
+            if (ok) worst = fmax(worst, fx_maxdiff(l, alone + (int64_t)(done[j] - 1) * V, V));
+        }
+    }
+    for (int j = 0; j < 3; j++) ds4j_session_free(s[j]);
+    return ok ? worst : NAN;
 }
 
 /* -------------------------------------------------------------- types */

@@ -5,6 +5,10 @@
  * routed experts per layer, from ds4j_engine_describe). It also measures
  * this machine's memory read bandwidth with the same number of threads in
  * the same run, so decode can be reported as a fraction of the roofline.
+ * --streams 1,4,16,64 measures concurrent decoding instead: S sessions,
+ * each after a short prompt, decode together through ds4j_batch_eval (one
+ * forward per step), giving aggregate tok/s per S next to the single-stream
+ * figure (ds4j_session_eval) of the same run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +90,117 @@ static double measure_read_bandwidth(int threads) {
     return bytes / best / 1e9;
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_fail(void) {
+    fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error());
+    return 1;
+}
+
+/* Synthetic token ids: stream s, position i (a fixed LCG per stream). */
+static int32_t stream_token(int s, int i, int V) {
+    uint64_t x = 0x9E3779B97F4A7C15ULL * (uint64_t)(s + 1) + 1442695040888963407ULL * (uint64_t)(i + 1);
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 32;
+    return (int32_t)(x % (uint64_t)V);
+}
+
+/*
+ * Concurrent decoding: for each S of the list, S fresh sessions prefill
+ * n_prompt tokens each (one ds4j_batch_eval), make one untimed decode step
+ * (pages of the experts they route to get mapped), then n_gen timed steps of
+ * S decode rows each. Repeated `repeat` times; best and median aggregate
+ * tok/s. The single-stream baseline is ds4j_session_eval in the same run.
+ */
+static int bench_streams(ds4j_engine *e, const int *streams, int n_streams, int n_prompt, int n_gen, int repeat) {
+    int V = ds4j_n_vocab(e), maxS = 0;
+    for (int i = 0; i < n_streams; i++) if (streams[i] > maxS) maxS = streams[i];
+    ds4j_session **ss = calloc((size_t)maxS, sizeof *ss);
+    ds4j_batch_entry *en = calloc((size_t)maxS, sizeof *en);
+    int32_t *tok = malloc((size_t)maxS * (n_prompt + n_gen + 1) * sizeof(int32_t));
+    double (*agg)[64] = calloc((size_t)n_streams, sizeof *agg), (*cpu)[64] = calloc((size_t)n_streams, sizeof *cpu);
+    double single[64], single_cpu[64];
+    int rc = 1;
+    if (!ss || !en || !tok || !agg || !cpu) goto done;
+    for (int s = 0; s < maxS; s++)
+        for (int i = 0; i < n_prompt + n_gen + 1; i++) tok[(size_t)s * (n_prompt + n_gen + 1) + i] = stream_token(s, i, V);
+    int runs = repeat > 64 ? 64 : repeat;
+    for (int run = 0; run < runs; run++) {
+        /* single stream through the plain decode call */
+        ds4j_session *one = ds4j_session_new(e, n_prompt + n_gen + 1);
+        if (!one || ds4j_session_eval_batch(one, tok, n_prompt, 0, NULL) < 0 || ds4j_session_eval(one, tok[n_prompt]) < 0) {
+            ds4j_session_free(one);
+            rc = bench_fail();
+            goto done;
+        }
+        double t0 = now_s(), c0 = cpu_s();
+        for (int i = 1; i <= n_gen; i++)
+            if (ds4j_session_eval(one, tok[n_prompt + i]) < 0) { ds4j_session_free(one); rc = bench_fail(); goto done; }
+        single[run] = n_gen / (now_s() - t0);
+        single_cpu[run] = (cpu_s() - c0) / n_gen;
+        ds4j_session_free(one);
+        for (int k = 0; k < n_streams; k++) {
+            int S = streams[k];
+            for (int s = 0; s < S; s++) {
+                ss[s] = ds4j_session_new(e, n_prompt + n_gen + 1);
+                if (!ss[s]) { rc = bench_fail(); goto done; }
+                en[s] = (ds4j_batch_entry){.session = ss[s], .tokens = tok + (size_t)s * (n_prompt + n_gen + 1),
+                                           .n_tokens = n_prompt, .flags = 0};
+            }
+            if (ds4j_batch_eval(e, en, S) < 0) { rc = bench_fail(); goto done; }
+            double ts = 0, cs = 0;
+            for (int i = 0; i <= n_gen; i++) {
+                for (int s = 0; s < S; s++) {
+                    en[s].tokens = tok + (size_t)s * (n_prompt + n_gen + 1) + n_prompt + i;
+                    en[s].n_tokens = 1;
+                }
+                if (i == 1) { ts = now_s(); cs = cpu_s(); } /* step 0 is the untimed one */
+                if (ds4j_batch_eval(e, en, S) < 0) { rc = bench_fail(); goto done; }
+            }
+            agg[k][run] = (double)S * n_gen / (now_s() - ts);
+            cpu[k][run] = (cpu_s() - cs) / ((double)S * n_gen);
+            for (int s = 0; s < S; s++) { ds4j_session_free(ss[s]); ss[s] = NULL; }
+        }
+    }
+    /* CPU time (all threads, pool spinning included) is steadier than wall
+     * time on a machine shared with other work; both are printed */
+    qsort(single, (size_t)runs, sizeof single[0], cmp_dbl);
+    qsort(single_cpu, (size_t)runs, sizeof single_cpu[0], cmp_dbl);
+    double base = single[runs / 2], base_cpu = single_cpu[runs / 2];
+    printf("single stream (ds4j_session_eval): %.2f / %.2f tok/s (best / median of %d), %.1f ms CPU per token (median)\n",
+           single[runs - 1], base, runs, base_cpu * 1e3);
+    printf("concurrent decode (ds4j_batch_eval, one forward per step), %d-token prompts, %d timed steps each:\n",
+           n_prompt, n_gen);
+    printf("%8s %22s %18s %12s %18s %14s\n", "streams", "aggregate tok/s", "per stream tok/s", "x single",
+           "CPU ms per token", "x single CPU");
+    printf("%8s %22s %18s %12s %18s %14s\n", "", "best / median", "(median)", "(median)", "(median)", "(median)");
+    for (int k = 0; k < n_streams; k++) {
+        qsort(agg[k], (size_t)runs, sizeof agg[k][0], cmp_dbl);
+        qsort(cpu[k], (size_t)runs, sizeof cpu[k][0], cmp_dbl);
+        double med = agg[k][runs / 2], mc = cpu[k][runs / 2];
+        printf("%8d %10.2f / %9.2f %18.2f %12.2f %18.1f %14.2f\n", streams[k], agg[k][runs - 1], med, med / streams[k],
+               med / base, mc * 1e3, base_cpu / mc);
+    }
+    rc = 0;
+done:
+    if (ss)
+        for (int s = 0; s < maxS; s++) ds4j_session_free(ss[s]);
+    free(ss);
+    free(en);
+    free(tok);
+    free(agg);
+    free(cpu);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *opts = NULL;
     int n_gen = 32, n_prompt = 64, threads = 0, chunk = 64, repeat = 1, warmup = 1;
+    int streams[16], n_streams = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--model") && i + 1 < argc) model = argv[++i];
@@ -99,20 +211,45 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
         else if (!strcmp(a, "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--no-warmup")) warmup = 0;
+        else if (!strcmp(a, "--streams") && i + 1 < argc) {
+            for (char *p = argv[++i]; *p && n_streams < 16;) {
+                char *end;
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 1 || v > 4096) { n_streams = -1; break; }
+                streams[n_streams++] = (int)v;
+                p = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') { n_streams = -1; break; }
+            }
+            if (n_streams <= 0) { fprintf(stderr, "ds4j-tool bench: --streams wants a list like 1,4,16,64\n"); return 2; }
+        }
         else {
             fprintf(stderr, "usage: ds4j-tool bench --model M.gguf [-n 32] [--prompt 64] [--threads N] [--chunk N] "
-                            "[--repeat R] [--no-warmup] [--options K=V;...]\n");
+                            "[--repeat R] [--no-warmup] [--streams 1,4,16,64] [--options K=V;...]\n"
+                            "  --streams: aggregate decode tok/s of S concurrent sessions (ds4j_batch_eval) for each\n"
+                            "             S, with the single-stream figure of the same run (--prompt: each\n"
+                            "             session's prompt; the engine's prefill_chunk is raised to max S)\n");
             return 2;
         }
     }
     if (repeat < 1) repeat = 1;
     if (!model || n_gen < 1 || n_prompt < 1) { fprintf(stderr, "ds4j-tool bench: --model is required\n"); return 2; }
+    if (n_streams > 0)
+        for (int k = 0; k < n_streams; k++)
+            if (streams[k] > chunk) chunk = streams[k]; /* a decode step of S streams is one forward */
     ds4j_engine *e = tool_open_engine(model, threads, chunk, opts);
     if (!e) return 1;
     if (ds4j_engine_rank(e) > 0) { /* comm=: rank 0 measures, the others follow it */
         int frc = tool_follow_engine(e, "bench", -1);
         ds4j_engine_close(e);
         return frc;
+    }
+    if (n_streams > 0) {
+        printf("model: %s\n", model);
+        printf("threads: %d, prefill_chunk (rows per forward): %d, %s\n", e->n_threads, (int)e->prefill_chunk,
+               e->gpu ? "backend=cuda (entries run one after another: not batched on the GPU yet)" : "backend=cpu");
+        int src = bench_streams(e, streams, n_streams, n_prompt, n_gen, repeat);
+        ds4j_engine_close(e);
+        return src;
     }
     const char *js = ds4j_engine_describe(e);
     long long active = describe_int(js, "active_bytes_per_token"), total = describe_int(js, "weight_bytes");

@@ -834,6 +834,10 @@ static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 static const char *g_kernel_name = "scalar";
 /* multi-token kernels (NULL: ds4j_matmul calls vec_dot per token) */
 static ds4j_mdot_fn g_mdot[DS4J_TYPE_COUNT];
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+/* Q8_0 multi-token kernel taking float block scales (VNNI; NULL: g_mdot) */
+static ds4j_mdot_scaled_fn g_mdot_q8_0_scaled;
+#endif
 
 #if defined(DS4J_HAVE_AVX2_KERNELS)
 #include <cpuid.h>
@@ -846,6 +850,12 @@ static bool cpu_has_f16c(void) {
 
 /* AVX-512 with byte permutes (VBMI) and GF(2) affine bytes (GFNI); GCC's
  * checks include the OS's XCR0 support for the zmm state. */
+bool ds4j_cpu_has_avx512_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
 bool ds4j_cpu_has_avx512_iq(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -888,6 +898,7 @@ static void quants_init_once(void) {
             g_traits[DS4J_TYPE_IQ2_XS].vec_dot = ds4j_dot_iq2_xs_avx512;
             g_kernel_name = "avx2+avx512";
         }
+        if (!no_avx512 && ds4j_cpu_has_avx512_vnni()) g_mdot_q8_0_scaled = ds4j_mdot_q8_0_vnni;
     }
 #endif
 }
@@ -947,6 +958,37 @@ int ds4j_matvec(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n
     return 0;
 }
 
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+/* ds4j_matmul for Q8_0 with the VNNI kernel: per weight tile and group of
+ * tokens the activations' block scales are converted to float once (not
+ * once per weight row); same tiles and groups as the generic driver. */
+static int matmul_q8_0_scaled(const uint8_t *wr, int64_t row_stride_bytes, int64_t n_rows, int64_t n_cols,
+                              const uint8_t *ar, int64_t act_stride_bytes, int64_t n_tokens, float *out,
+                              int64_t out_stride_floats) {
+    float ys[DS4J_MDOT_MAX * 1024];
+    int64_t nb = n_cols / QK8_0, rb = nb * (int64_t)sizeof(blk_q8_0);
+    int64_t tile = (256 * 1024) / (rb > 0 ? rb : 1);
+    if (tile < 1) tile = 1;
+    if (tile > 64) tile = 64;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += tile) {
+        int64_t r1 = r0 + tile < n_rows ? r0 + tile : n_rows;
+        for (int64_t k = 0; k < n_tokens; k += DS4J_MDOT_MAX) {
+            int nt = n_tokens - k < DS4J_MDOT_MAX ? (int)(n_tokens - k) : DS4J_MDOT_MAX;
+            const uint8_t *a = ar + k * act_stride_bytes;
+            for (int t = 0; t < nt; t++) {
+                const blk_q8_0 *y = (const blk_q8_0 *)(a + t * act_stride_bytes);
+                for (int64_t i = 0; i < nb; i++) ys[t * nb + i] = F16(y[i].d);
+            }
+            float *o = out + k * out_stride_floats;
+            for (int64_t r = r0; r < r1; r++)
+                g_mdot_q8_0_scaled(wr + r * row_stride_bytes, a, act_stride_bytes, ys, n_cols, nt, o + r,
+                                   out_stride_floats);
+        }
+    }
+    return 0;
+}
+#endif
+
 int ds4j_matmul(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n_rows, int64_t n_cols,
                 const void *act_q, int64_t act_stride_bytes, int64_t n_tokens, float *out,
                 int64_t out_stride_floats) {
@@ -961,6 +1003,11 @@ int ds4j_matmul(int32_t type, const void *w, int64_t row_stride_bytes, int64_t n
     ds4j_vec_dot_fn dot = t->vec_dot;
     ds4j_mdot_fn mdot = g_mdot[type];
     const uint8_t *wr = w, *ar = act_q;
+#if defined(DS4J_HAVE_AVX2_KERNELS)
+    if (type == DS4J_TYPE_Q8_0 && g_mdot_q8_0_scaled && n_tokens > 1 && n_cols / QK8_0 <= 1024)
+        return matmul_q8_0_scaled(w, row_stride_bytes, n_rows, n_cols, act_q, act_stride_bytes, n_tokens, out,
+                                  out_stride_floats);
+#endif
     /* A tile of weight rows (~256 KiB) is reused across all tokens while it
      * is hot in L2; activations are small and stay cached anyway. Where a
      * multi-token kernel exists, each row is also unpacked once per group

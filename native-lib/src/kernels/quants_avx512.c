@@ -14,6 +14,14 @@
  * one per byte (vpmultishiftqb or vpermb) and one GF(2) affine map
  * (gf2p8affineqb) turns each into its 8 sign bits (bit 7 = parity of the
  * others); qword k of the result is then the 64-bit negate mask of chunk k.
+ *
+ * Q8_0 against several tokens with AVX-512 VNNI (ds4j_mdot_q8_0_vnni, used by
+ * ds4j_matmul for multi-row products): vpdpbusd replaces maddubs + madd
+ * (the same int32 lane sums: no int16 pair sum can saturate, |w| <= 128 and
+ * activations are in [-127, 127]), and the activations' block scales come
+ * in already converted to float, once per token group instead of once per
+ * weight row. The float steps are those of ds4j_dot_q8_0_avx2 lane by lane,
+ * so every result is bit-identical to it.
  */
 #include <stdalign.h>
 #include <stdint.h>
@@ -247,6 +255,70 @@ void ds4j_mdot_iq2_xxs_avx512(const void *w, const void *a, int64_t a_stride, in
     case 2: mdot_iq2_xxs_nt(w, a, a_stride, n, 2, out, out_stride); break;
     default:
         for (int t = 0; t < ntok; t++) out[t * out_stride] = ds4j_dot_iq2_xxs_avx512(w, (const uint8_t *)a + t * a_stride, n);
+    }
+}
+
+/* ------------------------------------------------------------ Q8_0, VNNI */
+
+#define VNNI_TARGET __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+
+/* The same horizontal sum as quants_avx2.c's hsum_ps (order matters). */
+VNNI_TARGET static inline float hsum_ps_vnni(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+mdot_q8_0_vnni_nt(const blk_q8_0 *x, const uint8_t *a, int64_t a_stride, const float *ys, int64_t nb, const int NT,
+                  float *out, int64_t out_stride) {
+    const blk_q8_0 *y[DS4J_MDOT_MAX];
+    const float *d[DS4J_MDOT_MAX];
+    __m256 c0[DS4J_MDOT_MAX], c1[DS4J_MDOT_MAX];
+    for (int t = 0; t < NT; t++) {
+        y[t] = (const blk_q8_0 *)(a + t * a_stride);
+        d[t] = ys + t * nb;
+        c0[t] = c1[t] = _mm256_setzero_ps();
+    }
+    const __m256i zero = _mm256_setzero_si256();
+    int64_t i = 0;
+    /* two blocks per step into alternating accumulators, as the AVX2 kernel */
+    for (; i + 2 <= nb; i += 2) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        __m256i a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1);
+        __m256 dx0 = _mm256_set1_ps(_cvtsh_ss(x[i].d)), dx1 = _mm256_set1_ps(_cvtsh_ss(x[i + 1].d));
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = _mm256_dpbusd_epi32(zero, a0, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i].qs), x0));
+            __m256i p1 =
+                _mm256_dpbusd_epi32(zero, a1, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i + 1].qs), x1));
+            c0[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx0, _mm256_set1_ps(d[t][i])), _mm256_cvtepi32_ps(p0), c0[t]);
+            c1[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx1, _mm256_set1_ps(d[t][i + 1])), _mm256_cvtepi32_ps(p1), c1[t]);
+        }
+    }
+    for (; i < nb; i++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i a0 = _mm256_sign_epi8(x0, x0);
+        __m256 dx0 = _mm256_set1_ps(_cvtsh_ss(x[i].d));
+        for (int t = 0; t < NT; t++) {
+            __m256i p0 = _mm256_dpbusd_epi32(zero, a0, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[t][i].qs), x0));
+            c0[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx0, _mm256_set1_ps(d[t][i])), _mm256_cvtepi32_ps(p0), c0[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * out_stride] = hsum_ps_vnni(_mm256_add_ps(c0[t], c1[t]));
+}
+
+VNNI_TARGET
+void ds4j_mdot_q8_0_vnni(const void *w, const void *a, int64_t a_stride, const float *ys, int64_t n, int ntok,
+                         float *out, int64_t out_stride) {
+    const blk_q8_0 *x = w;
+    const uint8_t *ab = a;
+    const int64_t nb = n / QK8_0;
+    switch (ntok) {
+    case 4: mdot_q8_0_vnni_nt(x, ab, a_stride, ys, nb, 4, out, out_stride); break;
+    case 3: mdot_q8_0_vnni_nt(x, ab, a_stride, ys, nb, 3, out, out_stride); break;
+    case 2: mdot_q8_0_vnni_nt(x, ab, a_stride, ys, nb, 2, out, out_stride); break;
+    default: mdot_q8_0_vnni_nt(x, ab, a_stride, ys, nb, 1, out, out_stride); break;
     }
 }
 

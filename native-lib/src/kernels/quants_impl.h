@@ -104,6 +104,14 @@ float ds4j_dot_iq2_xs_avx512(const void *w, const void *a, int64_t n);
 float ds4j_dot_iq2_xxs_avx512g(const void *w, const void *a, int64_t n);
 void ds4j_quants_avx512_init(void);
 bool ds4j_cpu_has_avx512_iq(void);
+/* Q8_0 against up to DS4J_MDOT_MAX tokens whose block scales are given as
+ * floats, ys[t * (n / 32) + i] (AVX-512 VL + VNNI; bit-identical to
+ * ds4j_dot_q8_0_avx2). Only after ds4j_cpu_has_avx512_vnni(). */
+typedef void (*ds4j_mdot_scaled_fn)(const void *w, const void *a, int64_t a_stride, const float *ys, int64_t n,
+                                    int ntok, float *out, int64_t out_stride);
+void ds4j_mdot_q8_0_vnni(const void *w, const void *a, int64_t a_stride, const float *ys, int64_t n, int ntok,
+                         float *out, int64_t out_stride);
+bool ds4j_cpu_has_avx512_vnni(void);
 #endif
 
 #endif /* DS4J_QUANTS_IMPL_H */

@@ -1,11 +1,21 @@
 /*
- * forward_dsv4.c — the DeepSeek V4 forward pass over a chunk of tokens
- * (spec sections 3-7). Matrix products run batched over the chunk (rows
- * split across the pool, each weight row reused for every token while it
- * is in cache); the stateful steps (sliding window, compressors, indexer,
- * attention) run token by token in position order inside each layer, which
- * makes a chunk exactly equal to token-by-token evaluation (section 5.7).
- * All scratch memory is allocated up front in dsv4_scratch.
+ * forward_dsv4.c — the DeepSeek V4 forward pass over one step of rows
+ * (spec sections 3-7). A step holds the tokens of one or more sequences
+ * (dsv4_seq: a decode token or a prefill chunk each, every sequence on its
+ * own kv_state); a single chunk of one sequence is the one-sequence case.
+ * Matrix products run over all rows of the step together (rows split
+ * across the pool, each weight row reused for every row while it is in
+ * cache; routed experts gather the rows of every sequence that chose them);
+ * the stateful steps (sliding window, compressors, indexer, attention) run
+ * row by row, each row against its own sequence's state at its own
+ * position, in position order within a sequence. Every kernel computes an
+ * output row from its input row alone (activation quantized per row, the
+ * multi-row dot kernels bit-identical to the one-row ones, threads split
+ * output rows, never a reduction), so a row's result does not depend on
+ * which other rows share the step: a chunk equals token-by-token evaluation
+ * (section 5.7) and a sequence in a batch equals the sequence alone, bit
+ * for bit. All scratch memory is allocated up front in dsv4_scratch (the
+ * head's multi-row buffer is grown explicitly, outside the forward).
  *
  * kv_precision=fp8 (state->kv_fp8): rows and entries are written in the
  * compact formats of kv_quant.h and the rows a query attends to are decoded
@@ -47,6 +57,12 @@ struct dsv4_scratch {
     float *keys;           /* fp8: [W + max visible entries][D] decoded rows */
     float *ikbuf;          /* fp8: [n_threads][DI] decoded indexer key per thread */
     int64_t keys_ctx;      /* n_ctx `keys` is sized for (0 = none) */
+    int32_t *row_tok;      /* [max_tokens] token of each row of the step */
+    int32_t *row_seq;      /* [max_tokens] its sequence (index into the step's dsv4_seq) */
+    int64_t *row_pos;      /* [max_tokens] its position in that sequence */
+    float *head;           /* [head_rows][V] logits of several sequences' last rows */
+    int64_t head_rows;
+    uint64_t steps;        /* steps checked so far (marks the states a step names) */
     void *block;
 };
 
@@ -87,6 +103,7 @@ static int64_t scratch_layout(const dsv4_model *m, int64_t S, dsv4_scratch *sc, 
     F(routed, S * H); F(sh, S * H);
     F(slot_tok, S * hp->n_expert_used); F(slot_wt, S * hp->n_expert_used);
     F(etmp, max_i64(hp->head_dim, hp->idx_dim));
+    F(row_tok, S); F(row_seq, S); F(row_pos, 2 * S);
     int64_t ab = act_row_max(m) * S * max_i64(hp->n_expert_used, 1);
     if (base) { sc->act = base + off; sc->act_bytes = ab; }
     off += (ab + 63) & ~(int64_t)63;
@@ -121,7 +138,24 @@ void dsv4_scratch_free(dsv4_scratch *sc) {
     ds4j_free(sc->isel);
     ds4j_free(sc->keys);
     ds4j_free(sc->ikbuf);
+    ds4j_free(sc->head);
     free(sc);
+}
+
+int64_t dsv4_scratch_rows(const dsv4_scratch *sc) { return sc->max_tokens; }
+
+/* The head writes one sequence's logits straight into its buffer; several
+ * sequences' last rows go through this buffer (one product over all of
+ * them), grown here by the caller before a multi-sequence step. */
+int dsv4_scratch_reserve_head(const dsv4_model *m, dsv4_scratch *sc, int64_t rows) {
+    if (rows > sc->max_tokens) rows = sc->max_tokens;
+    if (rows <= sc->head_rows) return 0;
+    float *h = ds4j_alloc((size_t)(rows * m->hp.n_vocab) * sizeof(float));
+    if (!h) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for the logits of %lld sequences", (long long)rows);
+    ds4j_free(sc->head);
+    sc->head = h;
+    sc->head_rows = rows;
+    return 0;
 }
 
 /* Rows a query may attend to at most (window + entries) and indexer keys
@@ -447,11 +481,10 @@ static void att_worker(void *ctx, int ith, int nth) {
 
 /* ------------------------------------------------------------ layers */
 
-static void attention_layer(const dsv4_model *m, int64_t l, kv_state *st, dsv4_scratch *sc, ds4j_pool *pool,
-                            int64_t S) {
+static void attention_layer(const dsv4_model *m, int64_t l, const dsv4_seq *seqs, dsv4_scratch *sc,
+                            ds4j_pool *pool, int64_t S) {
     const dsv4_hparams *hp = &m->hp;
     const dsv4_layer *ly = &m->layers[l];
-    kv_layer *kl = &st->layers[l];
     int64_t H = hp->n_embd, D = hp->head_dim, nh = hp->n_head, rq = hp->q_lora, dr = hp->n_rot;
     int64_t nI = hp->idx_heads, DI = hp->idx_dim;
     hc_pre(m, sc, pool, &ly->hc_attn, S);
@@ -476,7 +509,10 @@ static void attention_layer(const dsv4_model *m, int64_t l, kv_state *st, dsv4_s
     const ops_rope *rope = ly->kind == DSV4_SWA ? &m->rope_main : &m->rope_comp;
     float cs[OPS_ROPE_MAX_PAIRS], sn[OPS_ROPE_MAX_PAIRS];
     for (int64_t s = 0; s < S; s++) {
-        int64_t p = st->pos + s;
+        /* rows of one sequence are consecutive and in position order */
+        kv_state *st = seqs[sc->row_seq[s]].st;
+        kv_layer *kl = &st->layers[l];
+        int64_t p = sc->row_pos[s];
         ops_rope_cs(rope, p, cs, sn);
         float *q = sc->q + s * nh * D, *kv = sc->kv + s * D;
         for (int64_t h = 0; h < nh; h++) ops_rope_apply(q + h * D, D, (int)dr, cs, sn, 0);
@@ -582,8 +618,8 @@ static void moe_worker(void *ctx, int ith, int nth) {
     }
 }
 
-static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4_scratch *sc, ds4j_pool *pool,
-                     int64_t S) {
+static int moe_layer(const dsv4_model *m, int64_t l, dsv4_scratch *sc, ds4j_pool *pool, int64_t S) {
+    const int32_t *tokens = sc->row_tok;
     const dsv4_hparams *hp = &m->hp;
     const dsv4_layer *ly = &m->layers[l];
     int64_t H = hp->n_embd, E = hp->n_expert, k = hp->n_expert_used, I = hp->n_ff_exp;
@@ -695,36 +731,50 @@ static int moe_layer(const dsv4_model *m, int64_t l, const int32_t *tokens, dsv4
     return 0;
 }
 
-int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool *pool, const int32_t *tokens,
-                 int64_t n, float *logits_all, float *logits_last) {
+/* Everything that can be wrong with a step, checked before any state changes. */
+static int check_step(const dsv4_model *m, dsv4_scratch *sc, const dsv4_seq *seqs, int64_t n_seqs,
+                      int64_t *rows_out) {
+    int64_t V = m->hp.n_vocab, rows = 0, heads = 0;
+    uint64_t mark = ++sc->steps;
+    if (n_seqs <= 0 || !seqs) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step needs at least one sequence");
+    for (int64_t q = 0; q < n_seqs; q++) {
+        const dsv4_seq *sq = &seqs[q];
+        const kv_state *st = sq->st;
+        if (!st || !sq->tokens || sq->n <= 0)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sequence %lld of the step has no state or no tokens", (long long)q);
+        if (sq->n > sc->max_tokens - rows)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step of more than %lld rows (scratch holds %lld)",
+                             (long long)(rows + sq->n), (long long)sc->max_tokens);
+        rows += sq->n;
+        if (st->step_mark == mark)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "sequence %lld of the step repeats an earlier one's state",
+                             (long long)q);
+        seqs[q].st->step_mark = mark;
+        if (st->pos + sq->n > st->n_ctx)
+            return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
+                             (long long)st->pos, (long long)sq->n, (long long)st->n_ctx);
+        if (sc->ctx_cap < st->n_ctx || (st->kv_fp8 && sc->keys_ctx < st->n_ctx))
+            return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
+        for (int64_t s = 0; s < sq->n; s++)
+            if (sq->tokens[s] < 0 || sq->tokens[s] >= V)
+                return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d is out of range [0, %lld)", sq->tokens[s],
+                                 (long long)V);
+        heads += sq->logits_last && !sq->logits_all;
+    }
+    if (heads > 1 && heads > sc->head_rows)
+        return ds4j_fail(DS4J_ERR_STATE, "head buffer holds %lld rows, the step needs %lld (dsv4_scratch_reserve_head)",
+                         (long long)sc->head_rows, (long long)heads);
+    *rows_out = rows;
+    return 0;
+}
+
+/* Final norm of every row, then the LM head over the rows whose logits
+ * someone reads: all rows of a logits_all sequence (straight into its
+ * buffer), the last row of the others (one product over all of them). */
+static void head(const dsv4_model *m, dsv4_scratch *sc, ds4j_pool *pool, const dsv4_seq *seqs, int64_t n_seqs,
+                 int64_t n) {
     const dsv4_hparams *hp = &m->hp;
     int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, V = hp->n_vocab;
-    if (n <= 0 || n > sc->max_tokens)
-        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "chunk of %lld tokens (scratch holds %lld)", (long long)n,
-                         (long long)sc->max_tokens);
-    if (st->pos + n > st->n_ctx)
-        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
-                         (long long)st->pos, (long long)n, (long long)st->n_ctx);
-    if (sc->ctx_cap < st->n_ctx || (st->kv_fp8 && sc->keys_ctx < st->n_ctx))
-        return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
-    for (int64_t s = 0; s < n; s++)
-        if (tokens[s] < 0 || tokens[s] >= V)
-            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d is out of range [0, %lld)", tokens[s], (long long)V);
-    const ds4j_type_traits *et = ds4j_type_get(m->tok_embd.type);
-    for (int64_t s = 0; s < n; s++) {
-        float *X = sc->X + s * HC;
-        et->to_float(m->tok_embd.data + (int64_t)tokens[s] * m->tok_embd.row_bytes, X, H);
-        for (int64_t j = 1; j < hc; j++) memcpy(X + j * H, X, (size_t)H * sizeof(float));
-    }
-    for (int64_t l = 0; l < hp->n_layer; l++) {
-        attention_layer(m, l, st, sc, pool, n);
-        int rc = moe_layer(m, l, tokens, sc, pool, n);
-        if (rc) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", ds4j_last_error());
-            return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
-        }
-    }
     for (int64_t s = 0; s < n; s++) ops_rmsnorm(sc->flat + s * HC, sc->X + s * HC, NULL, HC, hp->eps);
     mm(sc, pool, &m->out_hc_fn, 0, sc->flat, HC, n, sc->mix, hc, 1);
     for (int64_t s = 0; s < n; s++) {
@@ -739,12 +789,66 @@ int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool 
         }
         ops_rmsnorm(sc->xa + s * H, h, m->out_norm, H, hp->eps);
     }
-    if (logits_all) {
-        mm(sc, pool, &m->output, 0, sc->xa, H, n, logits_all, V, 1);
-        if (logits_last) memcpy(logits_last, logits_all + (n - 1) * V, (size_t)V * sizeof(float));
-    } else if (logits_last) {
-        mm(sc, pool, &m->output, 0, sc->xa + (n - 1) * H, H, 1, logits_last, V, 1);
+    int64_t n_last = 0, r0 = 0;
+    for (int64_t q = 0; q < n_seqs; r0 += seqs[q].n, q++) {
+        const dsv4_seq *sq = &seqs[q];
+        if (sq->logits_all) {
+            mm(sc, pool, &m->output, 0, sc->xa + r0 * H, H, sq->n, sq->logits_all, V, 1);
+            if (sq->logits_last)
+                memcpy(sq->logits_last, sq->logits_all + (sq->n - 1) * V, (size_t)V * sizeof(float));
+        } else if (sq->logits_last) {
+            /* gather the last rows at the front of x (free by now; k <= row) */
+            memcpy(sc->x + n_last * H, sc->xa + (r0 + sq->n - 1) * H, (size_t)H * sizeof(float));
+            n_last++;
+        }
     }
-    st->pos += n;
+    if (n_last == 0) return;
+    float *out = sc->head;
+    if (n_last == 1)
+        for (int64_t q = 0; q < n_seqs; q++)
+            if (seqs[q].logits_last && !seqs[q].logits_all) out = seqs[q].logits_last;
+    mm(sc, pool, &m->output, 0, sc->x, H, n_last, out, V, 1);
+    if (n_last == 1) return;
+    int64_t k = 0;
+    for (int64_t q = 0; q < n_seqs; q++)
+        if (seqs[q].logits_last && !seqs[q].logits_all)
+            memcpy(seqs[q].logits_last, sc->head + (k++) * V, (size_t)V * sizeof(float));
+}
+
+int dsv4_forward_batch(const dsv4_model *m, dsv4_scratch *sc, ds4j_pool *pool, const dsv4_seq *seqs,
+                       int64_t n_seqs) {
+    const dsv4_hparams *hp = &m->hp;
+    int64_t H = hp->n_embd, hc = hp->hc, HC = hc * H, n = 0;
+    int rc = check_step(m, sc, seqs, n_seqs, &n);
+    if (rc) return rc;
+    for (int64_t q = 0, r = 0; q < n_seqs; q++)
+        for (int64_t t = 0; t < seqs[q].n; t++, r++) {
+            sc->row_tok[r] = seqs[q].tokens[t];
+            sc->row_seq[r] = (int32_t)q;
+            sc->row_pos[r] = seqs[q].st->pos + t;
+        }
+    const ds4j_type_traits *et = ds4j_type_get(m->tok_embd.type);
+    for (int64_t s = 0; s < n; s++) {
+        float *X = sc->X + s * HC;
+        et->to_float(m->tok_embd.data + (int64_t)sc->row_tok[s] * m->tok_embd.row_bytes, X, H);
+        for (int64_t j = 1; j < hc; j++) memcpy(X + j * H, X, (size_t)H * sizeof(float));
+    }
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        attention_layer(m, l, seqs, sc, pool, n);
+        rc = moe_layer(m, l, sc, pool, n);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", ds4j_last_error());
+            return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
+        }
+    }
+    head(m, sc, pool, seqs, n_seqs, n);
+    for (int64_t q = 0; q < n_seqs; q++) seqs[q].st->pos += seqs[q].n;
     return 0;
+}
+
+int dsv4_forward(const dsv4_model *m, kv_state *st, dsv4_scratch *sc, ds4j_pool *pool, const int32_t *tokens,
+                 int64_t n, float *logits_all, float *logits_last) {
+    dsv4_seq one = {.st = st, .tokens = tokens, .n = n, .logits_all = logits_all, .logits_last = logits_last};
+    return dsv4_forward_batch(m, sc, pool, &one, 1);
 }

@@ -69,6 +69,7 @@ typedef struct kv_state {
     int64_t ent_bytes;
     int kv_fp8;           /* compact FP8/FP4 storage, ds4 numerics (kv_precision=fp8) */
     const kv_mem_ops *mem; /* NULL: host memory */
+    uint64_t step_mark;   /* dsv4_forward_batch: the last step whose check named this state */
 } kv_state;
 
 /* Bytes kv_state_new(m, n_ctx, kv_fp8) allocates; *fixed_bytes gets the

@@ -157,13 +157,37 @@ int64_t dsv4_scratch_bytes(const dsv4_model *m, int64_t max_tokens, int n_thread
 int dsv4_scratch_reserve_ctx(const dsv4_model *m, dsv4_scratch *s, int64_t n_ctx, int kv_fp8);
 int64_t dsv4_scratch_ctx_bytes(const dsv4_model *m, int64_t n_ctx, int kv_fp8, int n_threads);
 
+/* Rows one step can hold (the max_tokens the scratch was made for). */
+int64_t dsv4_scratch_rows(const dsv4_scratch *s);
+/* Room for the last-row logits of `rows` sequences of one step (needed when
+ * more than one sequence of a step wants logits_last without logits_all);
+ * grown explicitly, never while evaluating. */
+int dsv4_scratch_reserve_head(const dsv4_model *m, dsv4_scratch *s, int64_t rows);
+
+/* One sequence's share of a step: tokens[0..n) at positions st->pos ..
+ * st->pos+n-1. logits_all (n rows of V) if not NULL receives every row,
+ * logits_last (V) if not NULL the last row. */
+typedef struct dsv4_seq {
+    struct kv_state *st;
+    const int32_t *tokens;
+    int64_t n;
+    float *logits_all;
+    float *logits_last;
+} dsv4_seq;
+
 /*
- * Evaluate tokens[0..n) at positions st->pos .. st->pos+n-1 (n <= the
- * scratch's max_tokens), advancing the state. A state with kv_fp8 needs a
- * scratch reserved with kv_fp8 (decoded-key buffers). logits_all (n rows of V) if
- * not NULL receives every row; logits_last (V) if not NULL the last row.
- * A plain function of (state, tokens): peers replay it in lockstep.
+ * Evaluate one step over several sequences (distinct states, rows in total
+ * <= the scratch's max_tokens), advancing each state by its n. States with
+ * kv_fp8 need a scratch reserved with kv_fp8 (decoded-key buffers). Every
+ * row's result is bit-identical to evaluating its sequence alone (see
+ * forward_dsv4.c). Arguments are validated before anything changes; after
+ * a failure inside the layers (the all-reduce) the states are half-updated
+ * and the caller restores them. A plain function of (states, tokens):
+ * peers replay it in lockstep, one all-reduce per MoE layer per step.
  */
+int dsv4_forward_batch(const dsv4_model *m, dsv4_scratch *sc, ds4j_pool *pool, const dsv4_seq *seqs,
+                       int64_t n_seqs);
+/* The one-sequence step. */
 int dsv4_forward(const dsv4_model *m, struct kv_state *st, dsv4_scratch *sc, ds4j_pool *pool,
                  const int32_t *tokens, int64_t n, float *logits_all, float *logits_last);
 

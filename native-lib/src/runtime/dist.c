@@ -272,6 +272,8 @@ typedef struct {
     int32_t *sid;
     ds4j_session **s;
     int64_t n, cap;
+    ds4j_batch_entry *batch; /* DS4J_OP_BATCH: the leader's entries rebuilt here */
+    int64_t batch_cap;
 } session_map;
 
 static ds4j_session **map_find(session_map *m, int32_t sid) {
@@ -305,6 +307,34 @@ static void map_del(session_map *m, int32_t sid) {
     m->n--;
 }
 
+/* DS4J_OP_BATCH: rebuild the leader's entries from (sid, n_tokens) pairs
+ * and the tokens that follow them, then run the same step. */
+static int follow_batch(ds4j_engine *e, session_map *m, int32_t n_entries, const int32_t *msg, int32_t len) {
+    if (n_entries < 0 || 2 * (int64_t)n_entries > len)
+        return ds4j_fail(DS4J_ERR_STATE, "follow: malformed batch announcement (%d entries, %d ints)", n_entries, len);
+    if (n_entries > m->batch_cap) {
+        ds4j_batch_entry *nb = realloc(m->batch, (size_t)n_entries * sizeof *nb);
+        if (!nb) return ds4j_fail(DS4J_ERR_NO_MEMORY, "follow: out of memory for a batch of %d entries", n_entries);
+        m->batch = nb;
+        m->batch_cap = n_entries;
+    }
+    const int32_t *tok = msg + 2 * (int64_t)n_entries;
+    int64_t left = len - 2 * (int64_t)n_entries;
+    for (int32_t i = 0; i < n_entries; i++) {
+        ds4j_session **ps = map_find(m, msg[2 * i]);
+        int32_t nt = msg[2 * i + 1];
+        if (!ps) return ds4j_fail(DS4J_ERR_STATE, "follow: the leader's batch names session %d, which this rank does not hold", msg[2 * i]);
+        if (nt <= 0 || nt > left) return ds4j_fail(DS4J_ERR_STATE, "follow: malformed batch announcement (entry %d)", i);
+        m->batch[i] = (ds4j_batch_entry){.session = *ps, .tokens = tok, .n_tokens = nt, .flags = 0};
+        tok += nt;
+        left -= nt;
+    }
+    if (left != 0) return ds4j_fail(DS4J_ERR_STATE, "follow: malformed batch announcement (%lld ints left over)", (long long)left);
+    /* the leader validated the same entries against the same states */
+    int rc = ds4j_batch_eval(e, m->batch, n_entries);
+    return rc == DS4J_ERR_COMM ? rc : 0;
+}
+
 /* Apply one announced operation; non-zero ends the loop. Local failures
  * that the leader meets too (bad token, context full) are not fatal: the
  * leader reports them to its caller and both sides stay in step. */
@@ -323,6 +353,7 @@ static int follow_one(ds4j_engine *e, session_map *m, const int32_t *h, int32_t 
     if (op == DS4J_OP_SHUTDOWN) return 1;
     if (op == DS4J_OP_BCAST) return 0;
     if (op == DS4J_OP_BARRIER) return ds4j_comm_barrier(e->comm);
+    if (op == DS4J_OP_BATCH) return follow_batch(e, m, a, *buf, n);
     if (op == DS4J_OP_NEW) {
         ds4j_session *s = ds4j_session_new_follower(e, sid, a);
         if (!s) return ds4j_comm_broken(e->comm) ? DS4J_ERR_COMM : 0; /* the leader failed the call as well */
@@ -412,6 +443,7 @@ DS4J_API int32_t ds4j_engine_follow(ds4j_engine *e) {
     for (int64_t i = 0; i < m.n; i++) ds4j_session_free(m.s[i]);
     free(m.sid);
     free(m.s);
+    free(m.batch);
     free(buf);
     e->following = 0;
     if (rc) ds4j_set_error_str(saved);

@@ -48,6 +48,8 @@ enum {
     DS4J_OP_BCAST,     /* n ints follow (ds4j_engine_broadcast_tokens) */
     DS4J_OP_BARRIER,
     DS4J_OP_SHUTDOWN,
+    DS4J_OP_BATCH,     /* a = n entries; payload: n (sid, n_tokens) pairs, then
+                        * every entry's tokens in entry order (ds4j_batch_eval) */
 };
 /* 1 on rank 0 of an engine with world size > 1. */
 int ds4j_dist_leading(const struct ds4j_engine *e);

@@ -349,6 +349,7 @@ DS4J_API void ds4j_engine_close(ds4j_engine *e) {
     ds4j_dist_close(e);
     cuda_engine_close(e->gpu);
     dsv4_scratch_free(e->scratch);
+    ds4j_batch_ws_free(e);
     ds4j_pool_free(e->pool);
     dsv4_model_free(e->model);
     if (e->gguf) gguf_close(e->gguf);

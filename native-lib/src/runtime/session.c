@@ -1,6 +1,7 @@
 /*
  * session.c — sessions (ds4j.h): one timeline of evaluated tokens with its
- * decoder state, prefix-reusing sync, batched evaluation, rewind.
+ * decoder state, prefix-reusing sync, batched evaluation, rewind, and
+ * ds4j_batch_eval (several sessions' tokens in one forward, at the end).
  *
  * Rewind strategy: the sliding windows, compressor windows and CSA overlap
  * slices cannot be "un-evaluated", so a session keeps a ring of
@@ -201,6 +202,20 @@ static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
 /* ------------------------------------------------------------ evaluation */
 
 /*
+ * One forward over pieces of one or more sessions (the CPU step handles
+ * them together; the GPU backend has no multi-sequence step yet and runs
+ * them one after another through its single-sequence path).
+ */
+static int forward_pieces(ds4j_engine *e, const dsv4_seq *seqs, int64_t n) {
+    if (!e->gpu) return dsv4_forward_batch(e->model, e->scratch, e->pool, seqs, n);
+    for (int64_t k = 0; k < n; k++) {
+        int rc = cuda_forward(e->gpu, seqs[k].st, seqs[k].tokens, seqs[k].n, seqs[k].logits_all, seqs[k].logits_last);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/*
  * Evaluate toks[0..n) after the current position in chunks of at most
  * `chunk` tokens (split at checkpoint boundaries). Row t of logits_out (if
  * given) gets the logits after toks[t].
@@ -227,8 +242,8 @@ static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t 
         /* has_logits stays in step with the leader even when a follower
          * skips the head: rewind decisions depend on it */
         float *rows = logits_out ? logits_out + done * e->n_vocab : NULL, *last = s->skip_head ? NULL : s->logits;
-        int rc = e->gpu ? cuda_forward(e->gpu, s->st, toks + done, len, rows, last)
-                        : dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len, rows, last);
+        dsv4_seq piece = {.st = s->st, .tokens = toks + done, .n = len, .logits_all = rows, .logits_last = last};
+        int rc = forward_pieces(e, &piece, 1);
         if (rc) {
             /* a failure inside the layers (e.g. a peer's all-reduce) leaves the
              * state half-updated: fall back to the last consistent checkpoint */
@@ -336,4 +351,169 @@ int32_t ds4j_session_sync_follower(ds4j_session *s, const int32_t *tokens, int32
         return DS4J_ERR_COMM;
     }
     return rc;
+}
+
+/* ------------------------------------------------------------ batch steps
+ *
+ * ds4j_batch_eval: every entry's tokens are cut into pieces the way
+ * eval_tokens cuts one session's (at most prefill_chunk tokens, split at
+ * checkpoint boundaries); one forward takes a piece of each entry that
+ * still has tokens, in the order of the entries, until the step's rows
+ * (prefill_chunk, what the scratch holds) are used up, and the call repeats
+ * forwards until every entry is done. With decode rows and short chunks
+ * that is a single forward. Where a piece ends does not change any row's
+ * result (forward_dsv4.c), so each session ends exactly as if evaluated
+ * alone. Only a session's final piece computes logits; after a non-final
+ * piece has_logits is 0 (on leader and followers alike).
+ */
+
+void ds4j_batch_ws_free(ds4j_engine *e) {
+    free(e->batch.done);
+    free(e->batch.seqs);
+    free(e->batch.entry);
+    free(e->batch.pos);
+    free(e->batch.msg);
+    memset(&e->batch, 0, sizeof e->batch);
+}
+
+static int batch_ws_grow(ds4j_engine *e, int64_t n, int64_t msg) {
+    if (n > e->batch.cap) {
+        int64_t *done = malloc((size_t)n * sizeof *done), *pos = malloc((size_t)n * sizeof *pos);
+        dsv4_seq *seqs = malloc((size_t)n * sizeof *seqs);
+        int32_t *entry = malloc((size_t)n * sizeof *entry);
+        if (!done || !pos || !seqs || !entry) {
+            free(done); free(pos); free(seqs); free(entry);
+            return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a batch of %lld entries", (long long)n);
+        }
+        free(e->batch.done); free(e->batch.pos); free(e->batch.seqs); free(e->batch.entry);
+        e->batch.done = done; e->batch.pos = pos; e->batch.seqs = seqs; e->batch.entry = entry;
+        e->batch.cap = n;
+    }
+    if (msg > e->batch.msg_cap) {
+        int32_t *m = malloc((size_t)msg * sizeof *m);
+        if (!m) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory for a batch of %lld ints", (long long)msg);
+        free(e->batch.msg);
+        e->batch.msg = m;
+        e->batch.msg_cap = msg;
+    }
+    return 0;
+}
+
+/* Every reason to refuse the call, before anything changes. *total gets
+ * the number of tokens of all entries. */
+static int batch_check(ds4j_engine *e, const ds4j_batch_entry *en, int32_t n, int64_t *total) {
+    uint32_t stamp = ++e->batch.stamp;
+    if (stamp == 0) stamp = ++e->batch.stamp; /* 0 is a fresh session's mark */
+    int64_t t = 0;
+    for (int32_t i = 0; i < n; i++) {
+        ds4j_session *s = en[i].session;
+        if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: session is NULL", i);
+        if (s->eng != e)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: the session belongs to another engine", i);
+        if (s->batch_mark == stamp) {
+            int32_t j = 0;
+            while (en[j].session != s) j++;
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entries %d and %d name the same session", j, i);
+        }
+        s->batch_mark = stamp;
+        if (en[i].flags != 0)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: flags must be 0 (got %d)", i, en[i].flags);
+        if (en[i].n_tokens <= 0 || !en[i].tokens)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: needs at least one token (n_tokens = %d%s)", i,
+                             en[i].n_tokens, en[i].tokens ? "" : ", tokens NULL");
+        if (s->st->pos + en[i].n_tokens > s->n_ctx)
+            return ds4j_fail(DS4J_ERR_CONTEXT_FULL,
+                             "batch entry %d: context full: %lld tokens evaluated + %d new exceed n_ctx = %lld", i,
+                             (long long)s->st->pos, en[i].n_tokens, (long long)s->n_ctx);
+        for (int32_t k = 0; k < en[i].n_tokens; k++)
+            if (en[i].tokens[k] < 0 || en[i].tokens[k] >= e->n_vocab)
+                return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: token id %d at index %d is out of range [0, %lld)",
+                                 i, en[i].tokens[k], k, (long long)e->n_vocab);
+        t += en[i].n_tokens;
+    }
+    /* the followers' announcement carries (sid, n) pairs and the tokens as int32s */
+    if (t + 2 * (int64_t)n > INT32_MAX)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a batch of %lld tokens is too large for one call", (long long)t);
+    *total = t;
+    return 0;
+}
+
+static int batch_run(ds4j_engine *e, const ds4j_batch_entry *en, int32_t n) {
+    int64_t cap = e->prefill_chunk; /* rows of one forward: the scratch (CPU or GPU) was sized for it */
+    int64_t *done = e->batch.done, *pos = e->batch.pos;
+    dsv4_seq *seqs = e->batch.seqs;
+    int32_t *entry = e->batch.entry;
+    for (int32_t i = 0; i < n; i++) done[i] = 0;
+    int32_t first = 0; /* entries before it are done */
+    while (first < n) {
+        int64_t np = 0, rows = 0;
+        for (int32_t i = first; i < n && rows < cap; i++) {
+            ds4j_session *s = en[i].session;
+            int64_t rem = en[i].n_tokens - done[i];
+            if (rem == 0) continue;
+            int64_t p = s->st->pos, len = rem;
+            int64_t next_ck = (p / s->ck_interval + 1) * s->ck_interval;
+            if (len > e->prefill_chunk) len = e->prefill_chunk;
+            if (len > cap - rows) len = cap - rows;
+            if (p + len > next_ck) len = next_ck - p;
+            seqs[np] = (dsv4_seq){.st = s->st, .tokens = en[i].tokens + done[i], .n = len, .logits_all = NULL,
+                                  .logits_last = len == rem && !s->skip_head ? s->logits : NULL};
+            entry[np] = i;
+            pos[np] = p;
+            np++;
+            rows += len;
+        }
+        int rc = forward_pieces(e, seqs, np);
+        if (rc) {
+            /* a failure inside the layers (a peer's all-reduce) leaves these
+             * states half-updated: back to their last consistent checkpoints */
+            for (int64_t k = 0; k < np; k++) {
+                ds4j_session *s = en[entry[k]].session;
+                ck_restore(s, pos[k], 1);
+                s->has_logits = 0;
+            }
+            return rc;
+        }
+        for (int64_t k = 0; k < np; k++) {
+            int32_t i = entry[k];
+            ds4j_session *s = en[i].session;
+            memmove(s->tokens + pos[k], seqs[k].tokens, (size_t)seqs[k].n * sizeof(int32_t));
+            done[i] += seqs[k].n;
+            s->has_logits = done[i] == en[i].n_tokens;
+            if (s->st->pos % s->ck_interval == 0) ck_save(s);
+        }
+        while (first < n && done[first] == en[first].n_tokens) first++;
+    }
+    return 0;
+}
+
+DS4J_API int32_t ds4j_batch_eval(ds4j_engine *e, const ds4j_batch_entry *entries, int32_t n_entries) {
+    ds4j_clear_error();
+    if (!e || !e->model) return ds4j_fail(e ? DS4J_ERR_STATE : DS4J_ERR_INVALID_ARGUMENT, "engine is NULL or has no model");
+    if (n_entries < 0 || (n_entries > 0 && !entries))
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch: %d entries%s", n_entries, entries ? "" : " at NULL");
+    if (ds4j_dist_check_driver(e, "batch_eval")) return DS4J_ERR_STATE;
+    if (n_entries == 0) return DS4J_OK;
+    int64_t total = 0;
+    int rc = batch_check(e, entries, n_entries, &total);
+    if (rc) return rc;
+    int lead = ds4j_dist_leading(e);
+    if (batch_ws_grow(e, n_entries, lead ? 2 * (int64_t)n_entries + total : 0)) return DS4J_ERR_NO_MEMORY;
+    /* the head's buffer for several sessions' logits in one forward */
+    int64_t heads = 0;
+    for (int32_t i = 0; i < n_entries; i++) heads += !entries[i].session->skip_head;
+    if (!e->gpu && heads > 1 && dsv4_scratch_reserve_head(e->model, e->scratch, heads)) return DS4J_ERR_NO_MEMORY;
+    if (lead) {
+        int32_t *m = e->batch.msg, *tok = m + 2 * (int64_t)n_entries;
+        for (int32_t i = 0; i < n_entries; i++) {
+            m[2 * i] = entries[i].session->sid;
+            m[2 * i + 1] = entries[i].n_tokens;
+            memcpy(tok, entries[i].tokens, (size_t)entries[i].n_tokens * sizeof(int32_t));
+            tok += entries[i].n_tokens;
+        }
+        if (ds4j_dist_announce(e, DS4J_OP_BATCH, -1, n_entries, m, (int32_t)(2 * (int64_t)n_entries + total)))
+            return DS4J_ERR_COMM;
+    }
+    rc = batch_run(e, entries, n_entries);
+    return rc ? rc : DS4J_OK;
 }

@@ -37,6 +37,17 @@ struct ds4j_engine {
     int64_t fault_seen;
     int following;           /* rank > 0 inside ds4j_engine_follow */
     int32_t next_sid;        /* leader: id of the next session (creation order) */
+    /* ds4j_batch_eval's workspace, grown at the call (never inside a step) */
+    struct {
+        int64_t cap;             /* entries the arrays below hold */
+        int64_t *done;           /* [cap] tokens of each entry evaluated so far */
+        dsv4_seq *seqs;          /* [cap] pieces of one forward */
+        int32_t *entry;          /* [cap] entry of each piece */
+        int64_t *pos;            /* [cap] its session's position before the forward */
+        int32_t *msg;            /* leader: the announcement (sid, n) pairs + tokens */
+        int64_t msg_cap;
+        uint32_t stamp;          /* per call, marks sessions already seen (duplicates) */
+    } batch;
 };
 
 /* Checkpoints: a ring of snapshots of the fixed-size decoder state taken
@@ -58,6 +69,7 @@ struct ds4j_session {
     int64_t ck_pos[DS4J_CK_TOTAL]; /* -1 = empty */
     int32_t sid;            /* id shared by the leader and its followers */
     int skip_head;          /* follower: nobody reads the logits, skip the LM head */
+    uint32_t batch_mark;    /* the engine's batch.stamp of the last ds4j_batch_eval naming it */
 };
 
 /* Parse "k=v;k=v\n..." calling cb(user, key, value) for each pair; stops at
@@ -66,5 +78,7 @@ struct ds4j_session {
 int ds4j_opts_parse(const char *s, int (*cb)(void *user, const char *key, const char *val), void *user);
 int ds4j_parse_i64(const char *v, int64_t *out);
 int ds4j_parse_f64(const char *v, double *out);
+/* Frees the engine's ds4j_batch_eval workspace (engine close). */
+void ds4j_batch_ws_free(ds4j_engine *e);
 
 #endif
