@@ -89,7 +89,7 @@ public class MessagesController {
                 if ("stop_sequence".equals(stop)) root.put("stop_sequence", c.matchedStop());
                 else root.putNull("stop_sequence");
                 root.set("usage", usage(c.result()));
-                api.logRequest(id, "messages", user, "ok", stop, c.result(), arrival);
+                api.logRequest(id, "messages", user, "ok", c.finish(), c.result(), arrival);
                 return ApiSupport.json(response, root);
             }).doOnError(t -> api.logRequest(id, "messages", user, ApiSupport.statusOf(t), null, null, arrival))
                     .doOnCancel(() -> api.logRequest(id, "messages", user, "cancelled", null, null, arrival)));
@@ -102,7 +102,7 @@ public class MessagesController {
             case Generations.Event.Output other -> List.<String>of();
             case Generations.Event.End end -> {
                 List<String> out = s.end(end.result(), handler.matchedStop());
-                api.logRequest(id, "messages", user, "ok", s.stopReason, end.result(), arrival);
+                api.logRequest(id, "messages", user, "ok", s.finish, end.result(), arrival);
                 yield out;
             }
         })).onErrorResume(t -> {
@@ -182,7 +182,8 @@ public class MessagesController {
         String stopReason;
         private int index = -1;
         private String open; // "thinking" | "text" | "tool_use" | null
-        private String finish;
+        /** The parser's finish reason; after {@link #end} the client-facing one (stop, length, tool_calls), as logged. */
+        String finish;
         private boolean anyToolUse;
 
         Stream(String id, String model, int promptTokens) {
@@ -249,8 +250,8 @@ public class MessagesController {
             List<String> out = new ArrayList<>(start(r.cachedTokens()));
             if (index < 0) openBlock("text", ApiSupport.object().put("type", "text").put("text", "").putNull("citations"), out);
             closeBlock(out);
-            String f = ChatPipeline.finishReason(finish, r);
-            stopReason = stopReason(f, matchedStop, anyToolUse);
+            finish = ChatPipeline.finishReason(finish, r);
+            stopReason = stopReason(finish, matchedStop, anyToolUse);
             ObjectNode e = ApiSupport.object();
             e.put("type", "message_delta");
             ObjectNode d = e.putObject("delta");

@@ -114,7 +114,9 @@ final class MessagesRequest {
                 out.add(new ChatMessage(role, content.stringValue(), null, null, null, null));
                 continue;
             }
-            if (!content.isArray()) throw ApiException.invalid(at + ".content", "'" + at + ".content' must be a string or an array of blocks");
+            if (!content.isArray() || content.isEmpty()) {
+                throw ApiException.invalid(at + ".content", "'" + at + ".content' must be a string or a non-empty array of blocks");
+            }
             if (role.equals("user")) user(content, at, out);
             else out.add(assistant(content, at));
         }

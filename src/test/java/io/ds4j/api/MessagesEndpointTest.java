@@ -43,6 +43,7 @@ class MessagesEndpointTest extends DemoModelServerTest {
             "{\"max_tokens\":5}",                                                    // messages missing
             "{\"max_tokens\":5,\"messages\":[]}",
             "{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
+            "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[]}]}",
             "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}",
             "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}",
             "{" + USER + ",\"max_tokens\":5,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":5}}",
