@@ -45,11 +45,7 @@ public class ChatPipeline {
 
     /** A conversation rendered and checked, ready to start. */
     record Prepared(Conversation conversation, ThinkingMode thinking, int[] prompt, GenerationRequest request,
-                    Handler handler) {
-        boolean toolsOn() {
-            return conversation.toolsOn();
-        }
-    }
+                    Handler handler) {}
 
     /** The thinking mode the conversation runs with (its own, else the server default). */
     ThinkingMode thinking(Conversation c) {

@@ -22,7 +22,7 @@ import java.util.List;
  * @param maxTokens the requested output limit (null = the server's, clipped to the context left)
  * @param topLogprobs alternatives per token, -1 = no logprobs at all
  */
-public record Conversation(List<ChatMessage> messages, List<ToolFunction> tools, String toolChoice, ThinkingMode thinking,
+record Conversation(List<ChatMessage> messages, List<ToolFunction> tools, String toolChoice, ThinkingMode thinking,
                            JsonCheck.ResponseFormat format, boolean parallelToolCalls, List<String> stop,
                            SamplingParams sampling, Integer maxTokens, int topLogprobs) {
     public Conversation {
