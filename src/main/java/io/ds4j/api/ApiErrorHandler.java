@@ -7,6 +7,7 @@ import org.slf4j.LoggerFactory;
 import org.springframework.core.annotation.Order;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatus;
+import org.springframework.http.HttpStatusCode;
 import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
 import org.springframework.web.server.ServerWebExchange;
@@ -15,7 +16,7 @@ import reactor.core.publisher.Mono;
 
 /**
  * Answers every failure on the API paths (/v1/**, /tokenize, /detokenize) in
- * OpenAI's error shape, including malformed JSON, unknown URLs and 429 (with
+ * OpenAI's error shape (Anthropic's under /v1/messages, {@link AnthropicErrors}), including malformed JSON, unknown URLs and 429 (with
  * Retry-After). Runs before Spring Boot's default error handler.
  */
 @Component
@@ -42,12 +43,14 @@ public class ApiErrorHandler implements WebExceptionHandler {
             log.error("request {} {} failed", exchange.getRequest().getMethod(), exchange.getRequest().getPath(), ex);
         }
         var response = exchange.getResponse();
-        response.setStatusCode(api.status());
+        boolean anthropic = AnthropicErrors.anthropicPath(exchange.getRequest().getPath().value());
+        response.setStatusCode(anthropic ? HttpStatusCode.valueOf(AnthropicErrors.status(api)) : api.status());
         response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
         if (api.status() == HttpStatus.TOO_MANY_REQUESTS || api.status() == HttpStatus.SERVICE_UNAVAILABLE) {
             response.getHeaders().set(HttpHeaders.RETRY_AFTER, Long.toString(retryAfterSeconds));
         }
-        byte[] bytes = OpenAiErrors.body(api).toString().getBytes(StandardCharsets.UTF_8);
+        var body = anthropic ? AnthropicErrors.body(api) : OpenAiErrors.body(api);
+        byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
         return response.writeWith(Mono.just(response.bufferFactory().wrap(bytes)));
     }
 }

@@ -1,10 +1,9 @@
 package io.ds4j.api;
 
 import io.ds4j.chat.ChatMessage;
-import io.ds4j.chat.ChatPrompt;
 import io.ds4j.chat.OutputEvent;
-import io.ds4j.chat.OutputParser;
 import io.ds4j.chat.ThinkingMode;
+import io.ds4j.chat.ToolCall;
 import io.ds4j.chat.ToolFunction;
 import io.ds4j.config.Ds4jProperties.ReasoningField;
 import io.ds4j.engine.Ds4jNative;
@@ -14,7 +13,6 @@ import io.ds4j.tokenizer.Tokenizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Consumer;
 import org.springframework.http.server.reactive.ServerHttpResponse;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RestController;
@@ -34,13 +32,12 @@ import tools.jackson.databind.node.ObjectNode;
 @RestController
 public class ChatController {
     private final ApiSupport api;
+    private final ChatPipeline pipeline;
 
-    public ChatController(ApiSupport api) {
+    public ChatController(ApiSupport api, ChatPipeline pipeline) {
         this.api = api;
+        this.pipeline = pipeline;
     }
-
-    /** The parser events of one sampled token (or of the final flush, sample null). */
-    record Step(List<OutputEvent> events, Ds4jNative.Sample sample) {}
 
     @PostMapping("/v1/chat/completions")
     public Mono<Void> chat(ServerWebExchange exchange) {
@@ -57,77 +54,43 @@ public class ChatController {
         List<ChatMessage> messages = ChatRequest.messages(p, api.props.server().maxMessages());
         List<ToolFunction> tools = ChatRequest.tools(p);
         String toolChoice = ChatRequest.toolChoice(p, tools);
-        ThinkingMode requested = ChatRequest.thinking(p);
-        ThinkingMode thinking = requested != null ? requested : api.model.defaultThinking();
-        JsonCheck.ResponseFormat format = JsonCheck.responseFormat(p);
-        int[] prompt = api.model.renderer().render(new ChatPrompt(messages, tools, toolChoice, thinking));
-        int budget = api.budget(prompt.length, o.maxTokens(), "messages");
-        boolean toolsOn = !tools.isEmpty() && !"none".equals(toolChoice);
-        if (format.constrained() && toolsOn) {
-            throw ApiException.invalid("response_format", "unsupported_value",
-                    "a JSON response_format cannot be combined with tools (send tool_choice 'none' or no tools)");
-        }
-        boolean forceCall = toolsOn && toolChoice != null && !"auto".equals(toolChoice);
-        io.ds4j.engine.TokenConstraint constraint = switch (format.kind()) {
-            case TEXT -> forceCall ? forcedToolCall(tools, toolChoice, thinking, ChatRequest.parallelToolCalls(p))
-                    : toolsOn ? autoToolCall(tools, thinking, ChatRequest.parallelToolCalls(p)) : null;
-            case JSON_OBJECT -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(), thinking.thinking());
-            case JSON_SCHEMA -> new io.ds4j.grammar.JsonConstraint(api.model.jsonVocabulary(),
-                    new io.ds4j.grammar.SchemaRecognizer(format.schema()), thinking.thinking());
-        };
-        OutputParser parser = new OutputParser(tok, thinking, o.stop(), toolsOn, api.model.toolCallMemory());
-        Handler handler = new Handler(parser);
+        var conversation = new Conversation(messages, tools, toolChoice, ChatRequest.thinking(p), JsonCheck.responseFormat(p),
+                ChatRequest.parallelToolCalls(p), o.stop(), o.sampling(), o.maxTokens(), o.logprobs() ? o.topLogprobs() : -1);
+        ChatPipeline.Prepared prepared = pipeline.prepare(conversation, "messages", "response_format");
+        ThinkingMode thinking = prepared.thinking();
+        ChatPipeline.Handler handler = prepared.handler();
         String id = ApiSupport.newId("chatcmpl-");
         response.getHeaders().set("X-Request-Id", id);
-        var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? o.topLogprobs() : 0, constraint);
-        Generations.Started gen = api.generations.start(id, arrival, req, handler);
+        Generations.Started gen = pipeline.start(id, arrival, prepared);
         Flux<Generations.Event> events = gen.events();
         String modelId = api.model.id();
         long created = System.currentTimeMillis() / 1000;
         ReasoningField rf = api.props.server().reasoningField();
         if (!o.stream()) {
             return gen.bind(events.collectList().flatMap(list -> {
-                StringBuilder content = new StringBuilder();
-                StringBuilder reasoning = new StringBuilder();
-                List<String[]> calls = new ArrayList<>(); // id, name, args
+                ChatPipeline.Collected c = ChatPipeline.collect(list, handler);
+                String finish = c.finish();
+                GenerationResult r = c.result();
                 ArrayNode lps = ApiSupport.object().arrayNode();
-                String finish = null;
-                GenerationResult r = null;
-                for (var e : list) {
-                    if (e instanceof Generations.Event.Output(Step step)) {
-                        if (step.sample() != null && o.logprobs()) lps.add(logprob(tok, step.sample()));
-                        for (OutputEvent ev : step.events()) {
-                            switch (ev) {
-                                case OutputEvent.ReasoningDelta d -> reasoning.append(d.text());
-                                case OutputEvent.ContentDelta d -> content.append(d.text());
-                                case OutputEvent.ToolCallStart s -> calls.add(new String[] {s.id(), s.name(), ""});
-                                case OutputEvent.ToolCallArgumentsDelta d -> calls.get(d.index())[2] += d.fragment();
-                                case OutputEvent.Finished f -> finish = f.finishReason();
-                            }
-                        }
-                    } else if (e instanceof Generations.Event.End end) {
-                        r = end.result();
-                    }
-                }
-                finish = normalise(finish, r);
+                if (o.logprobs()) for (var s : c.samples()) lps.add(logprob(tok, s));
                 ObjectNode root = base(id, created, modelId, "chat.completion");
                 ObjectNode choice = root.putArray("choices").addObject();
                 choice.put("index", 0);
                 ObjectNode msg = choice.putObject("message");
                 msg.put("role", "assistant");
-                if (content.isEmpty() && !calls.isEmpty()) msg.putNull("content");
-                else msg.put("content", content.toString());
+                if (c.content().isEmpty() && !c.calls().isEmpty()) msg.putNull("content");
+                else msg.put("content", c.content());
                 if (thinking.thinking()) {
-                    if (rf.content()) msg.put("reasoning_content", reasoning.toString());
-                    if (rf.plain()) msg.put("reasoning", reasoning.toString());
+                    if (rf.content()) msg.put("reasoning_content", c.reasoning());
+                    if (rf.plain()) msg.put("reasoning", c.reasoning());
                 }
-                if (!calls.isEmpty()) {
+                if (!c.calls().isEmpty()) {
                     ArrayNode tc = msg.putArray("tool_calls");
-                    for (String[] c : calls) {
+                    for (ToolCall t : c.calls()) {
                         ObjectNode call = tc.addObject();
-                        call.put("id", c[0]);
+                        call.put("id", t.id());
                         call.put("type", "function");
-                        call.putObject("function").put("name", c[1]).put("arguments", c[2]);
+                        call.putObject("function").put("name", t.name()).put("arguments", t.argumentsJson());
                     }
                 }
                 if (o.logprobs()) choice.putObject("logprobs").set("content", lps);
@@ -152,7 +115,7 @@ public class ChatController {
         Flux<String> body2 = events.concatMap(e -> switch (e) {
             case Generations.Event.KeepAlive k -> Flux.just(Sse.KEEP_ALIVE);
             case Generations.Event.PromptDone pd -> Flux.empty();
-            case Generations.Event.Output(Step step) -> {
+            case Generations.Event.Output(ChatPipeline.Step step) -> {
                 if (step.sample() != null && o.logprobs()) {
                     if (pendingLps[0] == null) pendingLps[0] = ApiSupport.object().arrayNode();
                     pendingLps[0].add(logprob(tok, step.sample()));
@@ -205,7 +168,7 @@ public class ChatController {
             case Generations.Event.Output other -> Flux.empty();
             case Generations.Event.End end -> {
                 GenerationResult r = end.result();
-                String finish = normalise(finishSeen[0], r);
+                String finish = ChatPipeline.finishReason(finishSeen[0], r);
                 ObjectNode c = chunk(id, created, modelId);
                 ObjectNode ch = c.putArray("choices").addObject();
                 ch.put("index", 0);
@@ -231,16 +194,6 @@ public class ChatController {
         }).doOnCancel(() -> api.logRequest(id, "chat", o.user(), "cancelled", null, null, arrival));
         // bound to the whole response: body2 is subscribed only after the first chunk went out
         return gen.bind(ApiSupport.sse(response, Flux.concat(Flux.just(Sse.data(first.toString())), body2)));
-    }
-
-    /** Only stop, length and tool_calls reach clients. */
-    static String normalise(String parserReason, GenerationResult r) {
-        if (r != null && (r.stop() == GenerationResult.Stop.LENGTH || r.stop() == GenerationResult.Stop.CONTEXT)
-                && !"tool_calls".equals(parserReason) && !"stop".equals(parserReason)) {
-            return "length";
-        }
-        if ("tool_calls".equals(parserReason) || "length".equals(parserReason)) return parserReason;
-        return "stop";
     }
 
     private static ObjectNode base(String id, long created, String model, String object) {
@@ -273,79 +226,4 @@ public class ChatController {
         for (byte x : b) bytes.add(x & 0xff);
         return o;
     }
-
-    /** Engine-thread side: feeds the parser, stops when it is done. */
-    static final class Handler implements Generations.TokenHandler {
-        private final OutputParser parser;
-        volatile int reasoningTokens;
-
-        Handler(OutputParser parser) {
-            this.parser = parser;
-        }
-
-        @Override
-        public boolean onToken(Ds4jNative.Sample sample, Consumer<Object> emit) {
-            List<OutputEvent> ev = parser.push(sample.token());
-            for (OutputEvent e : ev) {
-                if (e instanceof OutputEvent.ReasoningDelta) {
-                    reasoningTokens++;
-                    break;
-                }
-            }
-            emit.accept(new Step(ev, sample));
-            return !parser.done();
-        }
-
-        @Override
-        public void onEnd(GenerationResult r, Consumer<Object> emit) {
-            boolean length = r.stop() == GenerationResult.Stop.LENGTH || r.stop() == GenerationResult.Stop.CONTEXT;
-            emit.accept(new Step(parser.finish(length), null));
-        }
-    }
-
-    /**
-     * tool_choice "required" or a named function: the whole DSML block is constrained
-     * ({@link io.ds4j.grammar.ToolCallRecognizer}: an allowed tool, parameters of its schema, every value
-     * valid, closed tags; one invoke when parallel_tool_calls is false). A schema outside the supported
-     * subset falls back to forcing only the opening of the call (with more tools than the prefix can track,
-     * only the block opening, and the name is the model's).
-     */
-    private io.ds4j.engine.TokenConstraint forcedToolCall(List<ToolFunction> tools, String toolChoice, ThinkingMode thinking,
-                                                          boolean parallel) {
-        List<ToolFunction> allowed = "required".equals(toolChoice) ? tools
-                : tools.stream().filter(t -> t.name().equals(toolChoice)).toList();
-        try {
-            var grammar = io.ds4j.grammar.ToolCallRecognizer.of(allowed.stream()
-                    .map(t -> new io.ds4j.grammar.ToolCallRecognizer.Tool(t.name(), t.parametersJson())).toList(),
-                    parallel ? MAX_PARALLEL_CALLS : 1);
-            return new io.ds4j.grammar.JsonConstraint(api.model.toolVocabulary(), grammar, thinking.thinking());
-        } catch (IllegalArgumentException e) {
-            // outside the supported schema subset: force the opening only
-        }
-        List<String> names = allowed.stream().map(ToolFunction::name).toList();
-        List<String> alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(names);
-        if (alts.size() > io.ds4j.grammar.ForcedPrefix.MAX_ALTERNATIVES) alts = io.ds4j.chat.ChatRenderer.toolCallOpenings(List.of());
-        return new io.ds4j.grammar.ForcedPrefix(api.model.toolVocabulary(), alts, thinking.thinking());
-    }
-
-    /**
-     * tool_choice "auto": free text, but once the model opens a DSML block the rest is constrained like a
-     * forced call over all the request's tools ({@link io.ds4j.grammar.TriggeredToolCall}), so a call it
-     * decides to make always parses and validates, {@code strict} or not, and parallel_tool_calls false
-     * allows one invoke. With a schema outside the supported subset (or more than 32 tools) the answer
-     * stays unconstrained and the parser's half-call rule applies.
-     */
-    private io.ds4j.engine.TokenConstraint autoToolCall(List<ToolFunction> tools, ThinkingMode thinking, boolean parallel) {
-        try {
-            var grammar = io.ds4j.grammar.ToolCallRecognizer.of(tools.stream()
-                    .map(t -> new io.ds4j.grammar.ToolCallRecognizer.Tool(t.name(), t.parametersJson())).toList(),
-                    parallel ? MAX_PARALLEL_CALLS : 1);
-            return new io.ds4j.grammar.TriggeredToolCall(api.model.toolVocabulary(), grammar, thinking.thinking());
-        } catch (IllegalArgumentException e) {
-            return null;
-        }
-    }
-
-    /** The most invokes a constrained block may hold when parallel calls are allowed. */
-    static final int MAX_PARALLEL_CALLS = 8;
 }

@@ -26,29 +26,45 @@ final class JsonCheck {
         return switch (type) {
             case "text" -> ResponseFormat.TEXT;
             case "json_object" -> new ResponseFormat(Kind.JSON_OBJECT, null);
-            case "json_schema" -> new ResponseFormat(Kind.JSON_SCHEMA, schema(rf.get("json_schema")));
+            case "json_schema" -> new ResponseFormat(Kind.JSON_SCHEMA, schema(rf.get("json_schema"), "response_format.json_schema"));
             default -> throw ApiException.invalid("response_format", "unsupported_value", "response_format type '" + type
                     + "' is not supported (supported: 'text', 'json_object', 'json_schema')");
         };
     }
 
-    private static JsonSchema schema(JsonNode js) {
+    /**
+     * The Responses API's text.format: {"type":"text"}, {"type":"json_object"} or
+     * {"type":"json_schema","name":...,"schema":{...},"strict":...} (the schema beside the type, not nested).
+     */
+    static ResponseFormat textFormat(JsonNode format, String param) {
+        if (format == null || format.isNull()) return ResponseFormat.TEXT;
+        if (!format.isObject()) throw ApiException.invalid(param, "'" + param + "' must be an object");
+        String type = format.path("type").asString("");
+        return switch (type) {
+            case "text" -> ResponseFormat.TEXT;
+            case "json_object" -> new ResponseFormat(Kind.JSON_OBJECT, null);
+            case "json_schema" -> new ResponseFormat(Kind.JSON_SCHEMA, schema(format, param));
+            default -> throw ApiException.invalid(param, "unsupported_value", param + " type '" + type
+                    + "' is not supported (supported: 'text', 'json_object', 'json_schema')");
+        };
+    }
+
+    private static JsonSchema schema(JsonNode js, String param) {
         if (js == null || !js.isObject()) {
-            throw ApiException.invalid("response_format.json_schema", "'json_schema' must be an object with a 'schema'");
+            throw ApiException.invalid(param, "'" + param + "' must be an object with a 'schema'");
         }
         JsonNode name = js.get("name");
-        if (name != null && !name.isString()) {
-            throw ApiException.invalid("response_format.json_schema.name", "'name' must be a string");
+        if (name != null && !name.isNull() && !name.isString()) {
+            throw ApiException.invalid(param + ".name", "'name' must be a string");
         }
         JsonNode schema = js.get("schema");
-        if (schema == null) {
-            throw ApiException.invalid("response_format.json_schema.schema", "'json_schema.schema' is required");
+        if (schema == null || schema.isNull()) {
+            throw ApiException.invalid(param + ".schema", "'" + param + ".schema' is required");
         }
         try {
             return JsonSchema.compile(schema);
         } catch (IllegalArgumentException e) {
-            throw ApiException.invalid("response_format.json_schema.schema", "unsupported_value",
-                    "schema " + e.getMessage());
+            throw ApiException.invalid(param + ".schema", "unsupported_value", "schema " + e.getMessage());
         }
     }
 }

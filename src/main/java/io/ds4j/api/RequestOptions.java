@@ -11,7 +11,6 @@ record RequestOptions(String model, Integer maxTokens, SamplingParams sampling, 
                       boolean includeUsage, int topLogprobs, boolean logprobs, String user, boolean returnTokens) {
 
     static RequestOptions parse(Params p, Ds4jProperties props, boolean chat) {
-        var d = props.sampling();
         String model = p.string("model");
         p.onlyDefault("n", 1, "this server generates one choice per request (send n=1 or leave it out)");
         p.onlyDefault("best_of", 1, "best_of is not supported");
@@ -21,20 +20,7 @@ record RequestOptions(String model, Integer maxTokens, SamplingParams sampling, 
             throw ApiException.invalid(p.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
                     "the output limit is " + props.server().maxOutputTokens() + " tokens (got " + maxTokens + ")");
         }
-        double temperature = or(p.number("temperature", 0, 2), d.temperature());
-        double topP = or(p.number("top_p", 0, 1), d.topP());
-        if (topP == 0) topP = 1e-9; // OpenAI allows 0: keep only the most likely token
-        int topK = or(p.integer("top_k", 0, 1_000_000), d.topK());
-        double minP = or(p.number("min_p", 0, 1), d.minP());
-        double presence = or(p.number("presence_penalty", -2, 2), d.presencePenalty());
-        double frequency = or(p.number("frequency_penalty", -2, 2), d.frequencyPenalty());
-        Double rep = p.number("repetition_penalty", 0.01, 10);
-        if (rep == null) rep = p.number("repeat_penalty", 0.01, 10);
-        double repeat = or(rep, d.repeatPenalty());
-        Long seed = p.int64("seed");
-        long s = seed != null ? seed : ThreadLocalRandom.current().nextLong();
-        var sampling = new SamplingParams(temperature, topP, topK, minP, repeat, presence, frequency, d.penaltyLastN(), s,
-                p.logitBias());
+        var sampling = sampling(p, props);
         List<String> stop = p.stop();
         boolean stream = p.bool("stream", false);
         boolean includeUsage = false;
@@ -62,6 +48,29 @@ record RequestOptions(String model, Integer maxTokens, SamplingParams sampling, 
         String user = p.string("user");
         boolean returnTokens = p.bool("return_tokens", false);
         return new RequestOptions(model, maxTokens, sampling, stop, stream, includeUsage, top, logprobs, user, returnTokens);
+    }
+
+    /**
+     * The sampler fields every generation endpoint reads with these names: temperature (0-2), top_p,
+     * top_k, min_p, presence/frequency/repetition penalties, seed and logit_bias; omitted ones take
+     * ds4.sampling.*.
+     */
+    static SamplingParams sampling(Params p, Ds4jProperties props) {
+        var d = props.sampling();
+        double temperature = or(p.number("temperature", 0, 2), d.temperature());
+        double topP = or(p.number("top_p", 0, 1), d.topP());
+        if (topP == 0) topP = 1e-9; // OpenAI allows 0: keep only the most likely token
+        int topK = or(p.integer("top_k", 0, 1_000_000), d.topK());
+        double minP = or(p.number("min_p", 0, 1), d.minP());
+        double presence = or(p.number("presence_penalty", -2, 2), d.presencePenalty());
+        double frequency = or(p.number("frequency_penalty", -2, 2), d.frequencyPenalty());
+        Double rep = p.number("repetition_penalty", 0.01, 10);
+        if (rep == null) rep = p.number("repeat_penalty", 0.01, 10);
+        double repeat = or(rep, d.repeatPenalty());
+        Long seed = p.int64("seed");
+        long s = seed != null ? seed : ThreadLocalRandom.current().nextLong();
+        return new SamplingParams(temperature, topP, topK, minP, repeat, presence, frequency, d.penaltyLastN(), s,
+                p.logitBias());
     }
 
     /** Token ids in logit_bias must exist in the served model's vocabulary. */

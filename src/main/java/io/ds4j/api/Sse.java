@@ -19,6 +19,12 @@ public final class Sse {
         return "data: " + json + "\n\n";
     }
 
+    /** A named event ("event: NAME\ndata: {json}\n\n"), as the Anthropic and Responses streams are written. */
+    public static String event(String name, String json) {
+        if (name.indexOf('\n') >= 0 || name.indexOf('\r') >= 0) throw new IllegalArgumentException("SSE event name must be one line");
+        return "event: " + name + "\n" + data(json);
+    }
+
     public static String comment(String text) {
         return ": " + text.replace('\n', ' ').replace('\r', ' ') + "\n\n";
     }

@@ -72,6 +72,7 @@ public final class OutputParser {
     private final StringBuilder content = new StringBuilder();
     private boolean dsmlDisabled;
     private String finishReason;
+    private String matchedStop;
     private boolean finished;
 
     // DSML block state (positions index into pending, which holds the whole raw block)
@@ -166,6 +167,11 @@ public final class OutputParser {
         return finishReason;
     }
 
+    /** The stop string that ended the content (null when none did). */
+    public String matchedStop() {
+        return matchedStop;
+    }
+
     /** The assistant message parsed so far (reasoning null when thinking is off; tool calls null if none). */
     public ChatMessage message() {
         List<ToolCall> tc = toolCalls();
@@ -228,12 +234,17 @@ public final class OutputParser {
 
     private boolean contentStep(List<OutputEvent> out) {
         int stopAt = -1;
+        String stopped = null;
         for (String s : stops) {
             int k = pending.indexOf(s);
-            if (k >= 0 && (stopAt < 0 || k < stopAt)) stopAt = k;
+            if (k >= 0 && (stopAt < 0 || k < stopAt)) {
+                stopAt = k;
+                stopped = s;
+            }
         }
         int tagAt = toolsEnabled && !dsmlDisabled ? pending.indexOf(TC_OPEN) : -1;
         if (stopAt >= 0 && (tagAt < 0 || stopAt < tagAt)) {
+            matchedStop = stopped;
             emitContent(pending.substring(0, stopAt), out);
             pending.setLength(0);
             end("stop");

@@ -125,7 +125,13 @@ public final class ToolCallRecognizer implements ByteRecognizer {
                 }
             }
             JsonNode req = root.get("required");
-            if (req != null) for (JsonNode r : req) required.add(r.asString());
+            if (req != null && !req.isNull()) {
+                if (!req.isArray()) throw new IllegalArgumentException("'required' must be an array of strings");
+                for (JsonNode r : req) {
+                    if (!r.isString()) throw new IllegalArgumentException("'required' must be an array of strings");
+                    required.add(r.stringValue());
+                }
+            }
             for (String r : required) if (!names.contains(r)) throw new IllegalArgumentException("required '" + r + "' is not a property");
         }
         int n = names.size();

@@ -1,5 +1,6 @@
 package io.ds4j.security;
 
+import io.ds4j.api.AnthropicErrors;
 import io.ds4j.api.ApiException;
 import io.ds4j.api.OpenAiErrors;
 import java.nio.charset.StandardCharsets;
@@ -15,7 +16,8 @@ import reactor.core.publisher.Mono;
 /**
  * 401 in OpenAI's error shape, as OpenAI answers a missing or wrong key:
  * {"error":{"message":...,"type":"invalid_request_error","param":null,"code":"invalid_api_key"}},
- * with {@code WWW-Authenticate: Bearer}. The key itself is never echoed.
+ * with {@code WWW-Authenticate: Bearer}; under /v1/messages in Anthropic's shape
+ * ({"type":"error","error":{"type":"authentication_error",...}}). The key itself is never echoed.
  */
 public final class UnauthorizedEntryPoint implements ServerAuthenticationEntryPoint {
     static final String MISSING = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'";
@@ -29,7 +31,9 @@ public final class UnauthorizedEntryPoint implements ServerAuthenticationEntryPo
         response.setStatusCode(HttpStatus.UNAUTHORIZED);
         response.getHeaders().setContentType(MediaType.APPLICATION_JSON);
         response.getHeaders().set(HttpHeaders.WWW_AUTHENTICATE, "Bearer");
-        byte[] bytes = OpenAiErrors.body(error).toString().getBytes(StandardCharsets.UTF_8);
+        var body = AnthropicErrors.anthropicPath(exchange.getRequest().getPath().value())
+                ? AnthropicErrors.body(error) : OpenAiErrors.body(error);
+        byte[] bytes = body.toString().getBytes(StandardCharsets.UTF_8);
         return response.writeWith(Mono.just(response.bufferFactory().wrap(bytes)));
     }
 }

@@ -69,7 +69,7 @@ class ConstrainedToolCallsTest extends DemoModelServerTest {
             assertThat(c.get("finish_reason").stringValue()).as(context).isEqualTo("tool_calls");
             JsonNode tc = c.get("message").get("tool_calls");
             assertThat(tc).as(context).isNotNull();
-            assertThat(tc.size()).as(context).isBetween(1, parallel ? ChatController.MAX_PARALLEL_CALLS : 1);
+            assertThat(tc.size()).as(context).isBetween(1, parallel ? ChatPipeline.MAX_PARALLEL_CALLS : 1);
             for (JsonNode call : tc) {
                 assertValidCall(call, context);
                 String name = call.get("function").get("name").stringValue();
@@ -110,7 +110,7 @@ class ConstrainedToolCallsTest extends DemoModelServerTest {
             String context = "seed " + seed + ": " + c;
             assertThat(c.get("finish_reason").stringValue()).as(context).isEqualTo("tool_calls");
             JsonNode tc = c.get("message").get("tool_calls");
-            assertThat(tc.size()).as(context).isBetween(1, parallel ? ChatController.MAX_PARALLEL_CALLS : 1);
+            assertThat(tc.size()).as(context).isBetween(1, parallel ? ChatPipeline.MAX_PARALLEL_CALLS : 1);
             for (JsonNode call : tc) {
                 assertValidCall(call, context);
                 calls++;

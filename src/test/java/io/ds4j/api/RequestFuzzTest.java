@@ -25,7 +25,8 @@ import tools.jackson.databind.node.ObjectNode;
  * Bad HTTP bodies get a clear error and lose nothing: valid requests to every endpoint are mutated
  * (a field replaced by a value of another type or an extreme one, removed, duplicated into an unknown
  * field; or the bytes truncated / corrupted) and sent to the real server on the demo model. Every answer
- * must be a success or a 4xx in OpenAI's error shape with a message — never a 5xx — and the server must
+ * must be a success or a 4xx in the endpoint's error shape (OpenAI's, Anthropic's under /v1/messages) with a
+ * message — never a 5xx — and the server must
  * still answer a normal request afterwards.
  */
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT, properties = {
@@ -66,6 +67,34 @@ class RequestFuzzTest {
             "/v1/completions#ids", "{\"prompt\":[1,2,3],\"max_tokens\":1,\"stream\":true}",
             "/tokenize", "{\"content\":\"Hello <｜User｜>\",\"add_special\":true,\"with_pieces\":true}",
             "/detokenize", "{\"tokens\":[19923,14]}"));
+
+    static {
+        SEEDS.put("/v1/responses#1", "{\"model\":\"demo\",\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+                + "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\",\"text\":\"hm\"}]},"
+                + "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"},"
+                + "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"ok\"},"
+                + "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"more\"}]}],"
+                + "\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":"
+                + "{\"a\":{\"type\":\"integer\"}}},\"strict\":true}],\"tool_choice\":\"auto\",\"max_output_tokens\":2,"
+                + "\"reasoning\":{\"effort\":\"none\"},\"store\":false,\"stream\":true}");
+        SEEDS.put("/v1/responses#2", "{\"input\":\"Hi\",\"max_output_tokens\":3,\"text\":{\"format\":{\"type\":\"json_schema\","
+                + "\"name\":\"a\",\"schema\":{\"type\":\"object\",\"properties\":{\"k\":{\"enum\":[\"y\",\"n\"]}},"
+                + "\"required\":[\"k\"]}}},\"reasoning\":{\"effort\":\"low\"},\"temperature\":0.5,\"top_p\":0.9}");
+        SEEDS.put("/v1/messages#1", "{\"model\":\"demo\",\"max_tokens\":2,\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}],"
+                + "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":["
+                + "{\"type\":\"thinking\",\"thinking\":\"hm\",\"signature\":\"s\"},"
+                + "{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\":1}}]},"
+                + "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":"
+                + "[{\"type\":\"text\",\"text\":\"ok\"}]},{\"type\":\"text\",\"text\":\"more\"}]}],"
+                + "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}}],"
+                + "\"tool_choice\":{\"type\":\"auto\"},\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1},"
+                + "\"stop_sequences\":[\"x\"],\"stream\":true}");
+        SEEDS.put("/v1/messages#2", "{\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                + "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+                + "\"required\":[\"a\"]}}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"f\"},\"thinking\":{\"type\":\"disabled\"},"
+                + "\"temperature\":0,\"top_k\":5}");
+        SEEDS.put("/v1/messages/count_tokens", "{\"system\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]}");
+    }
 
     static JsonNode randomValue(Random r, int depth) {
         return switch (r.nextInt(depth > 1 ? 12 : 14)) {
@@ -141,7 +170,7 @@ class RequestFuzzTest {
         List<String> seeds = new ArrayList<>(SEEDS.keySet());
         // answers can be large (a 70 000-character text tokenized with pieces)
         WebTestClient web = this.web.mutate().codecs(c -> c.defaultCodecs().maxInMemorySize(64 << 20)).build();
-        for (int i = 0; i < 260; i++) {
+        for (int i = 0; i < 330; i++) {
             String key = seeds.get(i % seeds.size());
             String path = key.contains("#") ? key.substring(0, key.indexOf('#')) : key;
             String body = mutate(SEEDS.get(key), r);

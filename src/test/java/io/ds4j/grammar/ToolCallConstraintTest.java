@@ -161,4 +161,14 @@ class ToolCallConstraintTest {
                 + "%.2f ms at a tag choice (%d allowed), %.2f ms after a number (%d allowed)%n", TOK.vocabSize(),
                 ms[0], allowed[0], ms[1], allowed[1], ms[2], allowed[2]);
     }
+
+    @Test
+    void malformedRequiredListsAreRefusedAsUnsupportedSchemasNotCrashes() {
+        for (String required : List.of("[[1]]", "[1]", "\"a\"", "{}")) {
+            var tool = new ToolCallRecognizer.Tool("f", "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+                    + "\"required\":" + required + "}");
+            assertThatThrownBy(() -> ToolCallRecognizer.of(List.of(tool), 1)).as(required)
+                    .isInstanceOf(IllegalArgumentException.class);
+        }
+    }
 }

@@ -44,6 +44,8 @@ class ApiKeyAuthenticationTest {
             new Call(HttpMethod.POST, "/v1/chat/completions",
                     "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1,\"thinking\":false}"),
             new Call(HttpMethod.POST, "/v1/completions", "{\"prompt\":\"hello\",\"max_tokens\":1}"),
+            new Call(HttpMethod.POST, "/v1/responses",
+                    "{\"input\":\"hi\",\"max_output_tokens\":1,\"reasoning\":{\"effort\":\"none\"},\"store\":false}"),
             new Call(HttpMethod.GET, "/v1/models", null),
             new Call(HttpMethod.POST, "/tokenize", "{\"content\":\"hello\"}"),
             new Call(HttpMethod.POST, "/detokenize", "{\"tokens\":[19923]}"));
@@ -85,7 +87,7 @@ class ApiKeyAuthenticationTest {
         for (Call c : API) {
             String body = call(c, h -> h.setBearerAuth("sk-first-key")).expectStatus().isOk()
                     .expectBody(String.class).returnResult().getResponseBody();
-            assertThat(body).as(c.path()).doesNotContain("\"error\"");
+            assertThat(body).as(c.path()).doesNotContain("\"error\":{");
         }
     }
 
@@ -94,6 +96,28 @@ class ApiKeyAuthenticationTest {
         for (Call c : API) {
             call(c, h -> h.set("x-api-key", "sk-second-key")).expectStatus().isOk();
             call(c, h -> h.set(HttpHeaders.AUTHORIZATION, "bearer sk-second-key")).expectStatus().isOk();
+        }
+    }
+
+    /** The Anthropic Messages endpoints: the same keys (x-api-key is what Anthropic clients send), Anthropic's error shape. */
+    static final List<Call> ANTHROPIC = List.of(
+            new Call(HttpMethod.POST, "/v1/messages", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                    + "\"max_tokens\":1,\"thinking\":{\"type\":\"disabled\"}}"),
+            new Call(HttpMethod.POST, "/v1/messages/count_tokens", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
+
+    @Test
+    void anthropicEndpointsAnswer401InAnthropicsShapeAndServeEitherHeader() {
+        for (Call c : ANTHROPIC) {
+            for (Consumer<HttpHeaders> h : List.<Consumer<HttpHeaders>>of(x -> {}, x -> x.set("x-api-key", "sk-wrong"))) {
+                call(c, h).expectStatus().isUnauthorized()
+                        .expectHeader().contentTypeCompatibleWith(MediaType.APPLICATION_JSON)
+                        .expectBody()
+                        .jsonPath("$.type").isEqualTo("error")
+                        .jsonPath("$.error.type").isEqualTo("authentication_error")
+                        .jsonPath("$.error.message").isNotEmpty();
+            }
+            call(c, h -> h.set("x-api-key", "sk-second-key")).expectStatus().isOk();
+            call(c, h -> h.setBearerAuth("sk-first-key")).expectStatus().isOk();
         }
     }
 
