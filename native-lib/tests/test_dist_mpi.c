@@ -497,6 +497,37 @@ int main(int argc, char **argv) {
          * 6 tokens sampled from those logits, whatever the machine's load. */
         CHECK(toks <= 6);
         free(txt);
+
+        /* a follower evaluates another token than the leader: the divergence
+         * guard (every forward by default) fails both ranks at the next
+         * forward, naming the rank and both hashes, instead of garbage. Both
+         * ranks print the same message; whichever exits first makes mpirun end
+         * the job, so the test accepts either rank's copy. */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 40 --threads 1 "
+                 "--options comm=mpi : -np 1 '%s' follow --model '%s' --threads 1 --diverge-after 3 > '%s' 2> '%s'",
+                 mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        rc = fx_run(cmd);
+        txt = fx_read_file(logp, NULL);
+        char *err = fx_read_file(errp, NULL);
+        toks = 0;
+        for (const char *c = txt; c && *c; c++) toks += *c == ',';
+        printf("follower diverges at its 4th decode step: exit %d, %d tokens printed\n", rc, txt && *txt ? toks + 1 : 0);
+        CHECK(rc != 0 && rc != 124);
+        /* rank 1 named, both hashes */
+        const char *g = err ? strstr(err, "divergence guard") : NULL;
+        CHECK(g && strstr(g, "rank 1 0x") && strstr(g, "leader (rank 0) token hash 0x"));
+        if (!g) fprintf(stderr, "%s\n", err ? err : "(no stderr)");
+        /* prompt + 3 good decode steps + the bad one sampled from good logits, then the check fails */
+        CHECK(toks <= 5);
+        /* off: the same run completes (the follower's garbage goes unnoticed; this is what the guard prevents) */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 8 --threads 1 "
+                 "--options 'comm=mpi;divergence_check=0' : -np 1 '%s' follow --model '%s' --threads 1 --diverge-after 3 "
+                 "> '%s' 2> '%s'", mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        rc = fx_run(cmd);
+        printf("the same with divergence_check=0: exit %d\n", rc);
+        CHECK(rc == 0);
+        free(err);
+        free(txt);
     }
     free(refl);
     free(full);

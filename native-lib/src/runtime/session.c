@@ -227,6 +227,7 @@ static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t 
         /* has_logits stays in step with the leader even when a follower
          * skips the head: rewind decisions depend on it */
         float *rows = logits_out ? logits_out + done * e->n_vocab : NULL, *last = s->skip_head ? NULL : s->logits;
+        ds4j_dist_fold(e, s->sid, pos, toks + done, len); /* divergence guard: what this rank evaluates */
         int rc = e->gpu ? cuda_forward(e->gpu, s->st, toks + done, len, rows, last)
                         : dsv4_forward(e->model, s->st, e->scratch, e->pool, toks + done, len, rows, last);
         if (rc) {
