@@ -139,7 +139,7 @@ static int dist_guard(ds4j_engine *e) {
 /* The model's reduction hook: routed-expert partial sums -> full sums. */
 static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
     ds4j_engine *e = user;
-    if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(SIGKILL);
+    if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(e->fault_sig ? e->fault_sig : SIGKILL);
     if (layer == 0 && e->dist->check_due) {
         e->dist->check_due = 0;
         int grc = dist_guard(e);
@@ -155,6 +155,11 @@ static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
 void ds4j_dist_fault_kill_after(ds4j_engine *e, int64_t n) {
     e->fault_after = n + 1;
     e->fault_seen = 0;
+}
+
+void ds4j_dist_fault_stop_after(ds4j_engine *e, int64_t n) {
+    ds4j_dist_fault_kill_after(e, n);
+    e->fault_sig = SIGSTOP;
 }
 
 void ds4j_dist_fault_diverge_after(ds4j_engine *e, int64_t n) {

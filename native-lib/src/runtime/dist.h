@@ -28,6 +28,8 @@ void ds4j_dist_close(struct ds4j_engine *e);
  * crashes between two forwards of a request. Synchronous with the forward
  * passes, so the crash point does not depend on thread scheduling. */
 void ds4j_dist_fault_kill_after(struct ds4j_engine *e, int64_t n);
+/* The same with SIGSTOP: a stalled peer (the process exists, never answers). */
+void ds4j_dist_fault_stop_after(struct ds4j_engine *e, int64_t n);
 /* Fault injection for tests: a follower adds 1 to the token of the n + 1-th
  * single-token evaluation (DS4J_OP_EVAL) the leader announces, i.e. it really
  * computes on other data than the leader, which the divergence guard must
