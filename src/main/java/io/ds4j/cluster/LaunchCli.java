@@ -77,9 +77,33 @@ public final class LaunchCli {
             deletePid(pidFile, p.pid());
         }, "ds4j-launch-stop");
         Runtime.getRuntime().addShutdownHook(hook);
+        Thread watch = new Thread(() -> watchLeader(p.toHandle()), "ds4j-launch-watch");
+        watch.setDaemon(true);
+        watch.start();
         int rc = p.waitFor();
         deletePid(pidFile, p.pid());
         return rc;
+    }
+
+    /**
+     * mpirun runs with --enable-recovery, so a rank's death no longer ends the job: good for a follower (the
+     * leader stays up and reports it), but followers left without their leader would wait forever. So when
+     * the leader's process (found among mpirun's local descendants by its --ds4.distributed.rank=0
+     * argument) is gone, the whole job is stopped. A leader on another host than {@code up} is not seen here.
+     */
+    private static void watchLeader(ProcessHandle mpirun) {
+        ProcessHandle leader = null;
+        while (mpirun.isAlive()) {
+            if (leader == null) {
+                leader = mpirun.descendants().filter(h -> h.info().arguments()
+                        .map(a -> java.util.Arrays.asList(a).contains("--ds4.distributed.rank=0")).orElse(false))
+                        .findFirst().orElse(null);
+            } else if (!leader.isAlive()) {
+                stop(mpirun, "ds4j-launch: the leader (rank 0, pid " + leader.pid() + ") exited: stopping the cluster");
+                return;
+            }
+            sleepQuietly(1000);
+        }
     }
 
     /** ds4j-launch down: stops the mpirun that {@code up} recorded. 0 when it is gone (or was), 1 otherwise. */

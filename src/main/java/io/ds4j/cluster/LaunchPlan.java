@@ -78,7 +78,10 @@ public final class LaunchPlan {
         String repo = spec.repo() == null ? "." : spec.repo();
         int n = spec.worldSize();
         // one rank per host: round-robin over the nodes is rank order; several: fill each host's slots
-        List<String> argv = new ArrayList<>(List.of("mpirun", "--hostfile", hostfilePath, "--map-by",
+        // --enable-recovery: a rank that dies does not make mpirun kill the others, so the leader's server
+        // survives a follower's death, reports it (503, readiness DOWN, health per rank) and waits to be
+        // restarted; `ds4j-launch up` then ends the whole job when the leader itself is gone
+        List<String> argv = new ArrayList<>(List.of("mpirun", "--enable-recovery", "--hostfile", hostfilePath, "--map-by",
                 spec.severalRanksPerHost() ? "slot" : "node", "-x", "PATH", "-x", "JAVA_HOME"));
         // NVLink multicast stays off on every rank (the NCCL plugin forces it too)
         if (spec.backend().equals("nccl")) argv.addAll(List.of("-x", "NCCL_NVLS_ENABLE=0"));

@@ -30,6 +30,8 @@ class LaunchPlanTest {
         String line = String.join(" ", argv);
         assertThat(argv.get(0)).isEqualTo("mpirun");
         assertThat(line).contains("--hostfile /tmp/h");
+        // a dead follower must not make mpirun kill the leader's server
+        assertThat(argv.get(1)).isEqualTo("--enable-recovery");
         assertThat(line).contains("-np 1 /opt/ds4j/scripts/run --model /models/flash.gguf --port 9000 --");
         assertThat(line).contains("--ds4.distributed.world-size=3").contains("--ds4.distributed.rank=0")
                 .contains("--ds4.distributed.coordinator=mac-a:9000");
