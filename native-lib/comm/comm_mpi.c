@@ -58,6 +58,24 @@ static int dead_local_peer(mpi_comm *c) {
     return -1;
 }
 
+/* A same-host peer that the kernel reports stopped (SIGSTOP, a debugger)
+ * or -1: names the culprit of a timeout where it can. Linux /proc only. */
+static int stopped_local_peer(mpi_comm *c) {
+    for (int r = 0; r < c->size; r++) {
+        if (r == c->rank || c->local_pid[r] <= 0) continue;
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", c->local_pid[r]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        const char *p = strrchr(buf, ')'); /* "pid (comm) S ...": the state follows the last ')' */
+        if (p && (p[2] == 'T' || p[2] == 't')) return r;
+    }
+    return -1;
+}
+
 /* Poll a started collective to completion. Spins first (a balanced
  * all_sum completes in microseconds), then yields, then sleeps briefly so
  * that a long wait (a follower idle between requests, a slow peer) does not
@@ -88,9 +106,15 @@ static int mpi_wait(mpi_comm *c, MPI_Request *q, const char *op, int bounded) {
             }
             if (bounded && c->timeout_ms > 0 && now - t0 >= c->timeout_ms) {
                 mpi_boot_peer_lost = 1;
-                snprintf(c->err, sizeof c->err,
-                         "%s did not complete within %lld ms (timeout_ms): a peer is dead or stalled", op,
-                         (long long)c->timeout_ms);
+                int st = stopped_local_peer(c);
+                if (st >= 0)
+                    snprintf(c->err, sizeof c->err,
+                             "%s did not complete within %lld ms (timeout_ms): rank %d (pid %d on this host) is stopped",
+                             op, (long long)c->timeout_ms, st, c->local_pid[st]);
+                else
+                    snprintf(c->err, sizeof c->err,
+                             "%s did not complete within %lld ms (timeout_ms): a peer is dead or stalled", op,
+                             (long long)c->timeout_ms);
                 return 1;
             }
         }

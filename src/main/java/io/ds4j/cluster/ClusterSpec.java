@@ -29,9 +29,12 @@ import java.util.regex.Pattern;
  *     listed more than once (each entry its own ranks), e.g. one rank per GPU of one machine
  * @param address the address the leader's HTTP server binds (server.address); null: scripts/run's
  *     default, 127.0.0.1 (loopback only); 0.0.0.0 opens it to the network
+ * @param commTimeoutMs how long a rank waits for a collective before it declares a peer dead or stalled
+ *     (comm_options timeout_ms on every rank); null: the backend's default (mpi 30000, nccl 600000)
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
-        boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes, String address) {
+        boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes, String address,
+        Integer commTimeoutMs) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
@@ -100,6 +103,9 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         if (!ALL_SUM_DTYPES.contains(allSumDtype)) {
             throw new IllegalArgumentException("values: 'allSumDtype' must be one of " + ALL_SUM_DTYPES
                     + " (got '" + allSumDtype + "')");
+        }
+        if (commTimeoutMs != null && commTimeoutMs < 0) {
+            throw new IllegalArgumentException("values: 'commTimeoutMs' must be >= 0 (0 = no bound; got " + commTimeoutMs + ")");
         }
         if (port < 1 || port > 65535) throw new IllegalArgumentException("values: 'port' must be 1..65535 (got " + port + ")");
         if (threads < 0) throw new IllegalArgumentException("values: 'threads' must be >= 0");
@@ -263,7 +269,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
         Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact",
-                "engineBackend", "allSumDtype", "nodes", "address");
+                "engineBackend", "allSumDtype", "nodes", "address", "commTimeoutMs");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -293,7 +299,8 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
                 intOr(root.get("threads"), 0, "threads"), intOr(root.get("contextSize"), 32768, "contextSize"),
                 root.get("repo") == null ? null : root.get("repo").toString(),
                 root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"),
-                str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes, str(root.get("address")));
+                str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes, str(root.get("address")),
+                root.get("commTimeoutMs") == null ? null : intOr(root.get("commTimeoutMs"), 0, "commTimeoutMs"));
     }
 
     private static boolean bool(Object o, String what) {

@@ -42,7 +42,7 @@ public final class LaunchPlan {
         String ex = spec.nodeOf(r).experts();
         if (ex != null) sb.append(";expert_range=").append(ex.trim());
         if (spec.compactOf(r)) sb.append(";expert_compact=1");
-        if (ncclDevice(r)) sb.append(";comm_options=device=").append(device(r));
+        if (!commOptions(r).isEmpty()) sb.append(";comm_options=").append(commOptions(r));
         if (spec.sixteenBitAllSum()) sb.append(";all_sum_dtype=").append(spec.allSumDtype());
         return sb.toString();
     }
@@ -63,6 +63,14 @@ public final class LaunchPlan {
      *  its GPU anyway, so the engine's and NCCL's choices cannot drift apart. */
     private boolean ncclDevice(int r) {
         return spec.backend().equals("nccl") && (spec.deviceOf(r) != null || (cuda(r) && spec.localRankOf(r) > 0));
+    }
+
+    /** The backend options of rank {@code r} (comm_options): NCCL's device, the collective timeout. */
+    private String commOptions(int r) {
+        List<String> o = new ArrayList<>();
+        if (ncclDevice(r)) o.add("device=" + device(r));
+        if (spec.commTimeoutMs() != null) o.add("timeout_ms=" + spec.commTimeoutMs());
+        return String.join(",", o);
     }
 
     /** With several ranks on one host every app context names its host, so that rank r lands on its own
@@ -104,7 +112,7 @@ public final class LaunchPlan {
         }
         if (spec.compactOf(0)) argv.add("--ds4.distributed.expert-compact=true");
         if (cuda(0)) argv.addAll(List.of("--ds4.engine.backend=cuda", "--ds4.engine.device=" + device(0)));
-        if (ncclDevice(0)) argv.add("--ds4.distributed.comm-options=device=" + device(0));
+        if (!commOptions(0).isEmpty()) argv.add("--ds4.distributed.comm-options=" + commOptions(0));
         if (spec.sixteenBitAllSum()) argv.add("--ds4.distributed.all-sum-dtype=" + spec.allSumDtype());
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {

@@ -12,11 +12,13 @@ import java.util.regex.Pattern;
  * divergence guard's "rank 1 0x..."); a timeout cannot tell which peer is missing.
  *
  * @param message the engine's DS4J_ERR_COMM message
- * @param ranks each rank's state: "leader" (rank 0, this process, alive), "gone", "diverged", or "unknown"
+ * @param ranks each rank's state: "leader" (rank 0, this process, alive), "gone", "stopped", "diverged", or
+ *     "unknown"
  * @param at when the leader saw it
  */
 public record ClusterFault(String message, Map<Integer, String> ranks, Instant at) {
     private static final Pattern GONE = Pattern.compile("rank (\\d+) \\(pid \\d+[^)]*\\) is gone");
+    private static final Pattern STOPPED = Pattern.compile("rank (\\d+) \\(pid \\d+[^)]*\\) is stopped");
     private static final Pattern DIVERGED = Pattern.compile("rank (\\d+) 0x[0-9a-f]+");
 
     public ClusterFault {
@@ -30,6 +32,7 @@ public record ClusterFault(String message, Map<Integer, String> ranks, Instant a
         for (int r = 1; r < worldSize; r++) ranks.put(r, "unknown");
         String m = message == null ? "" : message;
         mark(ranks, GONE.matcher(m), "gone");
+        mark(ranks, STOPPED.matcher(m), "stopped");
         mark(ranks, DIVERGED.matcher(m), "diverged");
         return new ClusterFault(m, ranks, at);
     }

@@ -298,6 +298,19 @@ class LaunchPlanTest {
     }
 
     @Test
+    void theCollectiveTimeoutGoesToEveryRankNextToNcclsDevice(@TempDir Path dir) throws Exception {
+        LaunchPlan mpi = new LaunchPlan(spec(dir, "model: m\ncommTimeoutMs: 5000\nnodes: [{host: a}, {host: b}]\n"));
+        assertThat(mpi.mpirunArgv("h")).contains("--ds4.distributed.comm-options=timeout_ms=5000");
+        assertThat(mpi.engineOptions(1)).isEqualTo("comm=mpi;threads=0;comm_options=timeout_ms=5000");
+        LaunchPlan nccl = new LaunchPlan(spec(dir, "model: m\nbackend: nccl\ncommTimeoutMs: 0\n"
+                + "nodes: [{host: a, device: 1}, {host: b, device: 2}]\n"));
+        assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.comm-options=device=1,timeout_ms=0");
+        assertThat(nccl.engineOptions(1)).isEqualTo("comm=nccl;threads=0;comm_options=device=2,timeout_ms=0");
+        assertThatThrownBy(() -> spec(dir, "model: m\ncommTimeoutMs: -1\nnodes: [{host: a}]\n"))
+                .hasMessageContaining("'commTimeoutMs' must be >= 0");
+    }
+
+    @Test
     void theCommittedExampleIsValid() throws Exception {
         ClusterSpec spec = LaunchCli.load(Path.of("helm-like-launch/values.example.yaml"));
         assertThat(spec.nodes()).hasSizeGreaterThan(1);

@@ -22,6 +22,8 @@ class ClusterFaultTest {
         ClusterFault t = ClusterFault.of("mpi all_sum failed on rank 0 of 2: MPI_Allreduce did not complete within "
                 + "3000 ms (timeout_ms): a peer is dead or stalled", 2, Instant.EPOCH);
         assertThat(t.ranks()).containsEntry(1, "unknown");
+        assertThat(ClusterFault.of("MPI_Allreduce did not complete within 3000 ms (timeout_ms): rank 1 (pid 77 on this "
+                + "host) is stopped", 2, Instant.EPOCH).ranks()).containsEntry(1, "stopped");
         // a rank number outside the cluster is not invented
         assertThat(ClusterFault.of("rank 7 (pid 1 on this host) is gone", 2, Instant.EPOCH).ranks()).hasSize(2);
     }
