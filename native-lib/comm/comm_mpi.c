@@ -5,11 +5,30 @@
  * MPI_ERRORS_RETURN, so a failing peer becomes an error code where the MPI
  * implementation allows it rather than an abort of this process. MPI's
  * start-up and shutdown: mpi_boot.h.
+ *
+ * A dead or stopped peer: Open MPI 4.1 without ULFM never completes (nor
+ * fails) a blocking collective whose peer was SIGKILLed or SIGSTOPped; it
+ * just waits. So every collective is started non-blocking (MPI_Iallreduce,
+ * ...) and polled: it fails after timeout_ms (comm_options timeout_ms=N,
+ * env DS4J_MPI_TIMEOUT_MS, default 30000, 0 = no bound), and, because a
+ * stall bound must be long, a peer on the same host that no longer exists
+ * (its pid, exchanged at open, is gone) fails it within ~100 ms. Receiving
+ * a broadcast (a follower waiting for the leader's next request) is never
+ * timed out, only the liveness check applies. Whether this process survives
+ * a peer's death at all is up to the launcher: plain mpirun kills the whole
+ * job; mpirun --enable-recovery leaves the survivors running
+ * (docs/distributed.md, "A dead or stalled rank").
  */
+#include <errno.h>
 #include <limits.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -21,8 +40,92 @@ typedef struct mpi_comm {
     int rank, size;
     uint16_t *h16;   /* 16-bit payloads: this rank's, then everyone's */
     size_t h16_cap;
+    int64_t timeout_ms; /* bound of a collective this rank waits for; 0 = none */
+    int *local_pid;     /* [size]: the rank's pid when it runs on this host, else 0 */
     char err[512];
 } mpi_comm;
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A peer of this host whose process no longer exists, or -1. */
+static int dead_local_peer(mpi_comm *c) {
+    for (int r = 0; r < c->size; r++)
+        if (r != c->rank && c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) != 0 && errno == ESRCH) return r;
+    return -1;
+}
+
+/* A same-host peer that the kernel reports stopped (SIGSTOP, a debugger)
+ * or -1: names the culprit of a timeout where it can. Linux /proc only. */
+static int stopped_local_peer(mpi_comm *c) {
+    for (int r = 0; r < c->size; r++) {
+        if (r == c->rank || c->local_pid[r] <= 0) continue;
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", c->local_pid[r]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        const char *p = strrchr(buf, ')'); /* "pid (comm) S ...": the state follows the last ')' */
+        if (p && (p[2] == 'T' || p[2] == 't')) return r;
+    }
+    return -1;
+}
+
+/* Poll a started collective to completion. Spins first (a balanced
+ * all_sum completes in microseconds), then yields, then sleeps briefly so
+ * that a long wait (a follower idle between requests, a slow peer) does not
+ * hold a core. bounded = 0: no timeout (receiving the leader's broadcast). */
+static int mpi_wait(mpi_comm *c, MPI_Request *q, const char *op, int bounded) {
+    int64_t t0 = mono_ms(), next_check = t0 + 100;
+    for (long spins = 0;; spins++) {
+        int done = 0;
+        int rc = MPI_Test(q, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            char msg[MPI_MAX_ERROR_STRING];
+            int len = 0;
+            if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", rc);
+            snprintf(c->err, sizeof c->err, "%s: %s", op, msg);
+            return 1;
+        }
+        if (done) return 0;
+        if (spins < 20000) continue;
+        int64_t now = mono_ms();
+        if (now >= next_check) {
+            next_check = now + 100;
+            int dead = dead_local_peer(c);
+            if (dead >= 0) {
+                mpi_boot_peer_lost = 1;
+                snprintf(c->err, sizeof c->err, "%s: rank %d (pid %d on this host) is gone; waited %lld ms", op, dead,
+                         c->local_pid[dead], (long long)(now - t0));
+                return 1;
+            }
+            if (bounded && c->timeout_ms > 0 && now - t0 >= c->timeout_ms) {
+                mpi_boot_peer_lost = 1;
+                int st = stopped_local_peer(c);
+                if (st >= 0)
+                    snprintf(c->err, sizeof c->err,
+                             "%s did not complete within %lld ms (timeout_ms): rank %d (pid %d on this host) is stopped",
+                             op, (long long)c->timeout_ms, st, c->local_pid[st]);
+                else
+                    snprintf(c->err, sizeof c->err,
+                             "%s did not complete within %lld ms (timeout_ms): a peer is dead or stalled", op,
+                             (long long)c->timeout_ms);
+                return 1;
+            }
+        }
+        if (now - t0 < 5) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
 
 static int mpi_failed(mpi_comm *c, const char *op, int rc) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -41,8 +144,10 @@ static int m_all_sum(void *s, float *buf, int64_t n) {
     /* MPI counts are int: large buffers go in pieces */
     for (int64_t off = 0; off < n;) {
         int k = n - off > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - off);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, c->comm);
-        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Allreduce", rc);
+        MPI_Request q;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, c->comm, &q);
+        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Iallreduce", rc);
+        if (mpi_wait(c, &q, "MPI_Allreduce", 1)) return 1;
         off += k;
     }
     return 0;
@@ -67,8 +172,10 @@ static int m_all_sum16(void *s, float *buf, int64_t n, int bf16) {
     }
     uint16_t *mine = c->h16, *all = c->h16 + n;
     for (int64_t i = 0; i < n; i++) mine[i] = ds4j_comm_to16(buf[i], bf16);
-    int rc = MPI_Allgather(mine, (int)n, MPI_UINT16_T, all, (int)n, MPI_UINT16_T, c->comm);
-    if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Allgather", rc);
+    MPI_Request q;
+    int rc = MPI_Iallgather(mine, (int)n, MPI_UINT16_T, all, (int)n, MPI_UINT16_T, c->comm, &q);
+    if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Iallgather", rc);
+    if (mpi_wait(c, &q, "MPI_Allgather", 1)) return 1;
     for (int64_t i = 0; i < n; i++) {
         float acc = 0;
         for (int r = 0; r < c->size; r++) acc += ds4j_comm_from16(all[(int64_t)r * n + i], bf16);
@@ -81,8 +188,12 @@ static int m_bcast(void *s, int32_t *buf, int64_t n, int root) {
     mpi_comm *c = s;
     for (int64_t off = 0; off < n;) {
         int k = n - off > INT_MAX / 2 ? INT_MAX / 2 : (int)(n - off);
-        int rc = MPI_Bcast(buf + off, k, MPI_INT32_T, root, c->comm);
-        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Bcast", rc);
+        MPI_Request q;
+        int rc = MPI_Ibcast(buf + off, k, MPI_INT32_T, root, c->comm, &q);
+        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Ibcast", rc);
+        /* the root's side is bounded; a receiver may wait for the leader's
+         * next request for as long as the server is idle */
+        if (mpi_wait(c, &q, "MPI_Bcast", c->rank == root)) return 1;
         off += k;
     }
     return 0;
@@ -90,8 +201,10 @@ static int m_bcast(void *s, int32_t *buf, int64_t n, int root) {
 
 static int m_barrier(void *s) {
     mpi_comm *c = s;
-    int rc = MPI_Barrier(c->comm);
-    return rc != MPI_SUCCESS ? mpi_failed(c, "MPI_Barrier", rc) : 0;
+    MPI_Request q;
+    int rc = MPI_Ibarrier(c->comm, &q);
+    if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Ibarrier", rc);
+    return mpi_wait(c, &q, "MPI_Barrier", 1);
 }
 
 static void m_close(void *s) {
@@ -99,8 +212,11 @@ static void m_close(void *s) {
     if (!c) return;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin && c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
+    /* a communicator with a collective that never completed (dead peer) is
+     * left alone: freeing it could wait for that peer */
+    if (!fin && c->comm != MPI_COMM_NULL && !c->err[0]) MPI_Comm_free(&c->comm);
     free(c->h16);
+    free(c->local_pid);
     free(c);
 }
 
@@ -117,10 +233,34 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         snprintf(err, err_cap, "plugin built for ABI %d, caller uses %d", DS4J_COMM_PLUGIN_ABI, abi);
         return 1;
     }
-    if (options && *options) {
-        /* nothing to configure: say so rather than ignore a typo'd backend */
-        snprintf(err, err_cap, "comm=mpi takes no comm_options (got '%s')", options);
-        return 1;
+    int64_t timeout_ms = 30000;
+    const char *env = getenv("DS4J_MPI_TIMEOUT_MS");
+    if (env && *env) {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (*end || v < 0) {
+            snprintf(err, err_cap, "DS4J_MPI_TIMEOUT_MS=%s: expected milliseconds >= 0", env);
+            return 1;
+        }
+        timeout_ms = v;
+    }
+    /* comm_options: only timeout_ms; anything else is an error rather than a silently ignored typo */
+    for (const char *p = options ? options : ""; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char kv[128];
+        if (len >= sizeof kv) len = sizeof kv - 1;
+        memcpy(kv, p, len);
+        kv[len] = 0;
+        char *eq = strchr(kv, '='), *num_end = NULL;
+        long long v = eq && !strncmp(kv, "timeout_ms=", 11) ? strtoll(eq + 1, &num_end, 10) : -1;
+        if (len && (!eq || strncmp(kv, "timeout_ms=", 11) || !eq[1] || *num_end || v < 0)) {
+            snprintf(err, err_cap, "comm=mpi: comm_options '%s': the only option is timeout_ms=N (milliseconds, 0 = "
+                     "no bound)", kv);
+            return 1;
+        }
+        if (len) timeout_ms = v;
+        p = end ? end + 1 : p + strlen(p);
     }
     if (mpi_boot("comm=mpi", err, err_cap)) return 1;
     mpi_comm *c = calloc(1, sizeof *c);
@@ -137,6 +277,36 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
     MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->size);
+    c->timeout_ms = timeout_ms;
+    /* which ranks share this host, by processor name, and their pids: a
+     * peer that vanishes is then noticed in ~100 ms instead of at timeout_ms */
+    c->local_pid = calloc((size_t)c->size, sizeof(int));
+    char *names = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
+    int *pids = calloc((size_t)c->size, sizeof(int));
+    char me[MPI_MAX_PROCESSOR_NAME] = "";
+    int me_len = 0;
+    if (!c->local_pid || !names || !pids) {
+        free(names);
+        free(pids);
+        snprintf(err, err_cap, "out of memory");
+        m_close(c);
+        return 1;
+    }
+    MPI_Get_processor_name(me, &me_len);
+    int my_pid = (int)getpid();
+    if (MPI_Allgather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, c->comm) != MPI_SUCCESS ||
+        MPI_Allgather(&my_pid, 1, MPI_INT, pids, 1, MPI_INT, c->comm) != MPI_SUCCESS) {
+        free(names);
+        free(pids);
+        snprintf(err, err_cap, "comm=mpi: exchanging host names at open failed");
+        m_close(c);
+        return 1;
+    }
+    for (int r = 0; r < c->size; r++)
+        if (r != c->rank && !strncmp(names + (size_t)r * MPI_MAX_PROCESSOR_NAME, me, MPI_MAX_PROCESSOR_NAME))
+            c->local_pid[r] = pids[r];
+    free(names);
+    free(pids);
     *vt = &MPI_VT;
     *self = c;
     return 0;

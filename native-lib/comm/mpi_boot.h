@@ -16,12 +16,17 @@
 #include <mpi.h>
 
 static int mpi_boot_registered;
+/* Set after a collective failed because a peer is dead or stalled:
+ * MPI_Finalize synchronises with every peer (Open MPI: a PMIx fence) and
+ * would wait forever for a stopped one, so the process exits without it
+ * (plain mpirun then ends the job; with --enable-recovery it only notes it). */
+static int mpi_boot_peer_lost;
 
 static void mpi_boot_finalize(void) {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
-    if (init && !fin) MPI_Finalize();
+    if (init && !fin && !mpi_boot_peer_lost) MPI_Finalize();
 }
 
 /* Make sure MPI is up. Returns 0, or 1 with a message starting with `who`

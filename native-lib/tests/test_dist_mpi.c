@@ -181,7 +181,8 @@ int main(int argc, char **argv) {
     CHECK(expect_open_error(gguf, "comm=nccl", "built without NCCL"));
 #endif
 #ifdef DS4J_MPIEXEC
-    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=device=0", "comm=mpi takes no comm_options"));
+    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=device=0", "the only option is timeout_ms=N"));
+    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=timeout_ms=-3", "the only option is timeout_ms=N"));
 #endif
     CHECK(expect_open_error(gguf, "comm=jaccl", "comm=jaccl: backend not built in this build"));
     CHECK(expect_open_error(gguf, "comm=carrier-pigeon", "unknown backend"));
@@ -497,6 +498,77 @@ int main(int argc, char **argv) {
          * 6 tokens sampled from those logits, whatever the machine's load. */
         CHECK(toks <= 6);
         free(txt);
+
+        /* a follower evaluates another token than the leader: the divergence
+         * guard (every forward by default) fails both ranks at the next
+         * forward, naming the rank and both hashes, instead of garbage. Both
+         * ranks print the same message; whichever exits first makes mpirun end
+         * the job, so the test accepts either rank's copy. */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 40 --threads 1 "
+                 "--options comm=mpi : -np 1 '%s' follow --model '%s' --threads 1 --diverge-after 3 > '%s' 2> '%s'",
+                 mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        rc = fx_run(cmd);
+        txt = fx_read_file(logp, NULL);
+        char *err = fx_read_file(errp, NULL);
+        toks = 0;
+        for (const char *c = txt; c && *c; c++) toks += *c == ',';
+        printf("follower diverges at its 4th decode step: exit %d, %d tokens printed\n", rc, txt && *txt ? toks + 1 : 0);
+        CHECK(rc != 0 && rc != 124);
+        /* rank 1 named, both hashes */
+        const char *g = err ? strstr(err, "divergence guard") : NULL;
+        CHECK(g && strstr(g, "rank 1 0x") && strstr(g, "leader (rank 0) token hash 0x"));
+        if (!g) fprintf(stderr, "%s\n", err ? err : "(no stderr)");
+        /* prompt + 3 good decode steps + the bad one sampled from good logits, then the check fails */
+        CHECK(toks <= 5);
+        /* off: the same run completes (the follower's garbage goes unnoticed; this is what the guard prevents) */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 8 --threads 1 "
+                 "--options 'comm=mpi;divergence_check=0' : -np 1 '%s' follow --model '%s' --threads 1 --diverge-after 3 "
+                 "> '%s' 2> '%s'", mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        rc = fx_run(cmd);
+        printf("the same with divergence_check=0: exit %d\n", rc);
+        CHECK(rc == 0);
+        free(err);
+        free(txt);
+
+        /* The leader survives a follower's death when the launcher lets it
+         * (mpirun --enable-recovery: no kill-all): its all_sum notices that
+         * the same-host peer's pid is gone and fails in well under a second,
+         * with the rank named, and the leader's process ends on its own
+         * terms (ds4j-tool prints the error and exits 1; mpirun then reports 0). */
+        snprintf(cmd, sizeof cmd, "%s --enable-recovery -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 60 --threads 1 "
+                 "--options comm=mpi : -np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
+                 mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = fx_run(cmd);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        err = fx_read_file(errp, NULL);
+        const char *gone = err ? strstr(err, "ds4j-tool generate: ") : NULL;
+        printf("follower killed, mpirun --enable-recovery: exit %d after %.1f s; leader: %.160s\n", rc, secs,
+               gone ? gone : "(no leader error)");
+        CHECK(rc != 124 && secs < 60);
+        CHECK(gone && strstr(gone, "rank 1 (pid ") && strstr(gone, "is gone"));
+        free(err);
+
+        /* A stalled follower (SIGSTOP): nothing ends it but the leader's
+         * bound, timeout_ms; the leader's error then makes plain mpirun end the
+         * job, the stopped rank included. */
+        snprintf(cmd, sizeof cmd, "%s -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 60 --threads 1 "
+                 "--options 'comm=mpi;comm_options=timeout_ms=1500' : -np 1 '%s' follow --model '%s' --threads 1 "
+                 "--stop-after 6 > '%s' 2> '%s'", mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = fx_run(cmd);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        err = fx_read_file(errp, NULL);
+        const char *st = err ? strstr(err, "did not complete within 1500 ms") : NULL;
+        printf("follower stopped (SIGSTOP), timeout_ms=1500: mpirun exit %d after %.1f s, %s\n", rc, secs,
+               st ? "leader reported the timeout" : "no timeout message");
+        CHECK(rc != 0 && rc != 124 && secs < 60 && st);
+        /* on one host the stalled rank is named (its /proc state is T) */
+        CHECK(st && strstr(st, "rank 1 (pid ") && strstr(st, "is stopped"));
+        if (!st) fprintf(stderr, "%s\n", err ? err : "(no stderr)");
+        free(err);
     }
     free(refl);
     free(full);

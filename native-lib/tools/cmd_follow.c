@@ -7,7 +7,11 @@
  *     mpirun -np 1 <leader> : -np N-1 ds4j-tool follow --model M.gguf
  * --die-after N (test hook) kills this process with SIGKILL when it starts
  * its forward pass N + 1, to simulate a crashed peer in the middle of a
- * request (ds4j_dist_fault_kill_after).
+ * request (ds4j_dist_fault_kill_after). --diverge-after N (test hook) makes
+ * this rank evaluate token + 1 instead of the leader's token at the N + 1-th
+ * single-token step, a real divergence the ranks' guard must report
+ * (ds4j_dist_fault_diverge_after). --stop-after N stops this process with
+ * SIGSTOP instead of killing it: a stalled peer (ds4j_dist_fault_stop_after).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +34,15 @@ int tool_follow_engine(ds4j_engine *e, const char *who, int die_after) {
 
 int cmd_follow(int argc, char **argv) {
     const char *model = NULL, *opts = "comm=mpi";
-    int threads = 0, die_after = -1;
+    int threads = 0, die_after = -1, diverge_after = -1, stop_after = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
         else if (!strcmp(a, "--die-after") && i + 1 < argc) die_after = atoi(argv[++i]);
+        else if (!strcmp(a, "--diverge-after") && i + 1 < argc) diverge_after = atoi(argv[++i]);
+        else if (!strcmp(a, "--stop-after") && i + 1 < argc) stop_after = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: ds4j-tool follow --model M.gguf [--threads N] [--options comm=mpi;K=V;...]\n"
                             "  (run under mpirun as ranks 1..N-1 next to a leader at rank 0; exits 0 when the\n"
@@ -55,6 +61,8 @@ int cmd_follow(int argc, char **argv) {
     /* prefill_chunk is adopted from the leader at open */
     ds4j_engine *e = tool_open_engine(model, threads, 0, opts);
     if (!e) return 1;
+    if (diverge_after >= 0) ds4j_dist_fault_diverge_after(e, diverge_after);
+    if (stop_after >= 0) ds4j_dist_fault_stop_after(e, stop_after);
     int rc = tool_follow_engine(e, "follow", die_after);
     ds4j_engine_close(e);
     return rc;

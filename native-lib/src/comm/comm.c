@@ -218,3 +218,9 @@ int ds4j_comm_barrier(ds4j_comm *c) {
 }
 
 int ds4j_comm_broken(const ds4j_comm *c) { return c ? c->broken : 0; }
+
+void ds4j_comm_mark_broken(ds4j_comm *c, const char *why) {
+    if (!c || c->broken) return;
+    c->broken = 1;
+    snprintf(c->broken_msg, sizeof c->broken_msg, "%s", why ? why : "marked broken");
+}

@@ -108,5 +108,8 @@ int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);
 /* 1 after a collective failed. */
 int ds4j_comm_broken(const ds4j_comm *c);
+/* Declare the communicator unusable for a reason found above it (e.g. the
+ * ranks computed on different data): later collectives fail fast with it. */
+void ds4j_comm_mark_broken(ds4j_comm *c, const char *why);
 
 #endif

@@ -29,6 +29,11 @@ struct ds4j_dist {
     int32_t *ring_layer;                /* [DIST_RING_CAP] */
     int64_t *ring_ns;
     int64_t head, len, dropped;         /* oldest sample at (head - len) mod cap */
+    /* divergence guard (owner thread only) */
+    uint64_t hash;                      /* FNV-1a of every forward's (sid, pos, n, tokens) */
+    int64_t forwards;                   /* forwards folded so far */
+    int check_due;                      /* compare at the next layer-0 all_sum */
+    int64_t diverge_after, evals;       /* test hook: perturb this follower's EVAL number diverge_after */
 };
 
 static int64_t now_ns(void) {
@@ -79,10 +84,67 @@ static void dist_record(ds4j_dist *d, int layer, int64_t ns) {
     pthread_mutex_unlock(&d->mu);
 }
 
+static uint64_t fnv_i32(uint64_t h, int64_t v) {
+    for (int i = 0; i < 4; i++) {
+        h ^= (uint64_t)((v >> (8 * i)) & 0xFF);
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void ds4j_dist_fold(ds4j_engine *e, int32_t sid, int64_t pos, const int32_t *toks, int64_t n) {
+    ds4j_dist *d = e->dist;
+    if (!d || !e->divergence_check) return;
+    uint64_t h = fnv_i32(fnv_i32(fnv_i32(d->hash, sid), pos), n);
+    for (int64_t i = 0; i < n; i++) h = fnv_i32(h, toks[i]);
+    d->hash = h;
+    d->forwards++;
+    d->check_due = d->forwards % e->divergence_check == 0;
+}
+
+/* Every rank writes its hash as four exact 16-bit digits into its own slot
+ * of a zeroed vector, so one all_sum shows every rank every other rank's
+ * hash (the sums add zeros only). */
+static int dist_guard(ds4j_engine *e) {
+    ds4j_dist *d = e->dist;
+    int size = ds4j_comm_size(e->comm), rank = ds4j_comm_rank(e->comm);
+    float v[4 * 256];
+    if (size > 256) return 0; /* larger clusters: not checked (the vector would not fit this stack buffer) */
+    memset(v, 0, sizeof(float) * 4 * (size_t)size);
+    for (int i = 0; i < 4; i++) v[4 * rank + i] = (float)((d->hash >> (16 * i)) & 0xFFFF);
+    if (ds4j_comm_all_sum_f32(e->comm, v, 4 * size)) return DS4J_ERR_COMM;
+    uint64_t lead = 0;
+    for (int i = 0; i < 4; i++) lead |= (uint64_t)v[i] << (16 * i);
+    char bad[256] = "";
+    size_t o = 0;
+    int n_bad = 0;
+    for (int r = 1; r < size; r++) {
+        uint64_t h = 0;
+        for (int i = 0; i < 4; i++) h |= (uint64_t)v[4 * r + i] << (16 * i);
+        if (h == lead) continue;
+        if (n_bad++ < 4 && o < sizeof bad)
+            o += (size_t)snprintf(bad + o, sizeof bad - o, "%srank %d 0x%016llx", n_bad > 1 ? ", " : "", r,
+                                  (unsigned long long)h);
+    }
+    if (!n_bad) return 0;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "divergence guard: after forward %lld the ranks evaluated different tokens: leader (rank 0) token hash "
+             "0x%016llx, %s%s; the ranks are out of step and their results would be garbage",
+             (long long)d->forwards, (unsigned long long)lead, bad, n_bad > 4 ? ", ..." : "");
+    ds4j_comm_mark_broken(e->comm, msg);
+    return ds4j_fail(DS4J_ERR_COMM, "%s %s (seen on rank %d of %d)", ds4j_comm_name(e->comm), msg, rank, size);
+}
+
 /* The model's reduction hook: routed-expert partial sums -> full sums. */
 static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
     ds4j_engine *e = user;
-    if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(SIGKILL);
+    if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(e->fault_sig ? e->fault_sig : SIGKILL);
+    if (layer == 0 && e->dist->check_due) {
+        e->dist->check_due = 0;
+        int grc = dist_guard(e);
+        if (grc) return grc;
+    }
     int64_t t0 = now_ns();
     int rc = e->all_sum_dtype ? ds4j_comm_all_sum_16(e->comm, buf, n, e->all_sum_dtype == 2)
                               : ds4j_comm_all_sum_f32(e->comm, buf, n);
@@ -93,6 +155,15 @@ static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
 void ds4j_dist_fault_kill_after(ds4j_engine *e, int64_t n) {
     e->fault_after = n + 1;
     e->fault_seen = 0;
+}
+
+void ds4j_dist_fault_stop_after(ds4j_engine *e, int64_t n) {
+    ds4j_dist_fault_kill_after(e, n);
+    e->fault_sig = SIGSTOP;
+}
+
+void ds4j_dist_fault_diverge_after(ds4j_engine *e, int64_t n) {
+    if (e->dist) e->dist->diverge_after = n + 1;
 }
 
 /* Sum a small status vector over ranks, keeping the caller's error message
@@ -175,9 +246,10 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     /* 3: chunking must be identical everywhere (each chunk is one all_sum of
      * S x H floats per layer), so the followers adopt the leader's
      * prefill_chunk, re-sizing their scratch if it differs. */
-    int32_t pc[2] = {(int32_t)e->prefill_chunk, e->all_sum_dtype};
-    if (ds4j_comm_broadcast_i32(c, pc, 2, 0)) return DS4J_ERR_COMM;
+    int32_t pc[3] = {(int32_t)e->prefill_chunk, e->all_sum_dtype, (int32_t)e->divergence_check};
+    if (ds4j_comm_broadcast_i32(c, pc, 3, 0)) return DS4J_ERR_COMM;
     e->all_sum_dtype = pc[1]; /* the payload type is the leader's too */
+    e->divergence_check = pc[2]; /* and the guard's interval: every rank must take part in each check */
     float bad = 0;
     /* Allocate the stats before the last agreed collective, so that a rank
      * failing here fails everywhere instead of leaving the others waiting. */
@@ -369,7 +441,10 @@ static int follow_one(ds4j_engine *e, session_map *m, const int32_t *h, int32_t 
     int rc = 0;
     switch (op) {
     case DS4J_OP_FREE: map_del(m, sid); return 0;
-    case DS4J_OP_EVAL: rc = ds4j_session_eval(s, a); break;
+    case DS4J_OP_EVAL:
+        if (e->dist->diverge_after && ++e->dist->evals == e->dist->diverge_after) a = (a + 1) % (int32_t)e->n_vocab;
+        rc = ds4j_session_eval(s, a);
+        break;
     case DS4J_OP_EVAL_BATCH: rc = ds4j_session_eval_batch(s, *buf, n, a, NULL); break;
     case DS4J_OP_REWIND: rc = ds4j_session_rewind(s, a); break;
     case DS4J_OP_SYNC: {

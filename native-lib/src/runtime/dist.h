@@ -28,6 +28,24 @@ void ds4j_dist_close(struct ds4j_engine *e);
  * crashes between two forwards of a request. Synchronous with the forward
  * passes, so the crash point does not depend on thread scheduling. */
 void ds4j_dist_fault_kill_after(struct ds4j_engine *e, int64_t n);
+/* The same with SIGSTOP: a stalled peer (the process exists, never answers). */
+void ds4j_dist_fault_stop_after(struct ds4j_engine *e, int64_t n);
+/* Fault injection for tests: a follower adds 1 to the token of the n + 1-th
+ * single-token evaluation (DS4J_OP_EVAL) the leader announces, i.e. it really
+ * computes on other data than the leader, which the divergence guard must
+ * report. */
+void ds4j_dist_fault_diverge_after(struct ds4j_engine *e, int64_t n);
+
+/*
+ * Divergence guard: every rank folds each forward's (session, position,
+ * tokens) into a running 64-bit hash before computing it; every
+ * divergence_check forwards (engine option, default 1, the leader's value),
+ * at the first all_sum of the forward, the ranks exchange their hashes with
+ * one extra all_sum of 4 x world-size floats. A mismatch fails the forward on
+ * every rank with DS4J_ERR_COMM naming the ranks and hashes, and breaks the
+ * communicator. No-op without a multi-rank communicator.
+ */
+void ds4j_dist_fold(struct ds4j_engine *e, int32_t sid, int64_t pos, const int32_t *toks, int64_t n);
 
 /*
  * Leader/follower mirroring (docs/distributed.md, "Leader and followers").

@@ -76,6 +76,7 @@ typedef struct engine_opts {
     int cuda;
     int64_t device;
     int all_sum_dtype; /* 0 f32, 1 f16, 2 bf16 */
+    int64_t divergence_check; /* compare the ranks' token hashes every N forwards; 0 = off */
     char comm[16];
     char comm_plugin[400];
     char comm_options[256];
@@ -114,6 +115,11 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         else if (!strcmp(v, "f16")) o->all_sum_dtype = 1;
         else if (!strcmp(v, "bf16")) o->all_sum_dtype = 2;
         else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_dtype=%s: expected f32, f16 or bf16", v);
+    } else if (!strcmp(k, "divergence_check")) {
+        if (ds4j_parse_i64(v, &x) || x < 0 || x > 1000000)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "divergence_check=%s: expected an integer in [0, 1000000] "
+                             "(forwards between checks, 0 = off)", v);
+        o->divergence_check = x;
     } else if (!strcmp(k, "backend")) {
         if (!strcmp(v, "cpu")) o->cuda = 0;
         else if (!strcmp(v, "cuda")) o->cuda = 1;
@@ -234,7 +240,8 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "model path is empty");
         return NULL;
     }
-    engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0};
+    engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0,
+                      .divergence_check = 1};
     if (ds4j_opts_parse(options, engine_opt_cb, &o)) return NULL;
     if (o.cuda && o.vocab_only) {
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda needs the weights (not with vocab_only=1)");
@@ -263,6 +270,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     e->expert_compact = (int)o.exp_compact;
     e->prefill_chunk = o.prefill_chunk;
     e->all_sum_dtype = o.all_sum_dtype;
+    e->divergence_check = o.divergence_check;
     /* The communicator comes first: from here on a failure must still take
      * part in the handshake (see fail:) so that peers are not left waiting. */
     if (use_comm && ds4j_comm_open_opts(&e->comm, o.comm, o.comm_plugin, o.comm_options)) goto fail;

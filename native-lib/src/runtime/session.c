@@ -242,6 +242,7 @@ static int eval_tokens(ds4j_session *s, const int32_t *toks, int64_t n, int64_t 
         /* has_logits stays in step with the leader even when a follower
          * skips the head: rewind decisions depend on it */
         float *rows = logits_out ? logits_out + done * e->n_vocab : NULL, *last = s->skip_head ? NULL : s->logits;
+        ds4j_dist_fold(e, s->sid, pos, toks + done, len); /* divergence guard: what this rank evaluates */
         dsv4_seq piece = {.st = s->st, .tokens = toks + done, .n = len, .logits_all = rows, .logits_last = last};
         int rc = forward_pieces(e, &piece, 1);
         if (rc) {
@@ -460,6 +461,7 @@ static int batch_run(ds4j_engine *e, const ds4j_batch_entry *en, int32_t n) {
                                   .logits_last = len == rem && !s->skip_head ? s->logits : NULL};
             entry[np] = i;
             pos[np] = p;
+            ds4j_dist_fold(e, s->sid, p, seqs[np].tokens, len); /* divergence guard, as for one session */
             np++;
             rows += len;
         }

@@ -33,8 +33,10 @@ struct ds4j_engine {
     char *describe;
     struct ds4j_comm *comm;  /* NULL without comm= (one process) */
     struct ds4j_dist *dist;  /* all_sum timing; NULL without comm= */
+    int64_t divergence_check; /* forwards between token-hash comparisons (dist.c); 0 = off; the leader's */
     int64_t fault_after;     /* test hook (ds4j_dist_fault_kill_after): 0 = off */
     int64_t fault_seen;
+    int fault_sig;           /* the signal it raises: SIGKILL (0) or e.g. SIGSTOP */
     int following;           /* rank > 0 inside ds4j_engine_follow */
     int32_t next_sid;        /* leader: id of the next session (creation order) */
     /* ds4j_batch_eval's workspace, grown at the call (never inside a step) */

@@ -31,6 +31,11 @@ public final class OpenAiErrors {
                 return new ApiException(HttpStatus.BAD_REQUEST, "invalid_request_error", null, "invalid_argument", e.getMessage());
             }
             if (e.code() == EngineException.STATE) return ApiException.notReady(e.getMessage());
+            if (e.code() == EngineException.COMM) {
+                // a rank died, stalled or diverged: the cluster cannot serve until it is restarted
+                return new ApiException(HttpStatus.SERVICE_UNAVAILABLE, "server_error", null, "cluster_unavailable",
+                        "the expert-parallel cluster failed: " + e.getMessage());
+            }
             return new ApiException(HttpStatus.INTERNAL_SERVER_ERROR, "server_error", null,
                     "engine_" + EngineException.codeName(e.code()), "engine error: " + e.getMessage());
         }

@@ -215,8 +215,9 @@ public record Ds4jProperties(
      * @param commOptions backend options (engine option comm_options, e.g. "device=1,timeout_ms=60000" for nccl)
      * @param jaccl JACCL settings
      * @param expertCompact this rank's model file holds only its own routed experts, made by
-     *     {@code ds4j-tool slice} (engine option expert_compact=1; env DS4_EXPERT_COMPACT); needs
-     *     {@code enabled} when set explicitly
+     *     {@code ds4j-tool slice} (engine option expert_compact=1); needs {@code enabled} when set. Not read
+     *     from the seed's DS4_EXPERT_COMPACT, which means something else there (compaction of the
+     *     selected-expert list, which ds4j always does; docs/distributed.md)
      * @param allSumDtype payload of the routed-expert all_sum: f32 | f16 | bf16 (engine option
      *     all_sum_dtype, sent only when not f32; the leader's value is adopted by every rank at open)
      */
@@ -238,7 +239,9 @@ public record Ds4jProperties(
                 throw new IllegalArgumentException("ds4.distributed.expert-compact=true needs ds4.distributed.enabled=true "
                         + "(one process serves all routed experts from the full model file)");
             }
-            if (expertCompact == null) expertCompact = envFlag("DS4_EXPERT_COMPACT");
+            // not the seed's DS4_EXPERT_COMPACT: there it selects how non-owned experts are skipped
+            // (compaction), which ds4j always does, not a per-rank model file
+            if (expertCompact == null) expertCompact = false;
             if (expertRange == null) expertRange = "";
             if (commPlugin == null) commPlugin = "";
             if (commOptions == null) commOptions = "";
@@ -273,11 +276,6 @@ public record Ds4jProperties(
                     }
                 }
             }
-        }
-
-        static boolean envFlag(String name) {
-            String v = System.getenv(name);
-            return v != null && !v.isBlank() && !v.equals("0") && !v.equalsIgnoreCase("false");
         }
     }
 

@@ -48,6 +48,13 @@ public class EngineService implements DisposableBean {
     private volatile String followerState;
     /** Guards the engine handle against close while another thread drains its statistics. */
     private final Object statsLock = new Object();
+    /** Leader of a cluster: the first collective failure (a rank died, stalled or diverged); null while healthy. */
+    private volatile ClusterFault clusterFault;
+    private final java.util.List<Runnable> faultListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** Leader of a cluster: an idle-time barrier every HEARTBEAT, so a rank lost between requests is noticed. */
+    private java.util.concurrent.ScheduledExecutorService heartbeat;
+    private final java.util.concurrent.atomic.AtomicBoolean heartbeatQueued = new java.util.concurrent.atomic.AtomicBoolean();
+    static final java.time.Duration HEARTBEAT = java.time.Duration.ofSeconds(5);
 
     public EngineService(Ds4jProperties props) {
         this.props = props;
@@ -138,6 +145,68 @@ public class EngineService implements DisposableBean {
             log.error("cannot load model {}", path, e);
         }
         if (loadError == null && rank > 0) startFollower();
+        if (loadError == null && rank == 0 && worldSize > 1) startHeartbeat();
+    }
+
+    /**
+     * Leader: every {@link #HEARTBEAT} a collective barrier is queued on the owner thread (behind any running
+     * generation), so a follower that died or stalled while the server is idle fails it, bounded by the
+     * backend's timeout (comm_options timeout_ms), and readiness goes DOWN before the next request meets it.
+     */
+    private void startHeartbeat() {
+        heartbeat = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "ds4j-cluster-heartbeat");
+            t.setDaemon(true);
+            return t;
+        });
+        heartbeat.scheduleWithFixedDelay(() -> {
+            if (clusterFault != null || shuttingDown || !heartbeatQueued.compareAndSet(false, true)) return;
+            try {
+                owner.execute(() -> {
+                    try {
+                        MemorySegment e = engine;
+                        if (clusterFault == null && !shuttingDown && !e.equals(MemorySegment.NULL)) nativeLib.engineBarrier(e);
+                    } catch (CommunicationException ex) {
+                        clusterFailed(ex, "heartbeat");
+                    } catch (RuntimeException ex) {
+                        log.warn("cluster heartbeat: {}", ex.toString());
+                    } finally {
+                        heartbeatQueued.set(false);
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+                heartbeatQueued.set(false);
+            }
+        }, HEARTBEAT.toMillis(), HEARTBEAT.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** Records the first collective failure and tells the listeners (readiness); later ones only log. */
+    private void clusterFailed(CommunicationException ex, String during) {
+        boolean first;
+        synchronized (faultListeners) {
+            first = clusterFault == null;
+            if (first) clusterFault = ClusterFault.of(ex.getMessage(), worldSize, java.time.Instant.now());
+        }
+        if (!first) return;
+        log.error("cluster failed during {}: {} — this leader stays up and answers 503; restart the cluster "
+                + "(ds4j-launch down/up) to serve again", during, ex.getMessage());
+        for (Runnable r : faultListeners) {
+            try {
+                r.run();
+            } catch (RuntimeException listenerFailure) {
+                log.warn("cluster fault listener failed: {}", listenerFailure.toString());
+            }
+        }
+    }
+
+    /** The leader's record of the cluster's first failure, or null while it is healthy (or not a cluster). */
+    public ClusterFault clusterFault() {
+        return clusterFault;
+    }
+
+    /** Runs {@code r} (on the thread that noticed it) when the cluster fails. */
+    public void onClusterFault(Runnable r) {
+        faultListeners.add(r);
     }
 
     /** The engine's rank and world size must be what the configuration says. */
@@ -219,6 +288,15 @@ public class EngineService implements DisposableBean {
      * every token, so a cancel takes effect within one token.
      */
     public GenerationResult generate(GenerationRequest req, GenerationListener listener, BooleanSupplier cancelled) {
+        try {
+            return generateOnSession(req, listener, cancelled);
+        } catch (CommunicationException e) {
+            clusterFailed(e, "a request");
+            throw e;
+        }
+    }
+
+    private GenerationResult generateOnSession(GenerationRequest req, GenerationListener listener, BooleanSupplier cancelled) {
         if (Thread.currentThread() != ownerThread) throw new IllegalStateException("generate() off the engine thread");
         MemorySegment s = session;
         if (s.equals(MemorySegment.NULL)) throw new EngineException(EngineException.STATE, "no model loaded");
@@ -414,6 +492,7 @@ public class EngineService implements DisposableBean {
     @Override
     public void destroy() {
         shuttingDown = true;
+        if (heartbeat != null) heartbeat.shutdownNow();
         MemorySegment e = engine;
         MemorySegment s = session;
         session = MemorySegment.NULL;

@@ -1,7 +1,10 @@
 package io.ds4j.health;
 
 import io.ds4j.config.Ds4jProperties;
+import io.ds4j.engine.ClusterFault;
 import io.ds4j.engine.EngineService;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.stereotype.Component;
@@ -25,7 +28,8 @@ public class EngineHealthIndicator implements HealthIndicator {
 
     @Override
     public Health health() {
-        Health.Builder b = engine.loadError() != null ? Health.down() : Health.up();
+        var fault = engine.clusterFault();
+        Health.Builder b = engine.loadError() != null || fault != null ? Health.down() : Health.up();
         b.withDetail("library", engine.nativeLib().version());
         b.withDetails(BackendDetails.of(engine.describeJson(), props.engine().backend().name()));
         if (engine.follower()) {
@@ -38,11 +42,30 @@ public class EngineHealthIndicator implements HealthIndicator {
                     .withDetail("context_size", engine.contextSize())
                     .withDetail("context_used", engine.contextUsed())
                     .withDetail("rank", engine.rank()).withDetail("world_size", engine.worldSize());
+            if (engine.worldSize() > 1) b.withDetail("cluster", cluster(fault));
         } else if (engine.loadError() != null) {
             b.withDetail("model", "failed").withDetail("error", engine.loadError());
         } else {
             b.withDetail("model", "none");
         }
         return b.build();
+    }
+
+    /** The leader's view of every rank: "leader"/"following" while the cluster works; after a failure the
+     *  state the engine's message gives each rank ("gone", "diverged", else "unknown") and the message. */
+    private Map<String, Object> cluster(ClusterFault fault) {
+        Map<String, Object> c = new LinkedHashMap<>();
+        Map<String, String> ranks = new LinkedHashMap<>();
+        if (fault == null) {
+            c.put("state", "formed");
+            for (int r = 0; r < engine.worldSize(); r++) ranks.put(Integer.toString(r), r == 0 ? "leader" : "following");
+        } else {
+            c.put("state", "failed");
+            fault.ranks().forEach((r, s) -> ranks.put(Integer.toString(r), s));
+            c.put("error", fault.message());
+            c.put("since", fault.at().toString());
+        }
+        c.put("ranks", ranks);
+        return c;
     }
 }

@@ -15,7 +15,8 @@ import org.springframework.stereotype.Component;
  * Readiness (/actuator/health/readiness) = a model is loaded and, when
  * distributed, the cluster is formed (the engine reports the configured rank
  * and world size) and this process is the leader (rank 0; followers never
- * take HTTP traffic). Liveness stays UP: a server without a
+ * take HTTP traffic) and the cluster has not failed since (a rank died, stalled
+ * or diverged: readiness turns DOWN the moment the leader sees it). Liveness stays UP: a server without a
  * model still answers (503 on the API). On shutdown readiness flips first so
  * load balancers stop sending traffic while in-flight streams finish.
  */
@@ -30,6 +31,11 @@ public class ReadinessPublisher {
         this.engine = engine;
         this.props = props;
         this.context = context;
+        // a rank lost while serving: stop taking traffic at once (the leader itself stays up, answering 503)
+        engine.onClusterFault(() -> {
+            log.warn("not ready for traffic: {}", notReadyReason());
+            AvailabilityChangeEvent.publish(context, ReadinessState.REFUSING_TRAFFIC);
+        });
     }
 
     /** Why the server is not ready, or null when it is. */
@@ -40,6 +46,9 @@ public class ReadinessPublisher {
         }
         if (!engine.modelLoaded()) {
             return engine.loadError() != null ? "model failed to load: " + engine.loadError() : "no model configured";
+        }
+        if (engine.clusterFault() != null) {
+            return "cluster failed: " + engine.clusterFault().message() + " (ranks: " + engine.clusterFault().ranks() + ")";
         }
         if (props.distributed().enabled() && !engine.clusterFormed()) {
             return "cluster not formed: the engine reports world size " + engine.worldSize() + ", configured "

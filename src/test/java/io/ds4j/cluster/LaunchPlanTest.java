@@ -30,6 +30,8 @@ class LaunchPlanTest {
         String line = String.join(" ", argv);
         assertThat(argv.get(0)).isEqualTo("mpirun");
         assertThat(line).contains("--hostfile /tmp/h");
+        // a dead follower must not make mpirun kill the leader's server
+        assertThat(argv.get(1)).isEqualTo("--enable-recovery");
         assertThat(line).contains("-np 1 /opt/ds4j/scripts/run --model /models/flash.gguf --port 9000 --");
         assertThat(line).contains("--ds4.distributed.world-size=3").contains("--ds4.distributed.rank=0")
                 .contains("--ds4.distributed.coordinator=mac-a:9000");
@@ -200,7 +202,6 @@ class LaunchPlanTest {
     void badValuesAreRejectedWithTheOffendingKey(@TempDir Path dir) throws Exception {
         assertThatThrownBy(() -> spec(dir, "nodes: [{host: a}]\n")).hasMessageContaining("'model' is required");
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: []\n")).hasMessageContaining("at least one node");
-        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a}, {host: a}]\n")).hasMessageContaining("listed twice");
         assertThatThrownBy(() -> spec(dir, "model: m\nmodle: x\nnodes: [{host: a}]\n")).hasMessageContaining("unknown key 'modle'");
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, experts: '0:10'}, {host: b}]\n"))
                 .hasMessageContaining("every node sets 'experts'");
@@ -221,6 +222,92 @@ class LaunchPlanTest {
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, expertCompact: 3}]\n"))
                 .hasMessageContaining("node a: 'expertCompact' must be true or false");
         assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, modle: x}]\n")).hasMessageContaining("unknown key 'modle'");
+    }
+
+    @Test
+    void severalRanksOnOneHostShareItsSlotsInRankOrderWithOneGpuEach(@TempDir Path dir) throws Exception {
+        LaunchPlan plan = new LaunchPlan(spec(dir, """
+                model: m.gguf
+                backend: nccl
+                engineBackend: cuda
+                nodes:
+                  - {host: gpu-a, slots: 2, devices: [0, 1]}
+                  - {host: gpu-b, slots: 2}
+                """));
+        assertThat(plan.hostfile()).contains("gpu-a slots=2\ngpu-b slots=2\n");
+        List<String> argv = plan.mpirunArgv("h");
+        String line = String.join(" ", argv);
+        assertThat(line).contains("--map-by slot").contains("--ds4.distributed.world-size=4");
+        assertThat(argv.stream().filter(":"::equals)).hasSize(3);
+        // every app context names its host, so rank r runs on its own entry's host
+        assertThat(line).contains("-np 1 --host gpu-a:2 ./scripts/run --model m.gguf")
+                .contains(": -np 1 --host gpu-a:2 ./scripts/ds4j-tool follow --model m.gguf --options "
+                        + "comm=nccl;threads=0;backend=cuda;device=1;comm_options=device=1 :")
+                .contains(": -np 1 --host gpu-b:2 ./scripts/ds4j-tool follow --model m.gguf --options "
+                        + "comm=nccl;threads=0;backend=cuda;device=0 :")
+                .endsWith("--host gpu-b:2 ./scripts/ds4j-tool follow --model m.gguf --options "
+                        + "comm=nccl;threads=0;backend=cuda;device=1;comm_options=device=1");
+        assertThat(argv).contains("--ds4.engine.device=0");
+    }
+
+    @Test
+    void aRepeatedHostIsOneRankPerEntryAndNamesEachRanksFile(@TempDir Path dir) throws Exception {
+        LaunchPlan plan = new LaunchPlan(spec(dir, """
+                model: /m/part{rank}.gguf
+                expertCompact: true
+                nodes:
+                  - {host: localhost, experts: "0:8"}
+                  - {host: other, experts: "8:12"}
+                  - {host: localhost, experts: "12:16"}
+                """));
+        assertThat(plan.hostfile()).contains("localhost slots=2\nother slots=1\n");
+        String line = String.join(" ", plan.mpirunArgv("h"));
+        assertThat(line).contains("-np 1 --host localhost:2 ./scripts/run --model /m/part0.gguf")
+                .contains(": -np 1 --host other:1 ./scripts/ds4j-tool follow --model /m/part1.gguf --options "
+                        + "comm=mpi;threads=0;expert_range=8:12;expert_compact=1")
+                .contains(": -np 1 --host localhost:2 ./scripts/ds4j-tool follow --model /m/part2.gguf --options "
+                        + "comm=mpi;threads=0;expert_range=12:16;expert_compact=1");
+        // a cpu cluster with one rank per host renders as before: no --host per rank
+        assertThat(String.join(" ", new LaunchPlan(spec(dir, "model: m\nnodes: [{host: a}, {host: b}]\n")).mpirunArgv("h")))
+                .contains("--map-by node").doesNotContain("--host ");
+        ClusterSpec two = spec(dir, "model: m\nnodes: [{host: localhost, slots: 2}]\n");
+        assertThat(two.worldSize()).isEqualTo(2);
+        assertThat(new LaunchPlan(two).engineOptions(1)).isEqualTo("comm=mpi;threads=0");
+    }
+
+    @Test
+    void badSlotsOrDevicesAreRejectedWithTheNode(@TempDir Path dir) throws Exception {
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, slots: 0}]\n")).hasMessageContaining("node a: 'slots' must be 1..1024");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, slots: two}]\n")).hasMessageContaining("'slots' must be an integer");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, slots: 2, devices: [0]}]\n"))
+                .hasMessageContaining("node a: 'devices' lists 1 GPU(s) for 2 slot(s)");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, slots: 2, device: 1}]\n"))
+                .hasMessageContaining("node a: 'device' names one GPU but the node has 2 slots");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, slots: 2, devices: 0}]\n"))
+                .hasMessageContaining("'devices' must be a list");
+        assertThatThrownBy(() -> spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, slots: 2, devices: [0, -1]}]\n"))
+                .hasMessageContaining("device indexes >= 0");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, slots: 2, devices: [0, 1]}]\n"))
+                .hasMessageContaining("node a: 'devices' needs engineBackend cuda or backend nccl");
+        assertThatThrownBy(() -> spec(dir, "model: m\nnodes: [{host: a, slots: 2, experts: '0:4'}]\n"))
+                .hasMessageContaining("list the host once per rank");
+        assertThatThrownBy(() -> spec(dir, "model: m\nbackend: nccl\nnodes: [{host: a, device: 1}, {host: a, device: 1}]\n"))
+                .hasMessageContaining("host a: GPU 1 is given to two ranks");
+        // under MPI two cuda ranks may share a GPU (how a one-GPU machine tests expert parallelism)
+        assertThat(spec(dir, "model: m\nengineBackend: cuda\nnodes: [{host: a, slots: 2, devices: [0, 0]}]\n").worldSize()).isEqualTo(2);
+    }
+
+    @Test
+    void theCollectiveTimeoutGoesToEveryRankNextToNcclsDevice(@TempDir Path dir) throws Exception {
+        LaunchPlan mpi = new LaunchPlan(spec(dir, "model: m\ncommTimeoutMs: 5000\nnodes: [{host: a}, {host: b}]\n"));
+        assertThat(mpi.mpirunArgv("h")).contains("--ds4.distributed.comm-options=timeout_ms=5000");
+        assertThat(mpi.engineOptions(1)).isEqualTo("comm=mpi;threads=0;comm_options=timeout_ms=5000");
+        LaunchPlan nccl = new LaunchPlan(spec(dir, "model: m\nbackend: nccl\ncommTimeoutMs: 0\n"
+                + "nodes: [{host: a, device: 1}, {host: b, device: 2}]\n"));
+        assertThat(nccl.mpirunArgv("h")).contains("--ds4.distributed.comm-options=device=1,timeout_ms=0");
+        assertThat(nccl.engineOptions(1)).isEqualTo("comm=nccl;threads=0;comm_options=device=2,timeout_ms=0");
+        assertThatThrownBy(() -> spec(dir, "model: m\ncommTimeoutMs: -1\nnodes: [{host: a}]\n"))
+                .hasMessageContaining("'commTimeoutMs' must be >= 0");
     }
 
     @Test
