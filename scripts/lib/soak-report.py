@@ -23,6 +23,10 @@ try:
 except OSError:
     pass
 
+if rows and all(not r.get("heap_live_after_gc_mib") for r in rows):
+    # G1 reports live data only after a concurrent marking cycle; none happened in this run
+    for r in rows:
+        r["heap_live_after_gc_mib"] = None
 for r in rows:
     # what the JVM does not account for: the engine's own allocations, the mapped model file, libc
     r["outside_jvm_mib"] = (r["rss_mib"] - r["nmt_committed_mib"]

@@ -1,6 +1,7 @@
 package io.ds4j.load;
 
 import static io.gatling.javaapi.core.CoreDsl.StringBody;
+import static io.gatling.javaapi.core.CoreDsl.asLongAs;
 import static io.gatling.javaapi.core.CoreDsl.atOnceUsers;
 import static io.gatling.javaapi.core.CoreDsl.bodyString;
 import static io.gatling.javaapi.core.CoreDsl.constantUsersPerSec;
@@ -39,8 +40,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Streaming chat clients against a running ds4j server (started by {@code scripts/load}).
  *
- * <p>Load mode: {@code clients} streaming chat requests ramp up over {@code rampSeconds}; once they are all
- * sent, {@code overflow} more arrive. The server admits {@code capacity} requests at once (what it was
+ * <p>Load mode: {@code clients} streaming chat requests ramp up over {@code rampSeconds}; once the server
+ * holds its capacity (its Prometheus gauges of active and queued requests), and not before
+ * {@code rampSeconds + 1}, {@code overflow} more arrive at once. The server admits {@code capacity} requests at once (what it was
  * configured with: sequences generating plus the queue limit) and must answer the rest 429 with a
  * Retry-After header. Every accepted stream must be well-formed SSE (each event a JSON chunk of
  * {@code chat.completion.chunk}) and complete (a finish_reason, then {@code data: [DONE]}); nothing may be a
@@ -69,6 +71,10 @@ public class StreamingChatSimulation extends Simulation {
     private final AtomicInteger refused = new AtomicInteger();
     private final AtomicInteger overflowAccepted = new AtomicInteger();
     private final AtomicInteger errors = new AtomicInteger();
+    /** ramped clients that have had their first token, or failed */
+    private final AtomicInteger mainAnswered = new AtomicInteger();
+    private final long started = System.nanoTime();
+    private final java.util.concurrent.atomic.AtomicBoolean overflowGo = new java.util.concurrent.atomic.AtomicBoolean();
     private final AtomicLong chunks = new AtomicLong();
     private final ConcurrentLinkedQueue<String> errorSamples = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<Long> ttftMillis = new ConcurrentLinkedQueue<>();
@@ -103,12 +109,12 @@ public class StreamingChatSimulation extends Simulation {
         return exec(session -> session.set("t0", System.nanoTime()).set("ok", true))
                 .exec(sse("stream").post("/v1/chat/completions").body(StringBody(session -> body("#" + session.userId())))
                         .await(Duration.ofSeconds(streamTimeoutSeconds)).on(
-                                sse.checkMessage("first token")
-                                        .matching(regex("\\\\?\"(content|reasoning_content)\\\\?\":\\\\?\"[^\"\\\\]")
-                                                .exists())))
+                                sse.checkMessage("first token").matching(
+                                        regex("\\\\?\"(content|reasoning_content)\\\\?\":\\\\?\"[^\"\\\\]").exists())))
                 .exec(session -> {
+                    mainAnswered.incrementAndGet();
                     if (session.isFailed()) {
-                        error("stream: no first token (connect refused or failed; see Gatling's log)");
+                        error("stream: no first token (not admitted, e.g. 429 below the capacity, or failed; see Gatling's log)");
                         return session.set("ok", false).markAsSucceeded();
                     }
                     ttftMillis.add((System.nanoTime() - session.getLong("t0")) / 1_000_000);
@@ -134,6 +140,29 @@ public class StreamingChatSimulation extends Simulation {
                                 })))
                 .exec(sse("stream").close())
                 .exec(Session::markAsSucceeded);
+    }
+
+    /**
+     * Waits until the server holds its capacity (the Prometheus gauges ds4j_requests_active + ds4j_queue_depth
+     * = admitted requests), or every ramped client has had its first token or failed, or 5 minutes passed.
+     */
+    private ChainBuilder awaitFullServer() {
+        return asLongAs(session -> !overflowGo.get()).on(
+                exec(http("capacity poll").get("/actuator/prometheus").check(bodyString().saveAs("prom")))
+                        .exec(session -> {
+                            double held = 0;
+                            for (String line : session.getString("prom").split("\n")) {
+                                if (line.startsWith("ds4j_requests_active") || line.startsWith("ds4j_queue_depth")) {
+                                    held += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+                                }
+                            }
+                            if (held >= capacity || mainAnswered.get() >= clients
+                                    || System.nanoTime() - started > 300_000_000_000L) {
+                                overflowGo.set(true);
+                            }
+                            return session.remove("prom");
+                        })
+                        .pause(Duration.ofMillis(100)));
     }
 
     /**
@@ -177,7 +206,8 @@ public class StreamingChatSimulation extends Simulation {
      * with Retry-After, or (if a slot freed meanwhile) 200 with a complete stream.
      */
     private ChainBuilder overflowRequest() {
-        return exec(http("overflow").post("/v1/chat/completions").body(StringBody(session -> body("overflow")))
+        return exec(awaitFullServer())
+                .exec(http("overflow").post("/v1/chat/completions").body(StringBody(session -> body("overflow")))
                         .check(status().saveAs("status"), header("Retry-After").optional().saveAs("retryAfter"),
                                 bodyString().saveAs("body")))
                 .exec(session -> {
