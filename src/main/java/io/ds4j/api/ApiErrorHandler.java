@@ -38,6 +38,12 @@ public class ApiErrorHandler implements WebExceptionHandler {
         if (!apiPath(exchange.getRequest().getPath().value()) || exchange.getResponse().isCommitted()) {
             return Mono.error(ex);
         }
+        if (ex instanceof reactor.netty.channel.AbortedException) {
+            // the client closed its side (or the whole connection) before its request was read: nobody to answer
+            log.debug("request {} {}: the client closed the connection", exchange.getRequest().getMethod(),
+                    exchange.getRequest().getPath());
+            return Mono.empty();
+        }
         ApiException api = OpenAiErrors.toApi(ex);
         if (api.status().is5xxServerError() && api.status() != HttpStatus.SERVICE_UNAVAILABLE) {
             log.error("request {} {} failed", exchange.getRequest().getMethod(), exchange.getRequest().getPath(), ex);

@@ -47,19 +47,44 @@ public class ApiSupport {
         return body(exchange, props.server().maxRequestSize());
     }
 
-    /** The request body as text, at most {@code limit} bytes (more: 413 request_too_large). */
+    /**
+     * The request body as text, at most {@code limit} bytes (more: 413 request_too_large). It must be UTF-8
+     * (JSON's encoding): a malformed byte is a 400 naming its offset, never silently replaced. A body that
+     * stops arriving (ds4.server.request-read-timeout) is a 408.
+     */
     static Mono<String> body(org.springframework.web.server.ServerWebExchange exchange, org.springframework.util.unit.DataSize limit) {
         return org.springframework.core.io.buffer.DataBufferUtils.join(exchange.getRequest().getBody(), (int) limit.toBytes())
                 .map(buf -> {
-                    String s = buf.toString(StandardCharsets.UTF_8);
+                    byte[] bytes = new byte[buf.readableByteCount()];
+                    buf.read(bytes);
                     org.springframework.core.io.buffer.DataBufferUtils.release(buf);
-                    return s;
+                    return utf8(bytes);
                 })
                 .onErrorMap(org.springframework.core.io.buffer.DataBufferLimitException.class,
                         e -> new ApiException(org.springframework.http.HttpStatus.PAYLOAD_TOO_LARGE, "invalid_request_error",
                                 null, "request_too_large", "the request body exceeds " + limit.toBytes()
                                 + " bytes (ds4.server.max-request-size)"))
+                .onErrorMap(io.netty.handler.timeout.ReadTimeoutException.class,
+                        e -> new ApiException(org.springframework.http.HttpStatus.REQUEST_TIMEOUT, "invalid_request_error",
+                                null, "request_timeout", "the request body did not arrive in time "
+                                + "(ds4.server.request-read-timeout)"))
                 .defaultIfEmpty("");
+    }
+
+    /** Strict UTF-8 decoding: a malformed or truncated sequence is a 400 with the offset of its first byte. */
+    static String utf8(byte[] bytes) {
+        var decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
+        java.nio.CharBuffer out = java.nio.CharBuffer.allocate(bytes.length);
+        java.nio.charset.CoderResult r = decoder.decode(in, out, true);
+        if (!r.isError()) r = decoder.flush(out);
+        if (r.isError()) {
+            throw ApiException.invalid(null, "invalid_json", "the request body is not valid UTF-8: malformed byte "
+                    + String.format("0x%02X", bytes[in.position()] & 0xff) + " at offset " + in.position());
+        }
+        return out.flip().toString();
     }
 
     static ObjectNode object() {
