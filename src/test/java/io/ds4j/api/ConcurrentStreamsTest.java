@@ -60,5 +60,13 @@ class ConcurrentStreamsTest extends DemoModelServerTest {
             assertThat(completion).as("client %d usage", i).isBetween(1, 4);
         }
         assertThat(registry.find("ds4j.batch.sequences").summary().max()).as("sequences in one step").isGreaterThan(1);
+        String prom = web.get().uri("/actuator/prometheus").exchange().expectStatus().isOk().expectBody(String.class)
+                .returnResult().getResponseBody();
+        System.out.println(prom.lines().filter(l -> l.startsWith("ds4j_batch") || l.startsWith("ds4j_prefix")
+                || l.startsWith("ds4j_queue_wait") || l.startsWith("ds4j_tokens_sampled") || l.startsWith("ds4j_scheduler")
+                || l.startsWith("ds4j_requests_active")).filter(l -> !l.contains("_bucket")).toList());
+        assertThat(prom).contains("ds4j_batch_sequences_count", "ds4j_batch_rows_tokens_count", "ds4j_queue_wait_seconds_count",
+                "ds4j_tokens_sampled_tokens_total", "ds4j_prefix_cache_lookups_total", "ds4j_prefix_cache_hits_total",
+                "ds4j_requests_active", "ds4j_scheduler_max_concurrent");
     }
 }
