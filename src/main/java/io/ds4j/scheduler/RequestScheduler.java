@@ -142,7 +142,11 @@ public class RequestScheduler {
             step();
         } catch (Throwable t) {
             log.error("scheduler step failed; failing its {} sequence(s)", running.size(), t);
-            for (Sequence s : List.copyOf(running)) fail(s, t);
+            SessionPool pool = engine.sessions();
+            for (Sequence s : List.copyOf(running)) {
+                if (pool != null && s.slot != null) pool.resync(s.slot); // the step may have stopped half-way
+                fail(s, t);
+            }
         }
         if (!running.isEmpty() || admission.hasWaiting()) {
             try {
