@@ -51,11 +51,12 @@ public final class SessionPool {
     }
 
     /**
-     * A session handed to a new sequence: {@code cached} prompt tokens are
-     * already in it; {@code ready} = the whole prompt is, with its next-token
-     * logits (an exact repeat), so the first token can be sampled at once.
+     * A session handed to a new sequence: the first {@code next} prompt tokens
+     * are in it, {@code cached} of them reused (restored, not evaluated);
+     * {@code ready} = the whole prompt is in, with its next-token logits, so
+     * the first token can be sampled at once.
      */
-    public record Lease(Slot slot, int cached, boolean ready) {}
+    public record Lease(Slot slot, int cached, int next, boolean ready) {}
 
     private final Ds4jNative lib;
     private final MemorySegment engine;
@@ -116,19 +117,39 @@ public final class SessionPool {
                 // an exact repeat: the engine restores the state after the whole prompt, logits included
                 lib.sessionRewind(best.handle, n);
                 best.len = n;
-                return new Lease(best, n, true);
+                return new Lease(best, n, n, true);
             }
-            int keep = Math.min(bestLen, n - 1);
-            if (keep != best.len) {
-                lib.sessionRewind(best.handle, keep);
-                best.len = keep;
-            }
-            return new Lease(best, keep, false);
+            // ds4j_session_sync up to the first new token: the engine restores its newest checkpoint at or before
+            // the shared prefix (its answer is the cached count, as for a lone request), replays up to the
+            // prefix and evaluates that one token; the rest of the prompt follows in the batched steps
+            int k = bestLen + 1;
+            int[] head = Arrays.copyOf(prompt, k);
+            int cached = lib.sessionSync(best.handle, head, null);
+            best.len = 0;
+            best.append(head);
+            return new Lease(best, cached, k, k == n);
         } catch (RuntimeException e) {
             resync(best);
             best.busy = false;
             throw e;
         }
+    }
+
+    /**
+     * Evaluates the last chunk of a prompt with ds4j_session_sync (the session
+     * holds {@code prompt} up to that chunk): the engine then keeps a
+     * checkpoint just before the prompt's last token, where the next turn of a
+     * conversation usually diverges, however long the answer grows.
+     */
+    public void finishPrompt(Slot s, int[] prompt) {
+        try {
+            lib.sessionSync(s.handle, prompt, null);
+        } catch (RuntimeException e) {
+            resync(s);
+            throw e;
+        }
+        s.len = 0;
+        s.append(prompt);
     }
 
     private Slot create() {

@@ -202,21 +202,35 @@ public class RequestScheduler {
         int n = running.size();
         int chunk = Math.max(1, engine.prefillChunk());
         boolean anyPrefill = false;
+        List<Sequence> closing = new ArrayList<>();
         for (int k = 0; k < n; k++) {
             Sequence s = running.get((k + rotate) % n);
             if (!s.prefilling()) continue;
             int[] c = s.nextChunk(chunk);
             if (anyPrefill && rows + c.length > stepTokens) continue;
-            entries.add(new BatchEntry(s.slot.handle(), c));
-            owners.add(s);
+            if (c.length > 1 && s.next + c.length == s.req.prompt().length) {
+                closing.add(s); // a prompt's last chunk (see SessionPool.finishPrompt)
+            } else {
+                entries.add(new BatchEntry(s.slot.handle(), c));
+                owners.add(s);
+            }
             rows += c.length;
             anyPrefill = true;
         }
         rotate++;
-        if (entries.isEmpty()) return;
+        if (entries.isEmpty() && closing.isEmpty()) return;
         EngineException[] failed = engine.step(entries);
-        observer.step(entries.size(), rows, rows - decodeRows);
+        observer.step(entries.size() + closing.size(), rows, rows - decodeRows);
         SessionPool pool = engine.sessions();
+        for (Sequence s : closing) {
+            int[] c = s.nextChunk(chunk);
+            try {
+                pool.finishPrompt(s.slot, s.req.prompt());
+                s.evaluated(c);
+            } catch (RuntimeException e) {
+                fail(s, e);
+            }
+        }
         for (int i = 0; i < entries.size(); i++) {
             Sequence s = owners.get(i);
             if (failed[i] != null) {

@@ -66,7 +66,7 @@ final class Sequence {
         SessionPool.Lease lease = pool.acquire(prompt);
         slot = lease.slot();
         cached = lease.cached();
-        next = lease.ready() ? prompt.length : cached;
+        next = lease.next();
         arena = Arena.ofConfined();
         sampler = lib.samplerNew(req.sampling().toOptions());
         if (!req.sampling().logitBias().isEmpty()) {
