@@ -161,14 +161,7 @@ public class RequestScheduler {
     }
 
     private void step() {
-        // 1. join: waiting requests take free places, in arrival order
-        Admission.Waiting<Job> w;
-        while (running.size() < maxConcurrent && (w = admission.next()) != null) {
-            join(w.ticket(), w.item());
-        }
-        active = running.size();
-        if (running.isEmpty()) return;
-        // 2. every sequence with fresh logits samples its next token; stopped ones leave
+        // 1. stopped sequences leave; every one with fresh logits samples its next token
         int sampledNow = 0;
         for (Sequence s : List.copyOf(running)) {
             if (s.stopRequested() || engine.stopping()) {
@@ -185,6 +178,11 @@ public class RequestScheduler {
             }
         }
         if (sampledNow > 0) observer.sampled(sampledNow);
+        // 2. waiting requests take the free places (also those just left), in arrival order
+        Admission.Waiting<Job> w;
+        while (running.size() < maxConcurrent && (w = admission.next()) != null) {
+            join(w.ticket(), w.item());
+        }
         active = running.size();
         if (running.isEmpty()) return;
         // 3. the step: every decode token, then prefill chunks within the budget
