@@ -40,7 +40,7 @@ public record Ds4jProperties(
     /**
      * @param library path of libds4j.so (default: the build output of scripts/setup)
      * @param threads worker threads of the native pool (0 = all cores)
-     * @param contextSize tokens of the serving session (its KV memory is allocated at startup)
+     * @param contextSize tokens of each serving session (one per running sequence; the first is allocated at startup)
      * @param prefillChunk tokens per batched prefill step (0 = engine default)
      * @param kvPrecision f32 | fp8
      * @param backend where the engine computes: cpu | cuda (engine option backend=; cuda needs a
