@@ -50,7 +50,7 @@ class BatchAdmissionTest {
     }
 
     static final String LONG = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a very long story.\"}],"
-            + "\"max_tokens\":3000,\"temperature\":0,\"thinking\":false,\"stream\":true}";
+            + "\"max_tokens\":3000,\"temperature\":0,\"thinking\":false,\"ignore_eos\":true,\"stream\":true}";
     static final String SHORT = "{\"prompt\":\"Hello\",\"max_tokens\":2,\"temperature\":0}";
 
     static void await(BooleanSupplier cond) throws InterruptedException {
@@ -97,10 +97,11 @@ class BatchAdmissionTest {
         WebClient client = WebClient.create("http://localhost:" + port);
         List<Disposable> streams = new ArrayList<>();
         try {
-            CountDownLatch aStarted = new CountDownLatch(3);
-            // A reads three events and goes away; B keeps streaming its 3000 tokens
+            // A and B stream 3000 tokens each; A goes away mid-stream when the test says so
+            CountDownLatch aStreaming = new CountDownLatch(3);
             Disposable a = client.post().uri("/v1/chat/completions").contentType(MediaType.APPLICATION_JSON).bodyValue(LONG)
-                    .retrieve().bodyToFlux(String.class).take(3).doOnNext(e -> aStarted.countDown()).subscribe();
+                    .retrieve().bodyToFlux(String.class).doOnNext(e -> aStreaming.countDown()).subscribe();
+            streams.add(a);
             CountDownLatch bDone = new CountDownLatch(1);
             streams.add(client.post().uri("/v1/chat/completions").contentType(MediaType.APPLICATION_JSON).bodyValue(LONG)
                     .retrieve().bodyToFlux(String.class).doFinally(s -> bDone.countDown()).subscribe());
@@ -113,12 +114,12 @@ class BatchAdmissionTest {
             assertThat(scheduler.queueDepth()).isEqualTo(1);
             assertThat(status("/v1/completions", SHORT)).isEqualTo(429);
 
-            assertThat(aStarted.await(60, TimeUnit.SECONDS)).isTrue(); // A has read its events and disconnected
+            assertThat(aStreaming.await(60, TimeUnit.SECONDS)).isTrue(); // A is mid-stream
+            a.dispose(); // and disconnects
             await(() -> scheduler.queueDepth() == 0);
             assertThat(scheduler.queueDepth()).as("C took A's place").isZero();
             assertThat(scheduler.active()).isEqualTo(2);
             assertThat(bDone.getCount()).as("B is still streaming").isEqualTo(1);
-            a.dispose();
             // and the queue place is free again for a new request (it waits rather than being refused)
             CompletableFuture<HttpResponse<String>> d = Http.postAsync(port, "/v1/completions", SHORT);
             await(() -> scheduler.queueDepth() == 1 || d.isDone());
