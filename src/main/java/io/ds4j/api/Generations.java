@@ -2,8 +2,6 @@ package io.ds4j.api;
 
 import io.ds4j.config.Ds4jProperties;
 import io.ds4j.engine.Ds4jNative;
-import io.ds4j.engine.EngineService;
-import io.ds4j.engine.GenerationListener;
 import io.ds4j.engine.GenerationRequest;
 import io.ds4j.engine.GenerationResult;
 import io.ds4j.metrics.ServerMetrics;
@@ -21,8 +19,8 @@ import reactor.core.publisher.Mono;
 import reactor.core.scheduler.Schedulers;
 
 /**
- * Runs generations through the scheduler on the engine thread and exposes
- * them as a Flux of events. The request is admitted (or refused with 429)
+ * Runs generations through the scheduler (they join the running batch on the
+ * engine thread) and exposes each one as a Flux of events. The request is admitted (or refused with 429)
  * synchronously in {@link #start}; when the bound response ends for any
  * reason (client gone, write failed, done) the ticket is cancelled, which
  * frees a queued slot at once or stops a running generation at its next token.
@@ -49,15 +47,13 @@ public class Generations {
     }
 
     private final RequestScheduler scheduler;
-    private final EngineService engine;
     private final ServerMetrics metrics;
     private final long keepAliveNanos;
     private final long timeoutNanos;
     private final AtomicInteger liveTimers = new AtomicInteger();
 
-    public Generations(RequestScheduler scheduler, EngineService engine, ServerMetrics metrics, Ds4jProperties props) {
+    public Generations(RequestScheduler scheduler, ServerMetrics metrics, Ds4jProperties props) {
         this.scheduler = scheduler;
-        this.engine = engine;
         this.metrics = metrics;
         this.keepAliveNanos = props.server().keepAliveInterval().toNanos();
         this.timeoutNanos = props.server().requestTimeout().toNanos();
@@ -136,13 +132,12 @@ public class Generations {
     /** Admits the request (or throws, e.g. 429, synchronously); callers must {@link Started#bind} their response. */
     public Started start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
         Emitter sink = new Emitter();
-        // the timer only serves the QUEUED phase: it is stopped when the work starts, when it sees the ticket
-        // has left QUEUED, and when the response ends, whichever comes first
+        // the timer only serves the QUEUED phase: it is stopped when the request joins the batch, when it sees
+        // the ticket has left QUEUED, and when the response ends, whichever comes first
         Disposable.Swap ticker = Disposables.swap();
-        Ticket ticket = scheduler.submit(requestId, t -> {
-            ticker.dispose();
-            run(t, arrivalNanos, req, handler, sink);
-        });
+        Ticket[] ticketRef = new Ticket[1];
+        Ticket ticket = scheduler.submit(requestId, req, new Running(arrivalNanos, handler, sink, ticker, ticketRef));
+        ticketRef[0] = ticket;
         long period = Math.max(keepAliveNanos, 100_000_000L); // 0 = as often as sensible
         liveTimers.incrementAndGet();
         Disposable task = Schedulers.parallel().schedulePeriodically(() -> {
@@ -154,56 +149,93 @@ public class Generations {
         return new Started(events, ticket, ticker);
     }
 
-    private void run(Ticket t, long arrival, GenerationRequest req, TokenHandler handler, Emitter sink) {
-        Consumer<Object> emit = o -> sink.tryEmitNext(new Event.Output(o));
-        // the wall-clock limit counts from the arrival: time spent queued is part of it
-        java.util.function.BooleanSupplier timedOut = timeoutNanos <= 0 ? () -> false
-                : () -> System.nanoTime() - arrival > timeoutNanos;
-        if (timedOut.getAsBoolean()) {
-            sink.tryEmitError(timeout(timeoutNanos));
-            return;
+    /** One generation's side of the step loop (engine thread): tokens to the endpoint's handler, events to the sink. */
+    private final class Running implements RequestScheduler.Handler {
+        private final long arrival;
+        private final TokenHandler handler;
+        private final Emitter sink;
+        private final Disposable ticker;
+        private final Ticket[] ticket;
+        private final Consumer<Object> emit;
+        private long lastKeepAlive = System.nanoTime();
+        private long lastToken;
+
+        Running(long arrival, TokenHandler handler, Emitter sink, Disposable ticker, Ticket[] ticket) {
+            this.arrival = arrival;
+            this.handler = handler;
+            this.sink = sink;
+            this.ticker = ticker;
+            this.ticket = ticket;
+            this.emit = o -> sink.tryEmitNext(new Event.Output(o));
         }
-        try {
-            long[] last = {System.nanoTime(), 0};
-            GenerationResult r = engine.generate(req, new GenerationListener() {
-                @Override
-                public boolean onPrefillProgress(int done, int total) {
-                    long now = System.nanoTime();
-                    if (now - last[0] >= keepAliveNanos) {
-                        last[0] = now;
-                        sink.tryEmitNext(new Event.KeepAlive());
-                    }
-                    return !t.cancelRequested() && !timedOut.getAsBoolean();
-                }
 
-                @Override
-                public void onPromptDone(int promptTokens, int cachedTokens) {
-                    sink.tryEmitNext(new Event.PromptDone(promptTokens, cachedTokens));
-                }
+        /** the wall-clock limit counts from the arrival: time spent queued is part of it */
+        private boolean timedOut() {
+            return timeoutNanos > 0 && System.nanoTime() - arrival > timeoutNanos;
+        }
 
-                @Override
-                public boolean onToken(Ds4jNative.Sample sample) {
-                    long now = System.nanoTime();
-                    if (last[1] == 0) metrics.firstToken(now - arrival);
-                    else metrics.interToken(now - last[1]);
-                    last[1] = now;
-                    return handler.onToken(sample, emit);
-                }
-            }, () -> t.cancelRequested() || timedOut.getAsBoolean());
+        private boolean cancelRequested() {
+            return ticket[0] != null && ticket[0].cancelRequested();
+        }
+
+        @Override
+        public boolean stopRequested() {
+            return cancelRequested() || timedOut();
+        }
+
+        @Override
+        public void onJoin() {
+            ticker.dispose();
+            lastKeepAlive = System.nanoTime();
+        }
+
+        @Override
+        public boolean onPrefillProgress(int done, int total) {
+            long now = System.nanoTime();
+            if (now - lastKeepAlive >= keepAliveNanos) {
+                lastKeepAlive = now;
+                sink.tryEmitNext(new Event.KeepAlive());
+            }
+            return !stopRequested();
+        }
+
+        @Override
+        public void onPromptDone(int promptTokens, int cachedTokens) {
+            sink.tryEmitNext(new Event.PromptDone(promptTokens, cachedTokens));
+        }
+
+        @Override
+        public boolean onToken(Ds4jNative.Sample sample) {
+            long now = System.nanoTime();
+            if (lastToken == 0) metrics.firstToken(now - arrival);
+            else metrics.interToken(now - lastToken);
+            lastToken = now;
+            return handler.onToken(sample, emit);
+        }
+
+        @Override
+        public void onResult(GenerationResult r) {
             metrics.generation(r);
-            if (r.stop() == GenerationResult.Stop.CANCELLED && !t.cancelRequested() && timedOut.getAsBoolean()) {
+            if (r.stop() == GenerationResult.Stop.CANCELLED && !cancelRequested() && timedOut()) {
                 sink.tryEmitError(timeout(timeoutNanos));
                 return;
             }
-            if (r.stop() == GenerationResult.Stop.CANCELLED && !t.cancelRequested()) {
+            if (r.stop() == GenerationResult.Stop.CANCELLED && !cancelRequested()) {
                 sink.tryEmitError(ApiException.notReady("the server is shutting down; generation was stopped"));
                 return;
             }
-            handler.onEnd(r, emit);
-            sink.tryEmitNext(new Event.End(r));
-            sink.tryEmitComplete();
-        } catch (Throwable e) {
-            sink.tryEmitError(e);
+            try {
+                handler.onEnd(r, emit);
+                sink.tryEmitNext(new Event.End(r));
+                sink.tryEmitComplete();
+            } catch (Throwable e) {
+                sink.tryEmitError(e);
+            }
+        }
+
+        @Override
+        public void onFailure(Throwable error) {
+            sink.tryEmitError(error);
         }
     }
 }

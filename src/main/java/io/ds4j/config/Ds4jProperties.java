@@ -24,6 +24,7 @@ import org.springframework.validation.annotation.Validated;
  * @param model the GGUF model to serve (none: the server starts in a "no model" state)
  * @param sampling default sampling parameters (a request's fields override them)
  * @param server request limits, queueing and response options
+ * @param scheduler continuous batching: how many sequences run together, step size, prefix cache
  * @param distributed expert-parallel operation across processes
  */
 @Validated
@@ -33,12 +34,13 @@ public record Ds4jProperties(
         @Valid @DefaultValue Model model,
         @Valid @DefaultValue Sampling sampling,
         @Valid @DefaultValue Server server,
+        @Valid @DefaultValue Scheduler scheduler,
         @Valid @DefaultValue Distributed distributed) {
 
     /**
      * @param library path of libds4j.so (default: the build output of scripts/setup)
      * @param threads worker threads of the native pool (0 = all cores)
-     * @param contextSize tokens of the serving session (its KV memory is allocated at startup)
+     * @param contextSize tokens of each serving session (one per running sequence; the first is allocated at startup)
      * @param prefillChunk tokens per batched prefill step (0 = engine default)
      * @param kvPrecision f32 | fp8
      * @param backend where the engine computes: cpu | cuda (engine option backend=; cuda needs a
@@ -182,6 +184,34 @@ public record Ds4jProperties(
     }
 
     public enum Thinking { off, high, max }
+
+    /**
+     * Continuous batching (docs/architecture.md: the scheduler).
+     *
+     * @param maxConcurrent sequences that generate together, each in its own session of
+     *     ds4.engine.context-size tokens (unset = chosen at startup from the memory available:
+     *     min(64, session-memory / bytes of one session), at least 1); beyond it requests wait in the
+     *     queue (ds4.server.queue-limit), beyond that 429
+     * @param stepTokens token rows one step evaluates: every running sequence's decode token, then
+     *     prefill chunks of joining prompts while the rest of this budget allows (at least one chunk
+     *     per step, so a prompt always advances)
+     * @param cacheSessions idle sessions kept with their tokens as the prefix cache (unset = as many as
+     *     max-concurrent; 0 = none: every request starts from an empty session)
+     * @param sessionMemory memory the sessions may use, for the default max-concurrent (unset = half of
+     *     the memory available after the model loaded: host memory, or the GPU's with backend=cuda)
+     */
+    public record Scheduler(
+            @Min(1) @Max(4096) Integer maxConcurrent,
+            @Min(1) @Max(1048576) @DefaultValue("256") int stepTokens,
+            @Min(0) @Max(4096) Integer cacheSessions,
+            DataSize sessionMemory) {
+        public Scheduler {
+            if (sessionMemory != null && sessionMemory.toBytes() <= 0) {
+                throw new IllegalArgumentException("ds4.scheduler.session-memory must be positive (leave it unset for the "
+                        + "default), got " + sessionMemory);
+            }
+        }
+    }
 
     /** Collective backend (engine option comm=); {@code local} is the engine's one-rank backend for tests. */
     public enum Backend { mpi, nccl, jaccl, local }

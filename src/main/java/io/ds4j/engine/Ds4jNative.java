@@ -92,7 +92,23 @@ public final class Ds4jNative {
         m.put("ds4j_sampler_set_allowed", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
         m.put("ds4j_sampler_sample", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         SIGNATURES = Collections.unmodifiableMap(m);
+        // newer functions a build may not have yet: bound when present, never reported missing
+        Map<String, FunctionDescriptor> o = new LinkedHashMap<>();
+        o.put("ds4j_batch_eval", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        OPTIONAL_SIGNATURES = Collections.unmodifiableMap(o);
     }
+
+    /**
+     * Functions Java binds only when the library exports them, with a fallback
+     * where they are called (ds4j_batch_eval: one session call per entry). Once
+     * ds4j.h declares one, its shape must match (HeaderBindingTest).
+     */
+    public static final Map<String, FunctionDescriptor> OPTIONAL_SIGNATURES;
+
+    /** struct ds4j_batch_entry { ds4j_session *session; const int32_t *tokens; int32_t n_tokens; int32_t flags; } */
+    static final java.lang.foreign.StructLayout BATCH_ENTRY = java.lang.foreign.MemoryLayout.structLayout(
+            ADDRESS.withName("session"), ADDRESS.withName("tokens"), JAVA_INT.withName("n_tokens"),
+            JAVA_INT.withName("flags"));
 
     /** ds4j_progress_fn: int32_t (*)(void *user, int32_t done, int32_t total). */
     static final FunctionDescriptor PROGRESS_FN = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT);
@@ -117,6 +133,9 @@ public final class Ds4jNative {
             } else {
                 missing.add(e.getKey());
             }
+        }
+        for (var e : OPTIONAL_SIGNATURES.entrySet()) {
+            lookup.find(e.getKey()).ifPresent(sym -> handles.put(e.getKey(), linker.downcallHandle(sym, e.getValue())));
         }
     }
 
@@ -557,6 +576,34 @@ public final class Ds4jNative {
             check((int) h("ds4j_session_eval_batch").invokeExact(session, ids, tokens.length, chunk, out),
                     "ds4j_session_eval_batch");
             return nVocab > 0 ? out.toArray(JAVA_FLOAT) : null;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Whether the library exports ds4j_batch_eval (else {@link EngineService#step} evaluates entry by entry). */
+    public boolean hasBatchEval() {
+        return handles.containsKey("ds4j_batch_eval");
+    }
+
+    /**
+     * ds4j_batch_eval: one evaluation over several distinct sessions of
+     * {@code engine}, entry i appending {@code tokens[i]} to {@code sessions[i]}.
+     * A validation failure leaves every session unchanged.
+     */
+    public void batchEval(MemorySegment engine, MemorySegment[] sessions, int[][] tokens) {
+        if (sessions.length != tokens.length) throw new IllegalArgumentException("sessions and tokens differ in length");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment entries = arena.allocate(BATCH_ENTRY, Math.max(1, sessions.length));
+            long size = BATCH_ENTRY.byteSize();
+            for (int i = 0; i < sessions.length; i++) {
+                MemorySegment e = entries.asSlice(i * size, size);
+                e.set(ADDRESS, 0, sessions[i]);
+                e.set(ADDRESS, ADDRESS.byteSize(), arena.allocateFrom(JAVA_INT, tokens[i].length == 0 ? new int[] {0} : tokens[i]));
+                e.set(JAVA_INT, 2 * ADDRESS.byteSize(), tokens[i].length);
+                e.set(JAVA_INT, 2 * ADDRESS.byteSize() + 4, 0);
+            }
+            check((int) h("ds4j_batch_eval").invokeExact(engine, entries, sessions.length), "ds4j_batch_eval");
         } catch (Throwable t) {
             throw rethrow(t);
         }

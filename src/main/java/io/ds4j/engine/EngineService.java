@@ -1,9 +1,9 @@
 package io.ds4j.engine;
 
 import io.ds4j.config.Ds4jProperties;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
@@ -11,7 +11,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.DisposableBean;
@@ -19,10 +18,11 @@ import org.springframework.stereotype.Service;
 
 /**
  * Owns the native engine: loads the library, opens the configured model,
- * creates the one long-lived serving session and runs every engine call on
- * one dedicated platform thread (native calls block for long and the engine
- * has a single timeline). The session keeps the tokens of the previous
- * request, so a request sharing a prompt prefix only evaluates the rest.
+ * holds the serving sessions ({@link SessionPool}: one per running sequence,
+ * idle ones kept as the prefix cache) and runs every engine call on one
+ * dedicated platform thread (native calls block for long; an engine and its
+ * sessions are used from one thread). {@link #step} is the one place a
+ * batched step reaches the engine.
  */
 @Service
 public class EngineService implements DisposableBean {
@@ -33,7 +33,11 @@ public class EngineService implements DisposableBean {
     private final ExecutorService owner;
     private volatile Thread ownerThread;
     private volatile MemorySegment engine = MemorySegment.NULL;
-    private volatile MemorySegment session = MemorySegment.NULL;
+    /** Owner thread only (the field is volatile for modelLoaded()). */
+    private volatile SessionPool pool;
+    private volatile int prefillChunk = 64;
+    private volatile long sessionBytes;
+    private volatile long freeMemory = -1;
     private volatile String loadError;
     private volatile boolean shuttingDown;
     private volatile boolean draining;
@@ -112,6 +116,7 @@ public class EngineService implements DisposableBean {
                 long t0 = System.nanoTime();
                 String options = engineOptions(props);
                 MemorySegment e = nativeLib.engineOpen(path, options);
+                MemorySegment first = MemorySegment.NULL;
                 try {
                     metadata = GgufMetadata.read(nativeLib, e);
                     describeJson = nativeLib.engineDescribe(e);
@@ -121,16 +126,20 @@ public class EngineService implements DisposableBean {
                     checkCluster();
                     int nCtx = props.engine().contextSize();
                     long bytes = nativeLib.contextMemory(e, nCtx);
+                    sessionBytes = bytes;
+                    prefillChunk = jsonInt(describeJson, "prefill_chunk", 64);
                     if (rank == 0) {
-                        session = nativeLib.sessionNew(e, nCtx);
-                        contextSize = nativeLib.sessionNCtx(session);
+                        first = nativeLib.sessionNew(e, nCtx);
+                        contextSize = nativeLib.sessionNCtx(first);
+                        pool = new SessionPool(nativeLib, e, nCtx, first);
+                        freeMemory = freeMemory(describeJson);
                     }
                     log.info("model loaded: {} ({} metadata keys, vocab {}, context {} tokens, {} MiB KV state, options '{}', "
                             + "rank {} of {}) in {} ms", path, metadata.size(), nVocab, nCtx, bytes >> 20, options, rank,
                             worldSize, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
                 } catch (RuntimeException ex) {
-                    if (!session.equals(MemorySegment.NULL)) nativeLib.sessionFree(session);
-                    session = MemorySegment.NULL;
+                    if (!first.equals(MemorySegment.NULL)) nativeLib.sessionFree(first);
+                    pool = null;
                     nativeLib.engineClose(e);
                     throw ex;
                 }
@@ -181,7 +190,7 @@ public class EngineService implements DisposableBean {
     }
 
     /** Records the first collective failure and tells the listeners (readiness); later ones only log. */
-    private void clusterFailed(CommunicationException ex, String during) {
+    public void clusterFailed(CommunicationException ex, String during) {
         boolean first;
         synchronized (faultListeners) {
             first = clusterFault == null;
@@ -283,113 +292,82 @@ public class EngineService implements DisposableBean {
     }
 
     /**
-     * Runs one generation on the serving session. Must be called on the owner
-     * thread. {@code cancelled} is polled between prefill chunks and before
-     * every token, so a cancel takes effect within one token.
+     * One batched step: every entry's tokens are evaluated after its session's
+     * position, afterwards each session's logits are those after its last
+     * token. With ds4j_batch_eval in the library it is one native call;
+     * without, the entries are evaluated one after another with the
+     * single-session calls (same results, not faster). Returns, per entry, the
+     * failure that stopped it (null = evaluated). Owner thread only.
      */
-    public GenerationResult generate(GenerationRequest req, GenerationListener listener, BooleanSupplier cancelled) {
-        try {
-            return generateOnSession(req, listener, cancelled);
-        } catch (CommunicationException e) {
-            clusterFailed(e, "a request");
-            throw e;
+    public EngineException[] step(List<BatchEntry> entries) {
+        if (Thread.currentThread() != ownerThread) throw new IllegalStateException("step() off the engine thread");
+        EngineException[] failed = new EngineException[entries.size()];
+        if (entries.isEmpty()) return failed;
+        if (nativeLib.hasBatchEval()) {
+            MemorySegment[] sessions = new MemorySegment[entries.size()];
+            int[][] tokens = new int[entries.size()][];
+            for (int i = 0; i < sessions.length; i++) {
+                sessions[i] = entries.get(i).session();
+                tokens[i] = entries.get(i).tokens();
+            }
+            try {
+                nativeLib.batchEval(engine, sessions, tokens);
+                return failed;
+            } catch (CommunicationException e) {
+                clusterFailed(e, "a batch step");
+                java.util.Arrays.fill(failed, e);
+                return failed;
+            } catch (EngineException e) {
+                // refused before anything was evaluated: find the entries at fault one by one
+                log.debug("ds4j_batch_eval refused a step of {} entries ({}); evaluating them one by one",
+                        entries.size(), e.getMessage());
+            }
         }
+        for (int i = 0; i < failed.length; i++) {
+            BatchEntry b = entries.get(i);
+            try {
+                if (b.tokens().length == 1) nativeLib.sessionEval(b.session(), b.tokens()[0]);
+                else nativeLib.sessionEvalBatch(b.session(), b.tokens(), 0, 0);
+            } catch (EngineException e) {
+                if (e instanceof CommunicationException ce) clusterFailed(ce, "a batch step");
+                failed[i] = e;
+            }
+        }
+        return failed;
     }
 
-    private GenerationResult generateOnSession(GenerationRequest req, GenerationListener listener, BooleanSupplier cancelled) {
-        if (Thread.currentThread() != ownerThread) throw new IllegalStateException("generate() off the engine thread");
-        MemorySegment s = session;
-        if (s.equals(MemorySegment.NULL)) throw new EngineException(EngineException.STATE, "no model loaded");
-        int[] prompt = req.prompt();
-        if (prompt.length == 0) throw new EngineException(EngineException.INVALID_ARGUMENT, "empty prompt");
-        if (prompt.length >= contextSize) {
-            throw new ContextOverflowException("the prompt has " + prompt.length + " tokens but the context holds "
-                    + contextSize + " (prompt plus at least one generated token)");
-        }
-        BooleanSupplier stop = () -> shuttingDown || cancelled.getAsBoolean();
-        long t0 = System.nanoTime();
-        int cached;
-        try {
-            cached = nativeLib.sessionSync(s, prompt, (done, total) -> !stop.getAsBoolean()
-                    && listener.onPrefillProgress(done, total));
-        } catch (CancelledException e) {
-            contextUsed = nativeLib.sessionPos(s);
-            return new GenerationResult(GenerationResult.Stop.CANCELLED, prompt.length, 0, 0,
-                    System.nanoTime() - t0, 0, contextUsed, contextSize);
-        } finally {
-            contextUsed = safePos(s);
-        }
-        long t1 = System.nanoTime();
-        listener.onPromptDone(prompt.length, cached);
-        MemorySegment sampler = nativeLib.samplerNew(req.sampling().toOptions());
-        int generated = 0;
-        GenerationResult.Stop why;
-        try (Arena arena = Arena.ofConfined()) {
-            if (!req.sampling().logitBias().isEmpty()) {
-                nativeLib.samplerSetLogitBias(sampler, req.sampling().biasIds(), req.sampling().biasValues());
-            }
-            if (req.sampling().penalised()) {
-                int from = Math.max(0, prompt.length - Math.max(req.sampling().penaltyLastN(), 1));
-                for (int i = from; i < prompt.length; i++) nativeLib.samplerAccept(sampler, prompt[i]);
-            }
-            var buf = new Ds4jNative.SampleBuffers(arena, req.topLogprobs());
-            TokenConstraint constraint = req.constraint();
-            MemorySegment allowed = constraint == null ? MemorySegment.NULL
-                    : arena.allocate((constraint.vocabSize() + 7L) / 8);
-            boolean restricted = false;
-            while (true) {
-                if (stop.getAsBoolean()) {
-                    why = GenerationResult.Stop.CANCELLED;
-                    break;
-                }
-                if (generated >= req.maxTokens()) {
-                    why = GenerationResult.Stop.LENGTH;
-                    break;
-                }
-                if (constraint != null) {
-                    byte[] bits = constraint.allowedNext();
-                    if (bits != null) {
-                        MemorySegment.copy(bits, 0, allowed, java.lang.foreign.ValueLayout.JAVA_BYTE, 0,
-                                (int) allowed.byteSize());
-                        nativeLib.samplerSetAllowed(sampler, allowed, constraint.vocabSize());
-                        restricted = true;
-                    } else if (restricted) {
-                        nativeLib.samplerSetAllowed(sampler, MemorySegment.NULL, 0);
-                        restricted = false;
-                    }
-                }
-                Ds4jNative.Sample sample = nativeLib.samplerSample(sampler, s, buf);
-                if (constraint != null) constraint.accept(sample.token());
-                generated++;
-                if (!listener.onToken(sample)) {
-                    why = GenerationResult.Stop.LISTENER;
-                    break;
-                }
-                if (generated >= req.maxTokens()) {
-                    why = GenerationResult.Stop.LENGTH;
-                    break;
-                }
-                if (nativeLib.sessionPos(s) + 1 >= contextSize) {
-                    why = GenerationResult.Stop.CONTEXT;
-                    break;
-                }
-                nativeLib.samplerAccept(sampler, sample.token());
-                nativeLib.sessionEval(s, sample.token());
-            }
-        } finally {
-            nativeLib.samplerFree(sampler);
-            contextUsed = safePos(s);
-        }
-        return new GenerationResult(why, prompt.length, cached, generated, t1 - t0, System.nanoTime() - t1,
-                contextUsed, contextSize);
+    /** The serving sessions and their prefix cache (null without a model, or on a follower). Owner thread only. */
+    public SessionPool sessions() {
+        return pool;
     }
 
-    private int safePos(MemorySegment s) {
-        try {
-            return nativeLib.sessionPos(s);
-        } catch (RuntimeException e) {
-            return contextUsed;
-        }
+    /** Tokens per prefill chunk the engine evaluates in one forward (its prefill_chunk). */
+    public int prefillChunk() {
+        return prefillChunk;
+    }
+
+    /** Bytes one serving session allocates (ds4j_context_memory at the context size; 0 without a model). */
+    public long sessionBytes() {
+        return sessionBytes;
+    }
+
+    /**
+     * Memory the sessions may still take, measured after the model and the
+     * first session were loaded: the GPU's free memory (cuda backend, from the
+     * engine's describe JSON) or the host's available memory; -1 if unknown.
+     */
+    public long freeSessionMemory() {
+        return freeMemory;
+    }
+
+    /** Records the context use of the session a generation just left. */
+    public void noteContextUsed(int tokens) {
+        contextUsed = tokens;
+    }
+
+    /** True once running generations must stop (last phase of shutdown). */
+    public boolean stopping() {
+        return shuttingDown;
     }
 
     /**
@@ -403,6 +381,26 @@ public class EngineService implements DisposableBean {
             if (e.equals(MemorySegment.NULL) || !nativeLib.has("ds4j_engine_allsum_drain")) return 0;
             return nativeLib.engineAllsumDrain(e, 1024, sink);
         }
+    }
+
+    static int jsonInt(String json, String key, int fallback) {
+        var m = java.util.regex.Pattern.compile("\"" + key + "\"\\s*:\\s*(\\d+)").matcher(json);
+        return m.find() ? Integer.parseInt(m.group(1)) : fallback;
+    }
+
+    /** The device's free memory (cuda: "memory_free" of the describe JSON's device), else the host's available memory. */
+    static long freeMemory(String describe) {
+        var m = java.util.regex.Pattern.compile("\"memory_free\"\\s*:\\s*(\\d+)").matcher(describe);
+        if (m.find()) return Long.parseLong(m.group(1));
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemAvailable:")) return Long.parseLong(line.replaceAll("\\D+", "")) * 1024;
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux: the JVM's view below
+        }
+        var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        return os instanceof com.sun.management.OperatingSystemMXBean sun ? sun.getFreeMemorySize() : -1;
     }
 
     /** The engine's rank (0 without comm= or without a model). */
@@ -437,7 +435,7 @@ public class EngineService implements DisposableBean {
     }
 
     public boolean modelLoaded() {
-        return !engine.equals(MemorySegment.NULL) && !session.equals(MemorySegment.NULL);
+        return !engine.equals(MemorySegment.NULL) && pool != null;
     }
 
     /** Why the configured model failed to load, or null. */
@@ -462,7 +460,7 @@ public class EngineService implements DisposableBean {
         return contextSize;
     }
 
-    /** Tokens in the serving session (its KV usage). */
+    /** Tokens in the session of the generation that finished last (its KV usage). */
     public int contextUsed() {
         return contextUsed;
     }
@@ -494,8 +492,8 @@ public class EngineService implements DisposableBean {
         shuttingDown = true;
         if (heartbeat != null) heartbeat.shutdownNow();
         MemorySegment e = engine;
-        MemorySegment s = session;
-        session = MemorySegment.NULL;
+        SessionPool p = pool;
+        pool = null;
         if ("following".equals(followerState)) {
             // the owner thread is inside ds4j_engine_follow, which returns only when the leader closes:
             // closing here would free the engine under it; the process exit releases it.
@@ -511,7 +509,7 @@ public class EngineService implements DisposableBean {
                 owner.submit(() -> {
                     synchronized (statsLock) {
                         engine = MemorySegment.NULL;
-                        if (!s.equals(MemorySegment.NULL)) nativeLib.sessionFree(s);
+                        if (p != null) p.closeAll();
                         nativeLib.engineClose(e);
                     }
                 }).get(30, TimeUnit.SECONDS);

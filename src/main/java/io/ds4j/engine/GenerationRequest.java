@@ -1,8 +1,8 @@
 package io.ds4j.engine;
 
 /**
- * One generation on the serving session: the full prompt (the engine reuses
- * the longest prefix already evaluated), sampling, the output budget, how
+ * One generation: the full prompt (the longest prefix a cached session holds
+ * is reused), sampling, the output budget, how
  * many alternatives to report per token (0 = none) and an optional
  * constraint on the generated tokens (null = none).
  */

@@ -5,7 +5,7 @@ package io.ds4j.engine;
  *
  * @param stop why generation stopped
  * @param promptTokens prompt length
- * @param cachedTokens prompt tokens reused from the session's previous timeline
+ * @param cachedTokens prompt tokens reused from a cached session (restored, not evaluated)
  * @param generatedTokens tokens sampled (and reported to the listener)
  * @param prefillNanos time spent evaluating the new part of the prompt
  * @param decodeNanos time spent sampling and evaluating generated tokens

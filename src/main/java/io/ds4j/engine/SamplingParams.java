@@ -28,11 +28,11 @@ public record SamplingParams(double temperature, double topP, int topK, double m
         return java.util.Collections.unmodifiableSortedMap(logitBias);
     }
 
-    int[] biasIds() {
+    public int[] biasIds() {
         return logitBias.keySet().stream().mapToInt(Integer::intValue).toArray();
     }
 
-    float[] biasValues() {
+    public float[] biasValues() {
         float[] v = new float[logitBias.size()];
         int i = 0;
         for (Map.Entry<Integer, Float> e : logitBias.entrySet()) v[i++] = e.getValue();

@@ -13,12 +13,14 @@ import org.springframework.stereotype.Component;
 
 /**
  * The server's Micrometer meters (exported at /actuator/prometheus with a
- * ds4j_ prefix): requests by endpoint, status and finish reason; queue depth;
- * prompt / generated / cached tokens; time to first token; inter-token
- * latency; request duration; prefill and decode speed; context usage.
+ * ds4j_ prefix): requests by endpoint, status and finish reason; queue depth
+ * and queue wait; running sequences, sequences and token rows per batched
+ * step, tokens sampled (a rate of it is the aggregate tok/s); prefix-cache
+ * lookups and hits; prompt / generated / cached tokens; time to first token;
+ * inter-token latency; request duration; prefill and decode speed; context usage.
  */
 @Component
-public class ServerMetrics {
+public class ServerMetrics implements RequestScheduler.Observer {
     private final MeterRegistry registry;
     private final Counter promptTokens;
     private final Counter generatedTokens;
@@ -27,17 +29,26 @@ public class ServerMetrics {
     private final Timer itl;
     private final DistributionSummary prefillSpeed;
     private final DistributionSummary decodeSpeed;
+    private final DistributionSummary batchSequences;
+    private final DistributionSummary batchRows;
+    private final Counter prefillRows;
+    private final Counter sampled;
+    private final Timer queueWait;
+    private final Counter prefixLookups;
+    private final Counter prefixHits;
 
     public ServerMetrics(MeterRegistry registry, RequestScheduler scheduler, EngineService engine) {
         this.registry = registry;
         Gauge.builder("ds4j.queue.depth", scheduler, RequestScheduler::queueDepth)
                 .description("requests waiting for the engine").register(registry);
         Gauge.builder("ds4j.requests.active", scheduler, RequestScheduler::active)
-                .description("requests generating (0 or 1)").register(registry);
+                .description("sequences in the running batch").register(registry);
+        Gauge.builder("ds4j.scheduler.max.concurrent", scheduler, RequestScheduler::maxConcurrent)
+                .description("most sequences that run together (ds4.scheduler.max-concurrent)").register(registry);
         Gauge.builder("ds4j.context.used", engine, EngineService::contextUsed).baseUnit("tokens")
-                .description("tokens held by the serving session").register(registry);
+                .description("tokens held by the session of the generation that finished last").register(registry);
         Gauge.builder("ds4j.context.size", engine, EngineService::contextSize).baseUnit("tokens")
-                .description("context size of the serving session").register(registry);
+                .description("context size of each serving session").register(registry);
         Gauge.builder("ds4j.context.usage", engine, e -> e.contextSize() == 0 ? 0.0 : (double) e.contextUsed() / e.contextSize())
                 .description("fraction of the context in use").register(registry);
         promptTokens = Counter.builder("ds4j.tokens.prompt").description("prompt tokens received").register(registry);
@@ -52,6 +63,44 @@ public class ServerMetrics {
                 .description("prompt tokens evaluated per second").register(registry);
         decodeSpeed = DistributionSummary.builder("ds4j.decode.speed").baseUnit("tokens_per_second")
                 .description("tokens generated per second").register(registry);
+        batchSequences = DistributionSummary.builder("ds4j.batch.sequences").baseUnit("sequences")
+                .description("sequences evaluated together in one step").register(registry);
+        batchRows = DistributionSummary.builder("ds4j.batch.rows").baseUnit("tokens")
+                .description("token rows (decode tokens plus prefill chunks) of one step").register(registry);
+        prefillRows = Counter.builder("ds4j.batch.prefill.rows").baseUnit("tokens")
+                .description("prompt tokens evaluated in batched steps").register(registry);
+        sampled = Counter.builder("ds4j.tokens.sampled").baseUnit("tokens")
+                .description("tokens sampled, counted per step (rate = aggregate generation speed)").register(registry);
+        queueWait = Timer.builder("ds4j.queue.wait").publishPercentileHistogram()
+                .description("admission to joining the running batch").register(registry);
+        prefixLookups = Counter.builder("ds4j.prefix.cache.lookups")
+                .description("requests that looked for a cached prompt prefix").register(registry);
+        prefixHits = Counter.builder("ds4j.prefix.cache.hits")
+                .description("requests that reused a cached prompt prefix (hit ratio = hits / lookups)").register(registry);
+        scheduler.observe(this);
+    }
+
+    @Override
+    public void step(int sequences, int rows, int prefill) {
+        batchSequences.record(sequences);
+        batchRows.record(rows);
+        if (prefill > 0) prefillRows.increment(prefill);
+    }
+
+    @Override
+    public void queueWait(long nanos) {
+        queueWait.record(Duration.ofNanos(nanos));
+    }
+
+    @Override
+    public void prefixLookup(int cached) {
+        prefixLookups.increment();
+        if (cached > 0) prefixHits.increment();
+    }
+
+    @Override
+    public void sampled(int tokens) {
+        sampled.increment(tokens);
     }
 
     public void firstToken(long nanos) {

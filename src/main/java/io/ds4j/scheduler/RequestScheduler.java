@@ -1,75 +1,304 @@
 package io.ds4j.scheduler;
 
-import java.util.concurrent.Executor;
+import io.ds4j.engine.BatchEntry;
+import io.ds4j.engine.EngineException;
+import io.ds4j.engine.EngineService;
+import io.ds4j.engine.GenerationListener;
+import io.ds4j.engine.GenerationRequest;
+import io.ds4j.engine.GenerationResult;
+import io.ds4j.engine.SessionPool;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.Consumer;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * Bounded FIFO in front of the engine. Exactly one request generates at a
- * time (the engine has one timeline: its session's KV state); up to
- * {@code queueLimit} more wait in arrival order, further ones are refused with
- * {@link QueueFullException}. Work runs on the engine owner thread
- * ({@code executor}, which must be single-threaded and FIFO).
+ * Continuous batching. Up to {@code maxConcurrent} sequences run together,
+ * each in its own session; a step loop on the engine thread advances all of
+ * them at once: every running sequence samples its next token from its own
+ * logits, then one batched evaluation ({@link EngineService#step}) takes each
+ * one's new token plus prefill chunks of the prompts still being read, within
+ * {@code stepTokens} rows (at least one chunk, so a prompt always advances
+ * and a long one never holds the others' decoding back). A request joins at
+ * the next step and leaves the moment it finishes, is cancelled, times out or
+ * loses its client; its session then stays cached for prefix reuse
+ * ({@link SessionPool}). Beyond the running ones, up to {@code queueLimit}
+ * wait in arrival order; further ones are refused ({@link QueueFullException}).
+ *
+ * <p>Each step is one task on the engine's single-threaded executor, queued
+ * again while there is work, so other engine calls interleave between steps.
  */
 public class RequestScheduler {
-    private final Executor executor;
-    private final int queueLimit;
-    /** requests admitted and not yet finished or cancelled while queued */
-    private final AtomicInteger admitted = new AtomicInteger();
-    private final AtomicInteger running = new AtomicInteger();
+    private static final Logger log = LoggerFactory.getLogger(RequestScheduler.class);
 
-    public RequestScheduler(Executor executor, int queueLimit) {
-        this.executor = executor;
-        this.queueLimit = queueLimit;
+    /** A generation's side of the loop; every method is called on the engine thread and must be quick. */
+    public interface Handler extends GenerationListener {
+        /** Polled before every step: true stops the generation (client gone, timed out). */
+        boolean stopRequested();
+
+        /** The request left the queue (before its prompt is looked at). */
+        default void onJoin() {}
+
+        /** It ended (including stopped: {@link GenerationResult.Stop#CANCELLED}). */
+        void onResult(GenerationResult result);
+
+        /** It failed (bad prompt, engine error). */
+        void onFailure(Throwable error);
+    }
+
+    /** Receives the loop's measurements (metrics). */
+    public interface Observer {
+        /** One evaluated step: sequences in it, token rows, of which prefill rows. */
+        default void step(int sequences, int rows, int prefillRows) {}
+
+        default void queueWait(long nanos) {}
+
+        /** A joining request looked for a cached prefix; {@code cached} tokens were reused. */
+        default void prefixLookup(int cached) {}
+
+        /** Tokens sampled in one step. */
+        default void sampled(int tokens) {}
+    }
+
+    private final EngineService engine;
+    private final int maxConcurrent;
+    private final int stepTokens;
+    private final Admission<Job> admission;
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+    /** engine thread only */
+    private final List<Sequence> running = new ArrayList<>();
+    private volatile int active;
+    private volatile Observer observer = new Observer() {};
+    private int rotate;
+
+    public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens) {
+        this.engine = engine;
+        this.maxConcurrent = maxConcurrent;
+        this.stepTokens = stepTokens;
+        this.admission = new Admission<>(maxConcurrent, queueLimit);
+    }
+
+    public void observe(Observer o) {
+        observer = o;
     }
 
     public int queueLimit() {
-        return queueLimit;
+        return admission.queueLimit();
     }
 
-    /** Requests waiting (not counting the one generating). */
+    public int maxConcurrent() {
+        return maxConcurrent;
+    }
+
+    public int stepTokens() {
+        return stepTokens;
+    }
+
+    /** Requests admitted but not running yet. */
     public int queueDepth() {
-        return Math.max(0, admitted.get() - running.get());
+        return Math.max(0, admission.admitted() - active);
     }
 
-    /** 1 while a request generates. */
+    /** Sequences in the running batch. */
     public int active() {
-        return running.get();
+        return active;
     }
 
     /**
-     * Admits a request: {@code work} later runs on the engine thread with its
-     * ticket (unless cancelled while queued, then {@code onSkipped} runs there
-     * instead, or nothing if the ticket was already released).
+     * Admits a generation: it joins the batch at a coming step, its progress
+     * and end go to {@code handler} on the engine thread. A ticket cancelled
+     * while queued frees its place at once and never runs.
      *
-     * @throws QueueFullException when {@code queueLimit} requests already wait
+     * @throws QueueFullException when max-concurrent + queue-limit requests are already admitted
      */
-    public Ticket submit(String requestId, Consumer<Ticket> work) {
-        while (true) {
-            int n = admitted.get();
-            if (n >= queueLimit + 1) throw new QueueFullException(queueLimit);
-            if (admitted.compareAndSet(n, n + 1)) break;
+    public Ticket submit(String requestId, GenerationRequest req, Handler handler) {
+        Ticket t = admission.admit(requestId, new Job(req, handler));
+        if (!kick()) {
+            t.cancel();
+            throw new IllegalStateException("the engine is shutting down");
         }
-        Ticket ticket = new Ticket(requestId, admitted::decrementAndGet);
-        try {
-            executor.execute(() -> run(ticket, work));
-        } catch (RejectedExecutionException e) {
-            ticket.cancel();
-            throw new IllegalStateException("the engine is shutting down", e);
-        }
-        return ticket;
+        return t;
     }
 
-    private void run(Ticket ticket, Consumer<Ticket> work) {
-        if (!ticket.start()) return; // cancelled while queued: its slot is already free
-        running.incrementAndGet();
+    /** An admitted request, before it joins. */
+    private record Job(GenerationRequest req, Handler handler) {}
+
+    /** Makes sure a step is queued; false when the engine thread is gone. */
+    private boolean kick() {
+        if (!scheduled.compareAndSet(false, true)) return true;
         try {
-            work.accept(ticket);
-        } finally {
-            ticket.finish();
-            running.decrementAndGet();
-            admitted.decrementAndGet();
+            engine.executor().execute(this::loop);
+            return true;
+        } catch (RejectedExecutionException e) {
+            scheduled.set(false);
+            return false;
+        }
+    }
+
+    private void loop() {
+        try {
+            step();
+        } catch (Throwable t) {
+            log.error("scheduler step failed; failing its {} sequence(s)", running.size(), t);
+            SessionPool pool = engine.sessions();
+            for (Sequence s : List.copyOf(running)) {
+                if (pool != null && s.slot != null) pool.resync(s.slot); // the step may have stopped half-way
+                fail(s, t);
+            }
+        }
+        if (!running.isEmpty() || admission.hasWaiting()) {
+            try {
+                engine.executor().execute(this::loop);
+                return;
+            } catch (RejectedExecutionException e) {
+                for (Sequence s : List.copyOf(running)) fail(s, new IllegalStateException("the engine is shutting down"));
+            }
+        }
+        scheduled.set(false);
+        if (admission.hasWaiting()) kick(); // admitted between the check and the reset
+    }
+
+    private void step() {
+        // 1. stopped sequences leave; every one with fresh logits samples its next token
+        int sampledNow = 0;
+        for (Sequence s : List.copyOf(running)) {
+            if (s.stopRequested() || engine.stopping()) {
+                end(s, GenerationResult.Stop.CANCELLED);
+                continue;
+            }
+            if (!s.ready) continue;
+            try {
+                GenerationResult.Stop stop = s.sample(engine.contextSize());
+                sampledNow++;
+                if (stop != null) end(s, stop);
+            } catch (RuntimeException e) {
+                fail(s, e);
+            }
+        }
+        if (sampledNow > 0) observer.sampled(sampledNow);
+        // 2. waiting requests take the free places (also those just left), in arrival order
+        Admission.Waiting<Job> w;
+        while (running.size() < maxConcurrent && (w = admission.next()) != null) {
+            join(w.ticket(), w.item());
+        }
+        active = running.size();
+        if (running.isEmpty()) return;
+        // 3. the step: every decode token, then prefill chunks within the budget
+        List<BatchEntry> entries = new ArrayList<>();
+        List<Sequence> owners = new ArrayList<>();
+        int rows = 0;
+        for (Sequence s : running) {
+            if (s.pending >= 0) {
+                entries.add(new BatchEntry(s.slot.handle(), new int[] {s.pending}));
+                owners.add(s);
+                rows++;
+            }
+        }
+        int decodeRows = rows;
+        int n = running.size();
+        int chunk = Math.max(1, engine.prefillChunk());
+        boolean anyPrefill = false;
+        List<Sequence> closing = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            Sequence s = running.get((k + rotate) % n);
+            if (!s.prefilling()) continue;
+            int[] c = s.nextChunk(chunk);
+            if (anyPrefill && rows + c.length > stepTokens) continue;
+            if (c.length > 1 && s.next + c.length == s.req.prompt().length) {
+                closing.add(s); // a prompt's last chunk (see SessionPool.finishPrompt)
+            } else {
+                entries.add(new BatchEntry(s.slot.handle(), c));
+                owners.add(s);
+            }
+            rows += c.length;
+            anyPrefill = true;
+        }
+        rotate++;
+        if (entries.isEmpty() && closing.isEmpty()) return;
+        EngineException[] failed = engine.step(entries);
+        observer.step(entries.size() + closing.size(), rows, rows - decodeRows);
+        SessionPool pool = engine.sessions();
+        for (Sequence s : closing) {
+            int[] c = s.nextChunk(chunk);
+            try {
+                pool.finishPrompt(s.slot, s.req.prompt());
+                s.evaluated(c);
+            } catch (RuntimeException e) {
+                fail(s, e);
+            }
+        }
+        for (int i = 0; i < entries.size(); i++) {
+            Sequence s = owners.get(i);
+            if (failed[i] != null) {
+                pool.resync(s.slot);
+                fail(s, failed[i]);
+                continue;
+            }
+            pool.appended(s.slot, entries.get(i).tokens());
+            s.evaluated(entries.get(i).tokens());
+        }
+        active = running.size();
+    }
+
+    private void join(Ticket ticket, Job job) {
+        Sequence s = new Sequence(ticket, job.req(), job.handler());
+        observer.queueWait(System.nanoTime() - ticket.enqueuedNanos());
+        safely(s.handler::onJoin);
+        if (s.handler.stopRequested() || engine.stopping()) {
+            finish(s, new GenerationResult(GenerationResult.Stop.CANCELLED, s.req.prompt().length, 0, 0, 0, 0,
+                    engine.contextUsed(), engine.contextSize()), null);
+            return;
+        }
+        try {
+            SessionPool pool = engine.sessions();
+            if (pool == null) throw new EngineException(EngineException.STATE, "no model loaded");
+            s.join(engine.nativeLib(), pool, engine.contextSize());
+            observer.prefixLookup(s.cached);
+            running.add(s);
+        } catch (RuntimeException e) {
+            finish(s, null, e);
+        }
+    }
+
+    private void end(Sequence s, GenerationResult.Stop stop) {
+        running.remove(s);
+        int used = s.slot.pos();
+        engine.noteContextUsed(used);
+        finish(s, s.result(stop, used, engine.contextSize()), null);
+    }
+
+    private void fail(Sequence s, Throwable t) {
+        running.remove(s);
+        finish(s, null, t);
+    }
+
+    /** Releases everything the sequence holds, frees its place, then reports. */
+    private void finish(Sequence s, GenerationResult r, Throwable error) {
+        try {
+            s.close();
+        } catch (RuntimeException e) {
+            log.warn("freeing a sampler failed: {}", e.toString());
+        }
+        if (s.slot != null) {
+            SessionPool pool = engine.sessions();
+            if (pool != null) pool.release(s.slot);
+            s.slot = null;
+        }
+        admission.finished(s.ticket);
+        active = running.size();
+        // a lost or diverged rank, met while joining or in a step: the leader records it (readiness DOWN)
+        if (error instanceof io.ds4j.engine.CommunicationException ce) engine.clusterFailed(ce, "a request");
+        if (error != null) safely(() -> s.handler.onFailure(error));
+        else safely(() -> s.handler.onResult(r));
+    }
+
+    private static void safely(Runnable r) {
+        try {
+            r.run();
+        } catch (RuntimeException e) {
+            log.warn("a generation handler failed: {}", e.toString());
         }
     }
 }

@@ -158,7 +158,8 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
         CountDownLatch hold = new CountDownLatch(1);
         CountDownLatch started = new CountDownLatch(1);
         try {
-            scheduler.submit("blocker", t -> {
+            // the engine thread is held: no step runs, so admitted requests wait in the queue
+            engine.executor().execute(() -> {
                 started.countDown();
                 try {
                     hold.await(30, TimeUnit.SECONDS);
@@ -167,7 +168,13 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
                 }
             });
             assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
-            // queue-limit=1: one request may wait; a streaming one waits in the queue
+            // max-concurrent=1 + queue-limit=1: two requests may be admitted; the first one is (a sequence
+            // joins only at a step) a plain one, the second a stream that is kept alive while it waits
+            var first = WebClient.create("http://localhost:" + port).post().uri("/v1/completions")
+                    .contentType(MediaType.APPLICATION_JSON).bodyValue("{\"prompt\":[5,6],\"max_tokens\":2}")
+                    .retrieve().bodyToMono(String.class).subscribe();
+            long until = System.currentTimeMillis() + 10_000;
+            while (scheduler.queueDepth() < 1 && System.currentTimeMillis() < until) Thread.sleep(10);
             StringBuffer received = new StringBuffer();
             var waiting = WebClient.create("http://localhost:" + port).post().uri("/v1/completions")
                     .contentType(MediaType.APPLICATION_JSON)
@@ -178,8 +185,8 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
                         org.springframework.core.io.buffer.DataBufferUtils.release(b);
                     });
             long deadline = System.currentTimeMillis() + 10_000;
-            while (scheduler.queueDepth() < 1 && System.currentTimeMillis() < deadline) Thread.sleep(10);
-            assertThat(scheduler.queueDepth()).isEqualTo(1);
+            while (scheduler.queueDepth() < 2 && System.currentTimeMillis() < deadline) Thread.sleep(10);
+            assertThat(scheduler.queueDepth()).isEqualTo(2);
             // a queued stream is kept alive with SSE comments
             deadline = System.currentTimeMillis() + 10_000;
             while (!received.toString().contains(": keep-alive\n\n") && System.currentTimeMillis() < deadline) Thread.sleep(10);
@@ -192,6 +199,10 @@ class CompletionsEndToEndTest extends TinyModelServerTest {
                     .jsonPath("$.error.type").isEqualTo("rate_limit_error");
             // the queued client goes away: its slot is freed at once
             waiting.dispose();
+            deadline = System.currentTimeMillis() + 10_000;
+            while (scheduler.queueDepth() > 1 && System.currentTimeMillis() < deadline) Thread.sleep(10);
+            assertThat(scheduler.queueDepth()).isEqualTo(1);
+            first.dispose();
             deadline = System.currentTimeMillis() + 10_000;
             while (scheduler.queueDepth() > 0 && System.currentTimeMillis() < deadline) Thread.sleep(10);
             assertThat(scheduler.queueDepth()).isZero();

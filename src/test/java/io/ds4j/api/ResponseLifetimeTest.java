@@ -54,11 +54,14 @@ class ResponseLifetimeTest extends DemoModelServerTest {
         while (!cond.getAsBoolean() && System.currentTimeMillis() < deadline) Thread.sleep(10);
     }
 
-    /** Holds the engine thread until the returned latch is counted down. */
+    @Autowired
+    io.ds4j.engine.EngineService engine;
+
+    /** Holds the engine thread (no step runs, so requests stay queued) until the returned latch is counted down. */
     CountDownLatch blockEngine() throws InterruptedException {
         CountDownLatch hold = new CountDownLatch(1);
         CountDownLatch started = new CountDownLatch(1);
-        scheduler.submit("blocker", t -> {
+        engine.executor().execute(() -> {
             started.countDown();
             try {
                 hold.await(30, TimeUnit.SECONDS);

@@ -74,6 +74,39 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void schedulerDefaultsLeaveTheSizesToStartupAndBadValuesNameTheProperty() {
+        runner.run(ctx -> {
+            Ds4jProperties.Scheduler s = ctx.getBean(Ds4jProperties.class).scheduler();
+            assertThat(s.maxConcurrent()).isNull();
+            assertThat(s.cacheSessions()).isNull();
+            assertThat(s.sessionMemory()).isNull();
+            assertThat(s.stepTokens()).isEqualTo(256);
+        });
+        runner.withPropertyValues("ds4.scheduler.max-concurrent=8", "ds4.scheduler.cache-sessions=0",
+                "ds4.scheduler.step-tokens=32", "ds4.scheduler.session-memory=2GB").run(ctx -> {
+            assertThat(ctx).hasNotFailed();
+            Ds4jProperties.Scheduler s = ctx.getBean(Ds4jProperties.class).scheduler();
+            assertThat(s.maxConcurrent()).isEqualTo(8);
+            assertThat(s.cacheSessions()).isZero();
+            assertThat(s.stepTokens()).isEqualTo(32);
+            assertThat(s.sessionMemory().toGigabytes()).isEqualTo(2);
+        });
+        for (String bad : new String[] {"max-concurrent=0", "step-tokens=0", "cache-sessions=-1", "max-concurrent=many"}) {
+            runner.withPropertyValues("ds4.scheduler." + bad).run(ctx -> {
+                assertThat(ctx).as(bad).hasFailed();
+                String name = bad.split("=")[0];
+                String camel = java.util.regex.Pattern.compile("-(\\w)").matcher(name)
+                        .replaceAll(m -> m.group(1).toUpperCase(java.util.Locale.ROOT));
+                assertThat(failureText(ctx.getStartupFailure())).as(bad).containsAnyOf("scheduler." + name, "scheduler." + camel);
+            });
+        }
+        runner.withPropertyValues("ds4.scheduler.session-memory=0B").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.scheduler.session-memory must be positive");
+        });
+    }
+
+    @Test
     void aDeviceIndexNeedsTheCudaBackend() {
         runner.withPropertyValues("ds4.engine.device=1").run(ctx -> {
             assertThat(ctx).hasFailed();

@@ -79,7 +79,18 @@ class HeaderBindingTest {
         assertThat(header).as("parsed ds4j.h").containsKeys("ds4j_version", "ds4j_session_sync", "ds4j_sampler_sample");
         Map<String, String> java = new TreeMap<>();
         Ds4jNative.SIGNATURES.forEach((k, v) -> java.put(k, javaSignature(v)));
+        // an optional binding counts once the header declares it (and must then have its shape)
+        Ds4jNative.OPTIONAL_SIGNATURES.forEach((k, v) -> {
+            if (header.containsKey(k)) java.put(k, javaSignature(v));
+        });
         assertThat(java).as("Ds4jNative.SIGNATURES vs native-lib/include/ds4j.h").isEqualTo(header);
+    }
+
+    @Test
+    void optionalBindingsHaveTheHeadersShapes() {
+        assertThat(javaSignature(Ds4jNative.OPTIONAL_SIGNATURES.get("ds4j_batch_eval"))).isEqualTo("I(A,A,I)");
+        assertThat(Ds4jNative.BATCH_ENTRY.byteSize()).as("sizeof(ds4j_batch_entry) on LP64").isEqualTo(24);
+        assertThat(Ds4jNative.OPTIONAL_SIGNATURES.keySet()).doesNotContainAnyElementsOf(Ds4jNative.SIGNATURES.keySet());
     }
 
     @Test

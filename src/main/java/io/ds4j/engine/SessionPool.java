@@ -1,0 +1,217 @@
+package io.ds4j.engine;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The serving sessions (one native timeline of n_ctx tokens each) and the
+ * prefix cache they form: a finished sequence's session stays idle with its
+ * tokens, and a new request takes the idle session sharing the longest prefix
+ * with its prompt (ties: the most recently used), rewinding it to that point.
+ * At most {@code maxSessions} sessions exist (created on demand); idle ones
+ * beyond {@code maxIdle} are freed, least recently used first. Each session's
+ * tokens are mirrored here so a lookup needs no native call. Engine owner
+ * thread only.
+ */
+public final class SessionPool {
+    /** One native session and the tokens it holds. */
+    public static final class Slot {
+        final MemorySegment handle;
+        int[] tokens = new int[64];
+        int len;
+        long lastUsed;
+        boolean busy;
+
+        Slot(MemorySegment handle) {
+            this.handle = handle;
+        }
+
+        public MemorySegment handle() {
+            return handle;
+        }
+
+        /** Tokens evaluated (the session's position). */
+        public int pos() {
+            return len;
+        }
+
+        void append(int[] toks) {
+            if (len + toks.length > tokens.length) tokens = Arrays.copyOf(tokens, Math.max(len + toks.length, tokens.length * 2));
+            System.arraycopy(toks, 0, tokens, len, toks.length);
+            len += toks.length;
+        }
+
+        int commonPrefix(int[] prompt) {
+            int n = Math.min(len, prompt.length), i = 0;
+            while (i < n && tokens[i] == prompt[i]) i++;
+            return i;
+        }
+    }
+
+    /**
+     * A session handed to a new sequence: the first {@code next} prompt tokens
+     * are in it, {@code cached} of them reused (restored, not evaluated);
+     * {@code ready} = the whole prompt is in, with its next-token logits, so
+     * the first token can be sampled at once.
+     */
+    public record Lease(Slot slot, int cached, int next, boolean ready) {}
+
+    private final Ds4jNative lib;
+    private final MemorySegment engine;
+    private final int nCtx;
+    private final List<Slot> slots = new ArrayList<>();
+    private int maxSessions = 1;
+    private int maxIdle = 1;
+    private long clock;
+    private boolean closed;
+
+    SessionPool(Ds4jNative lib, MemorySegment engine, int nCtx, MemorySegment first) {
+        this.lib = lib;
+        this.engine = engine;
+        this.nCtx = nCtx;
+        slots.add(new Slot(first));
+    }
+
+    /** Sets the bounds (called once the scheduler is sized). */
+    public void configure(int maxSessions, int maxIdle) {
+        this.maxSessions = Math.max(1, maxSessions);
+        this.maxIdle = Math.max(0, maxIdle);
+        trim();
+    }
+
+    public int size() {
+        return slots.size();
+    }
+
+    public int idle() {
+        int n = 0;
+        for (Slot s : slots) if (!s.busy) n++;
+        return n;
+    }
+
+    /** Takes the best idle session for {@code prompt} (or a new one) and positions it; see {@link Lease}. */
+    public Lease acquire(int[] prompt) {
+        if (closed) throw new EngineException(EngineException.STATE, "the engine is closed");
+        Slot best = null;
+        int bestLen = 0;
+        for (Slot s : slots) {
+            if (s.busy) continue;
+            int l = s.commonPrefix(prompt);
+            if (l > bestLen || (l == bestLen && l > 0 && s.lastUsed > best.lastUsed)) {
+                best = s;
+                bestLen = l;
+            }
+        }
+        if (best == null) {
+            best = slots.size() < maxSessions ? create() : null;
+            if (best == null) best = leastRecentlyUsedIdle();
+            if (best == null) throw new EngineException(EngineException.STATE, "no free session (all " + slots.size() + " busy)");
+            bestLen = 0;
+        }
+        best.busy = true;
+        try {
+            int n = prompt.length;
+            if (bestLen == n) {
+                // an exact repeat: the engine restores the state after the whole prompt, logits included
+                lib.sessionRewind(best.handle, n);
+                best.len = n;
+                return new Lease(best, n, n, true);
+            }
+            // ds4j_session_sync up to the first new token: the engine restores its newest checkpoint at or before
+            // the shared prefix (its answer is the cached count, as for a lone request), replays up to the
+            // prefix and evaluates that one token; the rest of the prompt follows in the batched steps
+            int k = bestLen + 1;
+            int[] head = Arrays.copyOf(prompt, k);
+            int cached = lib.sessionSync(best.handle, head, null);
+            best.len = 0;
+            best.append(head);
+            return new Lease(best, cached, k, k == n);
+        } catch (RuntimeException e) {
+            resync(best);
+            best.busy = false;
+            throw e;
+        }
+    }
+
+    /**
+     * Evaluates the last chunk of a prompt with ds4j_session_sync (the session
+     * holds {@code prompt} up to that chunk): the engine then keeps a
+     * checkpoint just before the prompt's last token, where the next turn of a
+     * conversation usually diverges, however long the answer grows.
+     */
+    public void finishPrompt(Slot s, int[] prompt) {
+        try {
+            lib.sessionSync(s.handle, prompt, null);
+        } catch (RuntimeException e) {
+            resync(s);
+            throw e;
+        }
+        s.len = 0;
+        s.append(prompt);
+    }
+
+    private Slot create() {
+        try {
+            Slot s = new Slot(lib.sessionNew(engine, nCtx));
+            slots.add(s);
+            return s;
+        } catch (EngineException e) {
+            if (e.code() != EngineException.NO_MEMORY || idle() == 0) throw e;
+            return null; // out of memory for one more: reuse an idle one instead
+        }
+    }
+
+    private Slot leastRecentlyUsedIdle() {
+        Slot lru = null;
+        for (Slot s : slots) if (!s.busy && (lru == null || s.lastUsed < lru.lastUsed)) lru = s;
+        return lru;
+    }
+
+    /** Tokens evaluated into {@code s}. */
+    public void appended(Slot s, int[] toks) {
+        s.append(toks);
+    }
+
+    /** Re-reads the session's tokens after a failed evaluation (the engine may have restored a checkpoint). */
+    public void resync(Slot s) {
+        if (closed) return;
+        try {
+            int[] t = lib.sessionTokens(s.handle);
+            s.len = 0;
+            s.append(t);
+        } catch (RuntimeException e) {
+            s.len = 0;
+            try {
+                lib.sessionRewind(s.handle, 0);
+            } catch (RuntimeException ignored) {
+                // the session is unusable; its (empty) mirror matches nothing
+            }
+        }
+    }
+
+    /** The sequence using {@code s} is done: it becomes an idle, cached session. */
+    public void release(Slot s) {
+        s.busy = false;
+        s.lastUsed = ++clock;
+        trim();
+    }
+
+    private void trim() {
+        if (closed) return;
+        while (idle() > maxIdle || slots.size() > maxSessions) {
+            Slot lru = leastRecentlyUsedIdle();
+            if (lru == null || slots.size() <= 1 && maxIdle > 0) return;
+            slots.remove(lru);
+            lib.sessionFree(lru.handle);
+        }
+    }
+
+    /** Frees every session (engine close). */
+    void closeAll() {
+        closed = true;
+        for (Slot s : slots) lib.sessionFree(s.handle);
+        slots.clear();
+    }
+}
