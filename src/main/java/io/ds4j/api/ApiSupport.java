@@ -64,7 +64,10 @@ public class ApiSupport {
                         e -> new ApiException(org.springframework.http.HttpStatus.PAYLOAD_TOO_LARGE, "invalid_request_error",
                                 null, "request_too_large", "the request body exceeds " + limit.toBytes()
                                 + " bytes (ds4.server.max-request-size)"))
-                .onErrorMap(io.netty.handler.timeout.ReadTimeoutException.class,
+                // between reads (readTimeout) or in total (requestTimeout): whichever of Netty's two fires first;
+                // Reactor Netty's RequestTimeoutException is package-private, hence the name
+                .onErrorMap(e -> e instanceof io.netty.handler.timeout.ReadTimeoutException
+                                || e.getClass().getName().equals("reactor.netty.http.server.RequestTimeoutException"),
                         e -> new ApiException(org.springframework.http.HttpStatus.REQUEST_TIMEOUT, "invalid_request_error",
                                 null, "request_timeout", "the request body did not arrive in time "
                                 + "(ds4.server.request-read-timeout)"))
