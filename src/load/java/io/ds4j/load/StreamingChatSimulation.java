@@ -179,6 +179,7 @@ public class StreamingChatSimulation extends Simulation {
                 JsonNode ev = JSON.readTree(e);
                 JsonNode data = ev.get("data");
                 if (data == null) return "event without data: " + abbreviate(e);
+                if (data.isTextual() && "[DONE]".equals(data.asText().trim())) continue; // the stream's end marker, not JSON
                 JsonNode chunk = data.isTextual() ? JSON.readTree(data.asText()) : data;
                 if (chunk.isTextual() && "[DONE]".equals(chunk.asText())) continue;
                 if (!"chat.completion.chunk".equals(chunk.path("object").asText())) {
