@@ -106,10 +106,7 @@ final class ChatRequest {
             if (!type.equals("function")) throw ApiException.invalid(at + ".type", "only tools of type 'function' are supported");
             JsonNode f = t.get("function");
             if (f == null || !f.isObject()) throw ApiException.invalid(at + ".function", "'" + at + ".function' is required");
-            String name = str(f, "name", at + ".function");
-            if (name == null || !name.matches("[A-Za-z0-9_.:-]{1,128}")) {
-                throw ApiException.invalid(at + ".function.name", "'" + at + ".function.name' must be 1-128 characters of a-z, A-Z, 0-9, _ . : -");
-            }
+            String name = toolName(f.get("name"), at + ".function.name");
             JsonNode params = f.get("parameters");
             if (params != null && !params.isNull() && !params.isObject()) {
                 throw ApiException.invalid(at + ".function.parameters", "'parameters' must be a JSON Schema object");
@@ -118,6 +115,14 @@ final class ChatRequest {
                     params == null || params.isNull() ? null : params.toString()));
         }
         return out;
+    }
+
+    /** A tool's name, the same rule for every API: 1-128 characters of a-z, A-Z, 0-9, _ . : - (else 400 at {@code param}). */
+    static String toolName(JsonNode name, String param) {
+        if (name == null || !name.isString() || !name.stringValue().matches("[A-Za-z0-9_.:-]{1,128}")) {
+            throw ApiException.invalid(param, "'" + param + "' must be 1-128 characters of a-z, A-Z, 0-9, _ . : -");
+        }
+        return name.stringValue();
     }
 
     /** parallel_tool_calls (default true): false allows at most one invoke in a constrained call. */

@@ -213,9 +213,7 @@ final class MessagesRequest {
                         + "' is not supported (only client tools with an input_schema)");
             }
             JsonNode name = t.get("name");
-            if (name == null || !name.isString() || !name.stringValue().matches("[A-Za-z0-9_.:-]{1,128}")) {
-                throw ApiException.invalid(at + ".name", "'" + at + ".name' must be 1-128 characters of a-z, A-Z, 0-9, _ . : -");
-            }
+            ChatRequest.toolName(name, at + ".name");
             JsonNode schema = t.get("input_schema");
             if (schema == null || !schema.isObject()) {
                 throw ApiException.invalid(at + ".input_schema", "'" + at + ".input_schema' must be a JSON Schema object");

@@ -251,9 +251,7 @@ final class ResponsesRequest {
                         + "' are not supported (only 'function')");
             }
             JsonNode name = t.get("name");
-            if (name == null || !name.isString() || !name.stringValue().matches("[A-Za-z0-9_.:-]{1,128}")) {
-                throw ApiException.invalid(at + ".name", "'" + at + ".name' must be 1-128 characters of a-z, A-Z, 0-9, _ . : -");
-            }
+            ChatRequest.toolName(name, at + ".name");
             JsonNode params = t.get("parameters");
             if (params != null && !params.isNull() && !params.isObject()) {
                 throw ApiException.invalid(at + ".parameters", "'parameters' must be a JSON Schema object");
