@@ -52,20 +52,26 @@ class ToolCallConstraintTest {
                 return new Walk(text.toString(StandardCharsets.UTF_8), parser.toolCalls(), parser.finishReason());
             }
             assertThat(parser.done()).isFalse();
-            int pick = ids.get(rnd.nextInt(ids.size()));
-            if (rnd.nextDouble() < 0.7) { // prefer short tokens that close things, so walks end
-                List<Integer> closers = ids.stream().filter(id -> {
-                    byte[] b = TOK.tokenBytes(id);
-                    return b.length == 1 && (b[0] == '}' || b[0] == ']' || b[0] == '"' || b[0] == '<' || b[0] == '1'
-                            || b[0] == 't' || b[0] == 'n');
-                }).toList();
-                if (!closers.isEmpty()) pick = closers.get(rnd.nextInt(closers.size()));
-            }
+            int pick = pick(ids, rnd);
             c.accept(pick);
             parser.push(pick);
             text.writeBytes(TOK.tokenBytes(pick));
         }
         return null;
+    }
+
+    /** A random allowed token, preferring short ones that close things (70 %), so that walks end. */
+    static int pick(List<Integer> ids, Random rnd) {
+        int pick = ids.get(rnd.nextInt(ids.size()));
+        if (rnd.nextDouble() < 0.7) {
+            List<Integer> closers = ids.stream().filter(id -> {
+                byte[] b = TOK.tokenBytes(id);
+                return b.length == 1 && (b[0] == '}' || b[0] == ']' || b[0] == '"' || b[0] == '<' || b[0] == '1'
+                        || b[0] == 't' || b[0] == 'n');
+            }).toList();
+            if (!closers.isEmpty()) pick = closers.get(rnd.nextInt(closers.size()));
+        }
+        return pick;
     }
 
     static void assertValid(List<ToolCall> calls, String text) {

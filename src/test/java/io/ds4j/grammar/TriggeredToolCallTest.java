@@ -53,15 +53,7 @@ class TriggeredToolCallTest {
                 return new ToolCallConstraintTest.Walk(text.toString(StandardCharsets.UTF_8), parser.toolCalls(),
                         parser.finishReason());
             }
-            int pick = ids.get(rnd.nextInt(ids.size()));
-            if (rnd.nextDouble() < 0.7) {
-                List<Integer> closers = ids.stream().filter(id -> {
-                    byte[] b = TOK.tokenBytes(id);
-                    return b.length == 1 && (b[0] == '}' || b[0] == ']' || b[0] == '"' || b[0] == '<' || b[0] == '1'
-                            || b[0] == 't' || b[0] == 'n');
-                }).toList();
-                if (!closers.isEmpty()) pick = closers.get(rnd.nextInt(closers.size()));
-            }
+            int pick = ToolCallConstraintTest.pick(ids, rnd);
             c.accept(pick);
             parser.push(pick);
             text.writeBytes(TOK.tokenBytes(pick));
