@@ -225,6 +225,48 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *session, int32_t pos);
 DS4J_API const float *ds4j_session_logits(const ds4j_session *session);
 DS4J_API int32_t ds4j_n_vocab(const ds4j_engine *engine);
 
+/* ------------------------------------------------- session state on disk
+ * A session's state at one position written to a file and read back into a
+ * session of any n_ctx that holds it (a prefix cache that survives restarts
+ * and eviction from memory). The file holds the tokens, the fixed-size state
+ * and the compressed entries up to that position, the engine fingerprint and
+ * a checksum over all of it; it holds no logits (evaluate at least one more
+ * token after loading). Not available under comm= (DS4J_ERR_STATE). */
+
+/* 32 hex digits naming what a state file depends on: the model file's
+ * content (gguf header, size and samples of the data), the backend and the
+ * decoder state precision. NULL without weights (vocab_only). */
+DS4J_API const char *ds4j_engine_fingerprint(const ds4j_engine *engine);
+/*
+ * Write the session's newest state at a position <= max_pos to path: the
+ * current state if its position is <= max_pos, else the newest checkpoint
+ * at or before max_pos (the one before the last token of the latest sync is
+ * always kept). The session is unchanged. Returns the position written (> 0)
+ * or a negative error: DS4J_ERR_STATE when it holds no state in (0, max_pos],
+ * DS4J_ERR_IO when the file cannot be written (a partial file is removed).
+ * The caller makes it visible atomically (write to a temporary name in the
+ * same directory, then rename).
+ */
+DS4J_API int32_t ds4j_session_save(ds4j_session *session, const char *path, int32_t max_pos);
+/*
+ * Token ids of a state file (its header only; the checksum is verified by
+ * ds4j_session_load): copies up to cap of them into out and returns their
+ * total number, or a negative error: DS4J_ERR_IO (unreadable),
+ * DS4J_ERR_FORMAT (not a state file, or a truncated or inconsistent one),
+ * DS4J_ERR_STATE (a state file of another model, backend or precision:
+ * a different ds4j_engine_fingerprint).
+ */
+DS4J_API int32_t ds4j_state_file_tokens(const ds4j_engine *engine, const char *path, int32_t *out, int32_t cap);
+/*
+ * Replace the session's content with a state file: afterwards it holds the
+ * file's tokens and state (no logits) and a checkpoint there. The whole
+ * file is verified (header, sizes, fingerprint, token ids, checksum); on
+ * any error the session is left empty (position 0) and the error says why
+ * (as ds4j_state_file_tokens, DS4J_ERR_CONTEXT_FULL when the file holds
+ * more tokens than the session's n_ctx). Returns the position loaded.
+ */
+DS4J_API int32_t ds4j_session_load(ds4j_session *session, const char *path);
+
 /* ------------------------------------------------------------ batch steps */
 
 /* One sequence's share of a batched step: evaluate tokens[0..n_tokens)

@@ -367,6 +367,40 @@ static void expert_parallel(const char *gguf) {
 #endif
 }
 
+/* Session state on disk from device memory and back (ds4j_session_save /
+ * _load through the backend's host copies): a loaded state continues exactly
+ * as the session it came from. */
+static void state_file(const char *gguf) {
+    ds4j_engine *g = open_or_die(gguf, "backend=cuda");
+    if (!g) { failures++; return; }
+    int V = ds4j_n_vocab(g), n = 96;
+    int32_t tok[96];
+    random_tokens(tok, n, V, 77);
+    char path[] = "/tmp/ds4j-cuda-state-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    ds4j_session *a = ds4j_session_new(g, 128), *b = ds4j_session_new(g, 128);
+    float *ref = malloc((size_t)(n - 74) * V * 4), *got = malloc((size_t)(n - 74) * V * 4);
+    CHECK(a && b && ref && got);
+    if (a && b && ref && got) {
+        CHECK(ds4j_session_sync(a, tok, 75, NULL, NULL) >= 0);
+        CHECK(ds4j_session_save(a, path, 74) == 74);
+        CHECK(ds4j_session_rewind(a, 74) == DS4J_OK);
+        CHECK(ds4j_session_eval_batch(a, tok + 74, n - 74, 0, ref) == DS4J_OK);
+        CHECK(ds4j_session_load(b, path) == 74);
+        CHECK(ds4j_session_eval_batch(b, tok + 74, n - 74, 0, got) == DS4J_OK);
+        double d = fx_maxdiff(got, ref, (int64_t)(n - 74) * V);
+        printf("state file on the GPU: loaded state + %d tokens vs the session it came from: max|d| %.3g\n", n - 74, d);
+        CHECK(d <= 1e-6);
+    }
+    unlink(path);
+    free(ref);
+    free(got);
+    ds4j_session_free(a);
+    ds4j_session_free(b);
+    ds4j_engine_close(g);
+}
+
 static void errors(const char *gguf) {
     ds4j_engine *e = ds4j_engine_open(gguf, "backend=cuda;device=999");
     CHECK(e == NULL && strstr(ds4j_last_error(), "device=999"));
@@ -400,6 +434,7 @@ int main(int argc, char **argv) {
         return 77;
     }
     errors(gguf);
+    state_file(gguf);
     fixture("dsv4-tiny-a");
     fixture("dsv4-tiny-b");
     expert_parallel(gguf);

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ds4j.h"
 #include "tool.h"
@@ -197,8 +200,48 @@ done:
     return rc;
 }
 
+/* --state-file: what loading a prompt's state from disk saves against
+ * evaluating the prompt (the disk cache of the server). The load is timed
+ * twice: right after the write (file in the page cache) and after asking the
+ * kernel to drop the file's pages (posix_fadvise DONTNEED: a read from the
+ * device, where the kernel honours it). */
+static int bench_state_file(ds4j_engine *e, const char *dir, const int32_t *ids, int n_prompt, int chunk) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ds4j-bench-%d.state", dir, (int)getpid());
+    ds4j_session *a = ds4j_session_new(e, n_prompt + 1), *b = ds4j_session_new(e, n_prompt + 1);
+    int rc = 1;
+    if (!a || !b) { fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error()); goto out; }
+    double t0 = now_s();
+    if (ds4j_session_eval_batch(a, ids, n_prompt, chunk, NULL) < 0) { fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error()); goto out; }
+    double t1 = now_s();
+    if (ds4j_session_save(a, path, n_prompt) != n_prompt) { fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error()); goto out; }
+    double t2 = now_s();
+    if (ds4j_session_load(b, path) != n_prompt) { fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error()); goto out; }
+    double t3 = now_s();
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    long long bytes = fd >= 0 && fstat(fd, &sb) == 0 ? (long long)sb.st_size : -1;
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    double t4 = now_s();
+    if (ds4j_session_load(b, path) != n_prompt) { fprintf(stderr, "ds4j-tool bench: %s\n", ds4j_last_error()); goto out; }
+    double t5 = now_s();
+    double pre = t1 - t0, warm = t3 - t2, cold = t5 - t4;
+    printf("state file: %d tokens, %.2f MiB: write %.1f ms (fsync'd), read %.1f ms from the page cache / %.1f ms "
+           "after dropping it, vs evaluating the prompt %.1f ms -> loading is %.1fx / %.1fx faster\n",
+           n_prompt, bytes / 1048576.0, (t2 - t1) * 1e3, warm * 1e3, cold * 1e3, pre * 1e3, pre / warm, pre / cold);
+    rc = 0;
+out:
+    unlink(path);
+    ds4j_session_free(a);
+    ds4j_session_free(b);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *opts = NULL;
+    const char *model = NULL, *opts = NULL, *state_dir = NULL;
     int n_gen = 32, n_prompt = 64, threads = 0, chunk = 64, repeat = 1, warmup = 1;
     int streams[16], n_streams = 0;
     for (int i = 1; i < argc; i++) {
@@ -211,6 +254,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--options") && i + 1 < argc) opts = argv[++i];
         else if (!strcmp(a, "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--no-warmup")) warmup = 0;
+        else if (!strcmp(a, "--state-file") && i + 1 < argc) state_dir = argv[++i];
         else if (!strcmp(a, "--streams") && i + 1 < argc) {
             for (char *p = argv[++i]; *p && n_streams < 16;) {
                 char *end;
@@ -224,10 +268,12 @@ int cmd_bench(int argc, char **argv) {
         }
         else {
             fprintf(stderr, "usage: ds4j-tool bench --model M.gguf [-n 32] [--prompt 64] [--threads N] [--chunk N] "
-                            "[--repeat R] [--no-warmup] [--streams 1,4,16,64] [--options K=V;...]\n"
+                            "[--repeat R] [--no-warmup] [--streams 1,4,16,64] [--state-file DIR] [--options K=V;...]\n"
                             "  --streams: aggregate decode tok/s of S concurrent sessions (ds4j_batch_eval) for each\n"
                             "             S, with the single-stream figure of the same run (--prompt: each\n"
-                            "             session's prompt; the engine's prefill_chunk is raised to max S)\n");
+                            "             session's prompt; the engine's prefill_chunk is raised to max S)\n"
+                            "  --state-file: also write the prompt's state to DIR (ds4j_session_save) and read it\n"
+                            "             back into a new session, timed against evaluating the prompt\n");
             return 2;
         }
     }
@@ -319,7 +365,7 @@ int cmd_bench(int argc, char **argv) {
             printf("memory read bandwidth (same threads, 1 GiB): %.2f GB/s -> decode at %.0f%% of the roofline "
                    "(roofline %.2f tok/s)\n", bw, 100.0 * tg * active / 1e9 / bw, bw * 1e9 / active);
     }
-    rc = 0;
+    rc = state_dir ? bench_state_file(e, state_dir, ids, n_prompt, chunk) : 0;
 done:
     free(ids);
     ds4j_session_free(s);

@@ -34,6 +34,18 @@ static inline bool ds4j_add_ok(int64_t a, int64_t b, int64_t *out) {
     return !__builtin_add_overflow(a, b, out) && *out >= 0;
 }
 
+/* A streaming 64-bit checksum for files this engine writes (session state
+ * on disk): detects truncation and corruption, not tampering. The result
+ * depends only on the bytes fed, not on how they were split into calls. */
+typedef struct ds4j_hash64 {
+    uint64_t lane[4], len;
+    uint8_t buf[32];
+    int nb;
+} ds4j_hash64;
+void ds4j_hash64_init(ds4j_hash64 *s, uint64_t seed);
+void ds4j_hash64_feed(ds4j_hash64 *s, const void *data, size_t n);
+uint64_t ds4j_hash64_final(const ds4j_hash64 *s);
+
 /* 64-byte aligned allocation (zeroed); free with ds4j_free. */
 void *ds4j_alloc(size_t bytes);
 void ds4j_free(void *p);

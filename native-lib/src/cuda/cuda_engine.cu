@@ -332,6 +332,16 @@ static void kv_copy(void *u, void *d, const void *s, size_t n) {
     cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, g->stream);
     cudaStreamSynchronize(g->stream);
 }
+static void kv_to_host(void *u, void *d, const void *s, size_t n) {
+    cuda_engine *g = (cuda_engine *)u;
+    cudaStreamSynchronize(g->stream);
+    cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost);
+}
+static void kv_from_host(void *u, void *d, const void *s, size_t n) {
+    cuda_engine *g = (cuda_engine *)u;
+    cudaStreamSynchronize(g->stream);
+    cudaMemcpy(d, s, n, cudaMemcpyHostToDevice);
+}
 static void kv_zero(void *u, void *p, size_t n) {
     cuda_engine *g = (cuda_engine *)u;
     cudaMemsetAsync(p, 0, n, g->stream);
@@ -430,7 +440,7 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
     if ((rc = upload_model(g, mats))) goto fail;
     scratch_walk(m, g->max_tokens, &g->sc, g->scratch_mem);
     cuda_mm_init_tables();
-    g->mem = {kv_alloc, kv_free, kv_copy, kv_zero, g};
+    g->mem = {kv_alloc, kv_free, kv_copy, kv_zero, kv_to_host, kv_from_host, g};
     g->prof = getenv("DS4J_CUDA_PROFILE") && atoi(getenv("DS4J_CUDA_PROFILE")) > 0;
     {
         size_t fr = 0, tot = 0;

@@ -655,6 +655,22 @@ uint64_t gguf_alignment(const gguf_file *f) { return f->alignment; }
 uint64_t gguf_file_size(const gguf_file *f) { return f->size; }
 uint64_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
 
+void gguf_fingerprint(const gguf_file *f, uint64_t out[2]) {
+    for (int k = 0; k < 2; k++) {
+        ds4j_hash64 h;
+        ds4j_hash64_init(&h, 0x6767756600000000ull + (uint64_t)k);
+        ds4j_hash64_feed(&h, &f->size, sizeof f->size);
+        uint64_t head = f->data_offset < f->size ? f->data_offset : f->size;
+        ds4j_hash64_feed(&h, f->base, (size_t)head);
+        uint64_t span = f->size - head, sample = 4096;
+        for (uint64_t i = 0; i < 16 && span > 0; i++) {
+            uint64_t at = head + span / 16 * i, n = f->size - at < sample ? f->size - at : sample;
+            ds4j_hash64_feed(&h, f->base + at, (size_t)n);
+        }
+        out[k] = ds4j_hash64_final(&h);
+    }
+}
+
 int64_t gguf_kv_count(const gguf_file *f) { return f->n_kv; }
 const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i) {
     return (i >= 0 && i < f->n_kv) ? &f->kvs[i] : NULL;

@@ -82,6 +82,11 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 /* Additions (gguf engineer): */
 /* Absolute file offset of the (aligned) tensor data section. */
 uint64_t gguf_data_offset(const gguf_file *f);
+/* Identity of the file's content without reading all of it (for caches of
+ * state computed from it): 128 bits over the header (metadata and tensor
+ * table), the file size and 16 samples of 4 KiB spread over the data
+ * section. Files differing only outside those samples collide. */
+void gguf_fingerprint(const gguf_file *f, uint64_t out[2]);
 /* The encoded value bytes of a kv (after its type tag), e.g. to copy it. */
 void gguf_kv_raw(const gguf_kv *kv, const void **data, uint64_t *len);
 /* Packed little-endian elements of an array of a fixed-size scalar type

@@ -94,7 +94,7 @@ static void *host_alloc(void *u, size_t n) { (void)u; return ds4j_alloc(n ? n : 
 static void host_free(void *u, void *p) { (void)u; ds4j_free(p); }
 static void host_copy(void *u, void *d, const void *s, size_t n) { (void)u; memcpy(d, s, n); }
 static void host_zero(void *u, void *p, size_t n) { (void)u; memset(p, 0, n); }
-static const kv_mem_ops host_mem = {host_alloc, host_free, host_copy, host_zero, NULL};
+static const kv_mem_ops host_mem = {host_alloc, host_free, host_copy, host_zero, host_copy, host_copy, NULL};
 
 kv_state *kv_state_new(const dsv4_model *m, int64_t n_ctx, int kv_fp8) { return kv_state_new_mem(m, n_ctx, kv_fp8, NULL); }
 
@@ -152,6 +152,8 @@ static void set_counters(kv_state *st, int64_t pos) {
         if (L->idx.r) L->idx.n = pos / L->idx.r;
     }
 }
+
+void kv_state_set_pos(kv_state *st, int64_t pos) { set_counters(st, pos); }
 
 void kv_state_reset(kv_state *st) {
     st->mem->zero(st->mem->user, st->fixed, (size_t)st->fixed_bytes);

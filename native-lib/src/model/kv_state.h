@@ -29,6 +29,9 @@ typedef struct kv_mem_ops {
     void (*free)(void *user, void *p);
     void (*copy)(void *user, void *dst, const void *src, size_t bytes);
     void (*zero)(void *user, void *p, size_t bytes);
+    /* between a buffer of this kind and host memory (state files) */
+    void (*to_host)(void *user, void *host_dst, const void *src, size_t bytes);
+    void (*from_host)(void *user, void *dst, const void *host_src, size_t bytes);
     void *user;
 } kv_mem_ops;
 
@@ -87,5 +90,8 @@ void kv_state_reset(kv_state *st);
 void kv_state_save_fixed(const kv_state *st, void *dst);
 /* Restore a fixed part saved at position pos. */
 void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos);
+/* Set the position and entry counters after the buffers were filled at pos
+ * by other means (a state file). */
+void kv_state_set_pos(kv_state *st, int64_t pos);
 
 #endif

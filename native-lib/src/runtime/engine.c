@@ -343,6 +343,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
             goto fail;
         }
     }
+    ds4j_state_fingerprint_init(e);
     e->describe = build_describe(e);
     if (!e->describe) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); goto fail; }
     return e;

@@ -185,6 +185,27 @@ static void ck_drop_after(ds4j_session *s, int64_t pos) {
         if (s->ck_pos[i] > pos) s->ck_pos[i] = -1;
 }
 
+int64_t ds4j_session_snapshot(const ds4j_session *s, int64_t max_pos, const void **fixed) {
+    if (s->st->pos > 0 && s->st->pos <= max_pos) {
+        *fixed = s->st->fixed;
+        return s->st->pos;
+    }
+    int best = -1;
+    for (int i = 0; i < DS4J_CK_TOTAL; i++)
+        if (s->ck_pos[i] > 0 && s->ck_pos[i] <= max_pos && s->ck_pos[i] <= s->st->pos &&
+            (best < 0 || s->ck_pos[i] > s->ck_pos[best]))
+            best = i;
+    if (best < 0) return 0;
+    *fixed = s->ck_data + best * s->st->fixed_bytes;
+    return s->ck_pos[best];
+}
+
+void ds4j_session_adopt(ds4j_session *s, int64_t pos) {
+    for (int i = 0; i < DS4J_CK_TOTAL; i++) s->ck_pos[i] = -1;
+    s->has_logits = 0;
+    if (pos > 0) ck_save_mark(s);
+}
+
 /* Restore the newest state at a position <= limit; returns that position. */
 static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
     int best = -1;

@@ -39,6 +39,7 @@ struct ds4j_engine {
     int fault_sig;           /* the signal it raises: SIGKILL (0) or e.g. SIGSTOP */
     int following;           /* rank > 0 inside ds4j_engine_follow */
     int32_t next_sid;        /* leader: id of the next session (creation order) */
+    char fingerprint[33];    /* ds4j_engine_fingerprint (state_file.c); "" with vocab_only */
     /* ds4j_batch_eval's workspace, grown at the call (never inside a step) */
     struct {
         int64_t cap;             /* entries the arrays below hold */
@@ -80,6 +81,17 @@ struct ds4j_session {
 int ds4j_opts_parse(const char *s, int (*cb)(void *user, const char *key, const char *val), void *user);
 int ds4j_parse_i64(const char *v, int64_t *out);
 int ds4j_parse_f64(const char *v, double *out);
+/* Computes e->fingerprint (engine open; state_file.c). */
+void ds4j_state_fingerprint_init(ds4j_engine *e);
+/* The session's checkpoints, for state_file.c: the newest snapshot of the
+ * fixed state at a position in (0, max_pos] (the current state counts when
+ * its position qualifies). Returns the position and sets *fixed to the
+ * buffer holding it (session memory kind), or 0 if none. */
+int64_t ds4j_session_snapshot(const ds4j_session *s, int64_t max_pos, const void **fixed);
+/* After the state buffers were overwritten at pos (a loaded file) or wiped
+ * (pos 0): drop every checkpoint, forget the logits, and keep the state at
+ * pos as the mark checkpoint. */
+void ds4j_session_adopt(ds4j_session *s, int64_t pos);
 /* Frees the engine's ds4j_batch_eval workspace (engine close). */
 void ds4j_batch_ws_free(ds4j_engine *e);
 

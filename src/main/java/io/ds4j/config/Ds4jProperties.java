@@ -26,6 +26,7 @@ import org.springframework.validation.annotation.Validated;
  * @param server request limits, queueing and response options
  * @param scheduler continuous batching: how many sequences run together, step size, prefix cache
  * @param distributed expert-parallel operation across processes
+ * @param cache the prefix cache beyond memory (session state on disk)
  */
 @Validated
 @ConfigurationProperties("ds4")
@@ -35,7 +36,8 @@ public record Ds4jProperties(
         @Valid @DefaultValue Sampling sampling,
         @Valid @DefaultValue Server server,
         @Valid @DefaultValue Scheduler scheduler,
-        @Valid @DefaultValue Distributed distributed) {
+        @Valid @DefaultValue Distributed distributed,
+        @Valid @DefaultValue Cache cache) {
 
     /**
      * @param library path of libds4j.so (default: the build output of scripts/setup)
@@ -315,6 +317,36 @@ public record Ds4jProperties(
             if (ibvDevices != null && !ibvDevices.isBlank()) return ibvDevices;
             String env = System.getenv("JACCL_IBV_DEVICES");
             return env == null ? "" : env;
+        }
+    }
+
+    /** @param disk session state written to disk (docs/configuration.md: the disk cache) */
+    public record Cache(@Valid @DefaultValue Disk disk) {}
+
+    /**
+     * The prefix cache on disk: when a request ends, the state of its prompt (up to the token before the
+     * last, where the next turn of a conversation diverges) is written to {@code dir}; a later request
+     * whose prompt extends such a prefix further than any session in memory loads it instead of
+     * evaluating it, also after a restart. Files are checked on read (checksum, model fingerprint);
+     * a damaged or foreign one is removed. Not used with {@code ds4.distributed.enabled}.
+     *
+     * @param dir directory of the state files (empty, the default = no disk cache); the files go into
+     *     a subdirectory named for the model's fingerprint, so several models can share it
+     * @param maxSize bound of that subdirectory; least recently used files are removed beyond it
+     * @param minTokens prompts shorter than this are not written (their evaluation is cheap)
+     */
+    public record Disk(
+            @DefaultValue("") String dir,
+            @NotNull @DefaultValue("16GB") DataSize maxSize,
+            @Min(1) @DefaultValue("512") int minTokens) {
+        public Disk {
+            if (maxSize != null && maxSize.toBytes() <= 0) {
+                throw new IllegalArgumentException("ds4.cache.disk.max-size must be positive, got " + maxSize);
+            }
+        }
+
+        public boolean enabled() {
+            return dir != null && !dir.isBlank();
         }
     }
 }

@@ -83,6 +83,11 @@ public final class Ds4jNative {
         m.put("ds4j_session_rewind", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         m.put("ds4j_session_logits", FunctionDescriptor.of(ADDRESS, ADDRESS));
         m.put("ds4j_n_vocab", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        // session state on disk
+        m.put("ds4j_engine_fingerprint", FunctionDescriptor.of(ADDRESS, ADDRESS));
+        m.put("ds4j_session_save", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_state_file_tokens", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_load", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         // sampling
         m.put("ds4j_sampler_new", FunctionDescriptor.of(ADDRESS, ADDRESS));
         m.put("ds4j_sampler_free", FunctionDescriptor.ofVoid(ADDRESS));
@@ -532,6 +537,51 @@ public final class Ds4jNative {
             MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, n));
             int got = check((int) h("ds4j_session_tokens").invokeExact(session, out, n), "ds4j_session_tokens");
             return out.asSlice(0, (long) got * 4).toArray(JAVA_INT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The engine's fingerprint (32 hex digits) naming what its state files depend on; null without weights. */
+    public String engineFingerprint(MemorySegment engine) {
+        try {
+            MemorySegment p = (MemorySegment) h("ds4j_engine_fingerprint").invokeExact(engine);
+            return p.equals(MemorySegment.NULL) ? null : string(p);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ds4j_session_save: writes the newest state at a position <= maxPos to {@code file}; returns that position. */
+    public int sessionSave(MemorySegment session, java.nio.file.Path file, int maxPos) {
+        try (Arena arena = Arena.ofConfined()) {
+            int rc = (int) h("ds4j_session_save").invokeExact(session, arena.allocateFrom(file.toString()), maxPos);
+            return check(rc, "ds4j_session_save");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ds4j_state_file_tokens: the token ids of a state file of this engine (its header checked, not its checksum). */
+    public int[] stateFileTokens(MemorySegment engine, java.nio.file.Path file) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment path = arena.allocateFrom(file.toString());
+            int n = check((int) h("ds4j_state_file_tokens").invokeExact(engine, path, MemorySegment.NULL, 0),
+                    "ds4j_state_file_tokens");
+            MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, n));
+            int again = check((int) h("ds4j_state_file_tokens").invokeExact(engine, path, out, n), "ds4j_state_file_tokens");
+            if (again != n) throw EngineException.of(EngineException.FORMAT, file + " changed while being read");
+            return out.asSlice(0, (long) n * 4).toArray(JAVA_INT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ds4j_session_load: replaces the session's content with a state file (verified); returns its position. */
+    public int sessionLoad(MemorySegment session, java.nio.file.Path file) {
+        try (Arena arena = Arena.ofConfined()) {
+            int rc = (int) h("ds4j_session_load").invokeExact(session, arena.allocateFrom(file.toString()));
+            return check(rc, "ds4j_session_load");
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -110,6 +110,23 @@ public class EngineService implements DisposableBean {
         return sb.toString();
     }
 
+    /** ds4.cache.disk: the prefix cache on disk (one process only; a broken directory is logged, not fatal). */
+    private void attachDiskCache(SessionPool p, MemorySegment e) {
+        var disk = props.cache().disk();
+        if (!disk.enabled()) return;
+        if (worldSize > 1) {
+            log.warn("ds4.cache.disk.dir is set but ignored: the disk cache is not available with expert parallelism "
+                    + "(ds4.distributed.enabled)");
+            return;
+        }
+        try {
+            p.attachDisk(new DiskStateCache(nativeLib, e, Path.of(disk.dir()), disk.maxSize().toBytes(),
+                    disk.minTokens()));
+        } catch (RuntimeException ex) {
+            log.error("disk cache disabled: {}", ex.getMessage());
+        }
+    }
+
     private void openModel(String path) {
         try {
             call(() -> {
@@ -132,6 +149,7 @@ public class EngineService implements DisposableBean {
                         first = nativeLib.sessionNew(e, nCtx);
                         contextSize = nativeLib.sessionNCtx(first);
                         pool = new SessionPool(nativeLib, e, nCtx, first);
+                        attachDiskCache(pool, e);
                         freeMemory = freeMemory(describeJson);
                     }
                     log.info("model loaded: {} ({} metadata keys, vocab {}, context {} tokens, {} MiB KV state, options '{}', "

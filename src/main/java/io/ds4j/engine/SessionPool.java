@@ -12,8 +12,11 @@ import java.util.List;
  * with its prompt (ties: the most recently used), rewinding it to that point.
  * At most {@code maxSessions} sessions exist (created on demand); idle ones
  * beyond {@code maxIdle} are freed, least recently used first. Each session's
- * tokens are mirrored here so a lookup needs no native call. Engine owner
- * thread only.
+ * tokens are mirrored here so a lookup needs no native call. With a disk
+ * cache ({@link DiskStateCache}), a request whose prompt extends a prefix on
+ * disk further than any idle session loads that state into a session
+ * instead of evaluating it, and a finished request's prompt state is written
+ * there. Engine owner thread only.
  */
 public final class SessionPool {
     /** One native session and the tokens it holds. */
@@ -23,6 +26,7 @@ public final class SessionPool {
         int len;
         long lastUsed;
         boolean busy;
+        int promptLen; // the current request's prompt, once all of it is in (0 before)
 
         Slot(MemorySegment handle) {
             this.handle = handle;
@@ -66,6 +70,7 @@ public final class SessionPool {
     private int maxIdle = 1;
     private long clock;
     private boolean closed;
+    private volatile DiskStateCache disk;
 
     SessionPool(Ds4jNative lib, MemorySegment engine, int nCtx, MemorySegment first) {
         this.lib = lib;
@@ -79,6 +84,15 @@ public final class SessionPool {
         this.maxSessions = Math.max(1, maxSessions);
         this.maxIdle = Math.max(0, maxIdle);
         trim();
+    }
+
+    /** Adds the prefix cache on disk (at startup, before the first request). */
+    public void attachDisk(DiskStateCache disk) {
+        this.disk = disk;
+    }
+
+    public DiskStateCache disk() {
+        return disk;
     }
 
     public int size() {
@@ -104,6 +118,24 @@ public final class SessionPool {
                 bestLen = l;
             }
         }
+        DiskStateCache.Entry stored = disk == null ? null : disk.best(prompt, bestLen);
+        if (stored != null) {
+            // a longer prefix on disk: load it into a new or the least recently used idle session
+            Slot target = slots.size() < maxSessions ? create() : null;
+            if (target == null) target = leastRecentlyUsedIdle();
+            if (target != null) {
+                target.len = 0;
+                if (disk.load(target.handle, stored)) {
+                    target.append(stored.tokens());
+                    best = target;
+                    bestLen = stored.length();
+                } else if (best == null || target == best) {
+                    best = target; // the failed load left it empty: start from scratch there
+                    bestLen = 0;
+                }
+                target.lastUsed = ++clock;
+            }
+        }
         if (best == null) {
             best = slots.size() < maxSessions ? create() : null;
             if (best == null) best = leastRecentlyUsedIdle();
@@ -111,12 +143,14 @@ public final class SessionPool {
             bestLen = 0;
         }
         best.busy = true;
+        best.promptLen = 0;
         try {
             int n = prompt.length;
             if (bestLen == n) {
                 // an exact repeat: the engine restores the state after the whole prompt, logits included
                 lib.sessionRewind(best.handle, n);
                 best.len = n;
+                best.promptLen = n;
                 return new Lease(best, n, n, true);
             }
             // ds4j_session_sync up to the first new token: the engine restores its newest checkpoint at or before
@@ -127,6 +161,7 @@ public final class SessionPool {
             int cached = lib.sessionSync(best.handle, head, null);
             best.len = 0;
             best.append(head);
+            if (k == n) best.promptLen = n;
             return new Lease(best, cached, k, k == n);
         } catch (RuntimeException e) {
             resync(best);
@@ -150,6 +185,7 @@ public final class SessionPool {
         }
         s.len = 0;
         s.append(prompt);
+        s.promptLen = prompt.length;
     }
 
     private Slot create() {
@@ -195,6 +231,10 @@ public final class SessionPool {
     public void release(Slot s) {
         s.busy = false;
         s.lastUsed = ++clock;
+        if (disk != null && !closed && s.promptLen > 0 && s.len >= s.promptLen) {
+            disk.store(s.handle, Arrays.copyOf(s.tokens, s.promptLen));
+        }
+        s.promptLen = 0;
         trim();
     }
 

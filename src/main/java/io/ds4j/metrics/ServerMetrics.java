@@ -3,6 +3,7 @@ package io.ds4j.metrics;
 import io.ds4j.engine.EngineService;
 import io.ds4j.engine.GenerationResult;
 import io.ds4j.scheduler.RequestScheduler;
+import io.ds4j.engine.DiskStateCache;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
@@ -77,7 +78,38 @@ public class ServerMetrics implements RequestScheduler.Observer {
                 .description("requests that looked for a cached prompt prefix").register(registry);
         prefixHits = Counter.builder("ds4j.prefix.cache.hits")
                 .description("requests that reused a cached prompt prefix (hit ratio = hits / lookups)").register(registry);
+        diskMeters(registry, engine);
         scheduler.observe(this);
+    }
+
+    /** The prefix cache on disk (ds4.cache.disk), registered whether or not it is configured (zeros then). */
+    private static void diskMeters(MeterRegistry registry, EngineService engine) {
+        record M(String name, String description, java.util.function.ToLongFunction<DiskStateCache.Stats> value,
+                 boolean counter) {}
+        var meters = java.util.List.of(
+                new M("ds4j.prefix.cache.disk.files", "state files in the disk cache", DiskStateCache.Stats::files, false),
+                new M("ds4j.prefix.cache.disk.bytes", "bytes of the disk cache's state files", DiskStateCache.Stats::bytes, false),
+                new M("ds4j.prefix.cache.disk.hits", "requests that loaded a prompt prefix from disk", DiskStateCache.Stats::hits, true),
+                new M("ds4j.prefix.cache.disk.loaded.tokens", "prompt tokens loaded from disk instead of evaluated",
+                        DiskStateCache.Stats::tokensLoaded, true),
+                new M("ds4j.prefix.cache.disk.writes", "state files written", DiskStateCache.Stats::writes, true),
+                new M("ds4j.prefix.cache.disk.removed.damaged", "state files removed as damaged or foreign",
+                        DiskStateCache.Stats::removedDamaged, true),
+                new M("ds4j.prefix.cache.disk.evicted", "state files removed to stay within max-size",
+                        DiskStateCache.Stats::evicted, true));
+        for (M m : meters) {
+            java.util.function.ToDoubleFunction<EngineService> f = e -> {
+                var p = e.sessions();
+                var d = p == null ? null : p.disk();
+                return d == null ? 0 : m.value().applyAsLong(d.stats());
+            };
+            if (m.counter()) {
+                io.micrometer.core.instrument.FunctionCounter.builder(m.name(), engine, f).description(m.description())
+                        .register(registry);
+            } else {
+                Gauge.builder(m.name(), engine, f).description(m.description()).register(registry);
+            }
+        }
     }
 
     @Override
