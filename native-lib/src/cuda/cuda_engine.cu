@@ -387,10 +387,12 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
         rc = ds4j_fail(DS4J_ERR_STATE, "backend=cuda: cannot use device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
         goto fail;
     }
-    if (m->hp.head_dim > 1024 || m->hp.hc > 5 || m->hp.n_expert_used > 64 || m->hp.n_rot > m->hp.head_dim || m->hp.idx_heads * m->hp.idx_dim > 12288) {
-        rc = ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: head_dim %lld (max 1024), hc %lld (max 5), experts per token (max 64) or indexer %lld x %lld "
-                       "(max 12288 values) is beyond the GPU kernels' limits", (long long)m->hp.head_dim,
-                       (long long)m->hp.hc, (long long)m->hp.idx_heads, (long long)m->hp.idx_dim);
+    if (m->hp.head_dim > 1024 || m->hp.hc > 5 || m->hp.n_expert_used > 64 || m->hp.n_expert > 4096 ||
+        m->hp.n_rot > m->hp.head_dim || m->hp.idx_heads * m->hp.idx_dim > 12288) {
+        rc = ds4j_fail(DS4J_ERR_FORMAT, "backend=cuda: head_dim %lld (max 1024), hc %lld (max 5), routed experts %lld (max 4096), "
+                       "experts per token (max 64) or indexer %lld x %lld (max 12288 values) is beyond the GPU kernels' limits",
+                       (long long)m->hp.head_dim, (long long)m->hp.hc, (long long)m->hp.n_expert,
+                       (long long)m->hp.idx_heads, (long long)m->hp.idx_dim);
         goto fail;
     }
     if (g->prop.major < 7) {

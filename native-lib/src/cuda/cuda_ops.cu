@@ -85,9 +85,47 @@ void op_embed(const int32_t *tok, int64_t S, int type, const uint8_t *w, int64_t
 
 /* ------------------------------------------------------------- RMSNorm */
 
+/* One block per row. Rows of up to 16 float4 per thread (every row the
+ * forward normalises, 16384 values with 1024 threads) stay in registers
+ * between the sum of squares and the scaling: one read of the row, and the
+ * loads of a thread are independent, so their latencies overlap. */
 __global__ void k_rmsnorm(const float *x, int64_t xs, float *y, int64_t ys, const float *w, int64_t n, float eps) {
     const float *xr = x + blockIdx.x * xs;
     float *yr = y + blockIdx.x * ys;
+    int64_t n4 = n / 4;
+    bool vec = (n & 3) == 0 && n4 <= 4 * (int64_t)blockDim.x &&
+               (((uintptr_t)xr | (uintptr_t)yr | (uintptr_t)w) & 15) == 0;
+    if (vec) {
+        float4 r[4];
+        double ss = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
+            if (i < n4) r[j] = ((const float4 *)xr)[i];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
+            if (i < n4) ss += (double)r[j].x * r[j].x + (double)r[j].y * r[j].y + (double)r[j].z * r[j].z +
+                              (double)r[j].w * r[j].w;
+        }
+        ss = block_sum_d(ss);
+        float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
+            if (i >= n4) continue;
+            float4 v = r[j], o;
+            if (w) {
+                float4 g = ((const float4 *)w)[i];
+                o = make_float4(g.x * (v.x * inv), g.y * (v.y * inv), g.z * (v.z * inv), g.w * (v.w * inv));
+            } else {
+                o = make_float4(v.x * inv, v.y * inv, v.z * inv, v.w * inv);
+            }
+            ((float4 *)yr)[i] = o;
+        }
+        return;
+    }
     double ss = 0;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += (double)xr[i] * xr[i];
     ss = block_sum_d(ss);
@@ -101,62 +139,64 @@ void op_rmsnorm(const float *x, int64_t x_stride, float *y, int64_t y_stride, co
     k_rmsnorm<<<(unsigned)rows, th, 0, st>>>(x, x_stride, y, y_stride, w, n, eps);
 }
 
-/* ---------------------------------------------------- hyper-connections */
-
-/* ops_hc_split, then x = sum_j pre[j] X[j] (hc_pre's combination). One warp
- * holds the hc x hc matrix (hc * hc <= 32, checked at open), a lane an
- * element, and every row / column sum is read from the other lanes in the
- * CPU's order (so the result is the CPU's to the last bit where expf agrees). */
+/* ops_hc_split, then x = sum_j pre[j] X[j] (hc_pre's combination). The
+ * combination is spread over H/256 blocks per token (one block serialised
+ * its loads: 28 us of a decode step); every block derives pre (hc sigmoids)
+ * itself, and block 0 also writes pre, post and the Sinkhorn-normalised comb.
+ * For the Sinkhorn one warp holds the hc x hc matrix (hc * hc <= 32, checked
+ * at open), a lane an element, and every row / column sum is read from the
+ * other lanes in the CPU's order (so the result is the CPU's to the last bit
+ * where expf agrees). */
 __global__ void k_hc_split(const float *mix, const float *scale, const float *base, int hc, int iters, float hc_eps,
                            float *pre_o, float *post_o, float *comb_o, const float *X, float *x, int64_t H) {
-    extern __shared__ float pre[]; /* [hc] */
-    int64_t s = blockIdx.x;
+    __shared__ float pre[32];
+    int64_t s = blockIdx.y;
     int mx = (2 + hc) * hc;
     const float *m = mix + s * mx;
-    const float *cm = m + 2 * hc, *cb = base + 2 * hc;
-    if (threadIdx.x < 32) {
-        int L = threadIdx.x, n = hc * hc, i = L / hc, c = L % hc;
-        bool ok = L < n;
-        if (L < hc) {
-            pre[L] = sigmoidf_(m[L] * scale[0] + base[L]) + hc_eps;
-            post_o[s * hc + L] = 2.0f * sigmoidf_(m[hc + L] * scale[1] + base[hc + L]);
-        }
-        float v = ok ? cm[L] * scale[2] + cb[L] : 0.0f;
-        /* softmax of row i (ops_softmax: max, expf, double sum in order) */
-        float mxv = -INFINITY;
-        for (int k = 0; k < hc; k++) mxv = fmaxf(mxv, __shfl_sync(0xffffffffu, v, (i * hc + k) & 31));
-        float e = expf(v - mxv);
-        double sum = 0;
-        for (int k = 0; k < hc; k++) sum += __shfl_sync(0xffffffffu, e, (i * hc + k) & 31);
-        v = e * (float)(1.0 / sum) + hc_eps;
-        /* column normalisation, then (iters - 1) x (rows, columns) */
-        for (int it = 0; it < iters; it++) {
-            if (it > 0) {
-                float t = 0;
-                for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (i * hc + k) & 31);
-                v /= t + hc_eps;
-            }
-            float t = 0;
-            for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (k * hc + c) & 31);
-            v /= t + hc_eps;
-        }
-        if (ok) comb_o[s * n + L] = v;
-        if (L < hc) pre_o[s * hc + L] = pre[L];
-    }
+    if (threadIdx.x < hc) pre[threadIdx.x] = sigmoidf_(m[threadIdx.x] * scale[0] + base[threadIdx.x]) + hc_eps;
     __syncthreads();
     const float *Xs = X + s * hc * H;
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < H) {
         float acc = 0;
         for (int j = 0; j < hc; j++) acc += pre[j] * Xs[j * H + i];
         x[s * H + i] = acc;
     }
+    if (blockIdx.x != 0 || threadIdx.x >= 32) return;
+    const float *cm = m + 2 * hc, *cb = base + 2 * hc;
+    int L = threadIdx.x, n = hc * hc, r = L / hc, c = L % hc;
+    bool ok = L < n;
+    if (L < hc) {
+        pre_o[s * hc + L] = pre[L];
+        post_o[s * hc + L] = 2.0f * sigmoidf_(m[hc + L] * scale[1] + base[hc + L]);
+    }
+    float v = ok ? cm[L] * scale[2] + cb[L] : 0.0f;
+    /* softmax of row r (ops_softmax: max, expf, double sum in order) */
+    float mxv = -INFINITY;
+    for (int k = 0; k < hc; k++) mxv = fmaxf(mxv, __shfl_sync(0xffffffffu, v, (r * hc + k) & 31));
+    float e = expf(v - mxv);
+    double sum = 0;
+    for (int k = 0; k < hc; k++) sum += __shfl_sync(0xffffffffu, e, (r * hc + k) & 31);
+    v = e * (float)(1.0 / sum) + hc_eps;
+    /* column normalisation, then (iters - 1) x (rows, columns) */
+    for (int it = 0; it < iters; it++) {
+        if (it > 0) {
+            float t = 0;
+            for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (r * hc + k) & 31);
+            v /= t + hc_eps;
+        }
+        float t = 0;
+        for (int k = 0; k < hc; k++) t += __shfl_sync(0xffffffffu, v, (k * hc + c) & 31);
+        v /= t + hc_eps;
+    }
+    if (ok) comb_o[s * n + L] = v;
 }
 
 void op_hc_split(const float *mix, const float *scale, const float *base, int hc, int iters, float hc_eps,
                  float *pre, float *post, float *comb, const float *X, float *x, int64_t H, int64_t S,
                  cudaStream_t st) {
-    size_t shm = (size_t)hc * sizeof(float);
-    k_hc_split<<<(unsigned)S, 256, shm, st>>>(mix, scale, base, hc, iters, hc_eps, pre, post, comb, X, x, H);
+    dim3 grid((unsigned)((H + 255) / 256), (unsigned)S);
+    k_hc_split<<<grid, 256, 0, st>>>(mix, scale, base, hc, iters, hc_eps, pre, post, comb, X, x, H);
 }
 
 /* hc_post: X'[c] = post[c] * out + sum_r comb[r][c] X[r], out = a (+ b). */
@@ -597,30 +637,40 @@ void op_win_write(const int64_t *pos0, int64_t S, const float *kv, float *win, i
 /* ------------------------------------------------------------- router */
 
 /* moe_layer's routing: sqrt(softplus) scores, top-k of score + bias (first
- * maximum wins) or the hash table, weights normalised in double. */
+ * maximum wins) or the hash table, weights normalised in double. One block
+ * of 256 threads per token, an expert's values kept in shared memory; each
+ * of the k rounds is a block-wide arg-max (ties to the lower index). */
+#define ROUTER_THREADS 256
 __global__ void k_router(const int32_t *tok, float *rl, const float *bias, const int32_t *tid2eid, int64_t E, int64_t k,
                          float rsf, int32_t *sel, float *wt) {
-    __shared__ int32_t se[64]; /* k <= 64, checked at open */
+    extern __shared__ float sh[]; /* [E] scores, [E] score + bias, [E] taken flags */
+    __shared__ int32_t se[64];    /* k <= 64, checked at open */
+    __shared__ float wv[ROUTER_THREADS / 32];
+    __shared__ int we[ROUTER_THREADS / 32];
+    float *ssc = sh, *val = sh + E;
+    unsigned char *taken = (unsigned char *)(sh + 2 * E);
     int64_t s = blockIdx.x;
     float *sc = rl + s * E;
-    int lane = threadIdx.x;
-    for (int64_t e = lane; e < E; e += 32) {
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+    for (int64_t e = tid; e < E; e += blockDim.x) {
         float z = sc[e];
         double sp = z > 20.0f ? (double)z : log1p(exp((double)z));
-        sc[e] = (float)sqrt(sp);
+        float f = (float)sqrt(sp);
+        sc[e] = f;
+        ssc[e] = f;
+        val[e] = f + (bias ? bias[e] : 0.0f);
+        taken[e] = 0;
     }
-    __syncwarp();
+    __syncthreads();
     if (tid2eid) {
-        for (int64_t i = lane; i < k; i += 32) se[i] = tid2eid[(int64_t)tok[s] * k + i];
+        for (int64_t i = tid; i < k; i += blockDim.x) se[i] = tid2eid[(int64_t)tok[s] * k + i];
     } else {
         for (int64_t i = 0; i < k; i++) {
             float bv = -INFINITY;
             int be = -1;
-            for (int64_t e = lane; e < E; e += 32) {
-                int taken = 0;
-                for (int64_t t = 0; t < i; t++) if (se[t] == e) taken = 1;
-                if (taken) continue;
-                float v = sc[e] + (bias ? bias[e] : 0.0f);
+            for (int64_t e = tid; e < E; e += blockDim.x) {
+                if (taken[e]) continue;
+                float v = val[e];
                 if (be < 0 || v > bv) { bv = v; be = (int)e; }
             }
             for (int o = 16; o > 0; o >>= 1) {
@@ -628,22 +678,37 @@ __global__ void k_router(const int32_t *tok, float *rl, const float *bias, const
                 int oe = __shfl_xor_sync(0xffffffffu, be, o);
                 if (oe >= 0 && (be < 0 || ov > bv || (ov == bv && oe < be))) { bv = ov; be = oe; }
             }
-            if (lane == 0) se[i] = be;
-            __syncwarp();
+            if (lane == 0) { wv[warp] = bv; we[warp] = be; }
+            __syncthreads();
+            if (warp == 0) {
+                bv = lane < nw ? wv[lane] : -INFINITY;
+                be = lane < nw ? we[lane] : -1;
+                for (int o = 16; o > 0; o >>= 1) {
+                    float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                    int oe = __shfl_xor_sync(0xffffffffu, be, o);
+                    if (oe >= 0 && (be < 0 || ov > bv || (ov == bv && oe < be))) { bv = ov; be = oe; }
+                }
+                if (lane == 0) {
+                    se[i] = be;
+                    if (be >= 0) taken[be] = 1;
+                }
+            }
+            __syncthreads();
         }
     }
-    __syncwarp();
-    for (int64_t i = lane; i < k; i += 32) sel[s * k + i] = se[i];
-    if (lane == 0) {
+    __syncthreads();
+    for (int64_t i = tid; i < k; i += blockDim.x) sel[s * k + i] = se[i];
+    if (tid == 0) {
         double sum = 0;
-        for (int64_t i = 0; i < k; i++) sum += sc[se[i]];
-        for (int64_t i = 0; i < k; i++) wt[s * k + i] = (float)(sc[se[i]] / (sum + 1e-20)) * rsf;
+        for (int64_t i = 0; i < k; i++) sum += ssc[se[i]];
+        for (int64_t i = 0; i < k; i++) wt[s * k + i] = (float)(ssc[se[i]] / (sum + 1e-20)) * rsf;
     }
 }
 
 void op_router(const int32_t *tok, int64_t S, float *rl, const float *bias, const int32_t *tid2eid, int64_t E,
                int64_t k, float rsf, int32_t *sel, float *wt, cudaStream_t st) {
-    k_router<<<(unsigned)S, 32, 0, st>>>(tok, rl, bias, tid2eid, E, k, rsf, sel, wt);
+    size_t shm = (size_t)E * (2 * sizeof(float) + 1);
+    k_router<<<(unsigned)S, ROUTER_THREADS, shm, st>>>(tok, rl, bias, tid2eid, E, k, rsf, sel, wt);
 }
 
 /* Slot order of moe_layer: owned experts ascending, then tokens, then the
