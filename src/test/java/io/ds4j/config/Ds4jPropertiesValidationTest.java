@@ -107,6 +107,29 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void theDiskCacheIsOffByDefaultAndBadBoundsNameTheProperty() {
+        runner.run(ctx -> {
+            Ds4jProperties.Disk d = ctx.getBean(Ds4jProperties.class).cache().disk();
+            assertThat(d.enabled()).isFalse();
+            assertThat(d.maxSize().toGigabytes()).isEqualTo(16);
+            assertThat(d.minTokens()).isEqualTo(512);
+        });
+        runner.withPropertyValues("ds4.cache.disk.dir=/var/cache/ds4j", "ds4.cache.disk.max-size=2GB").run(ctx -> {
+            Ds4jProperties.Disk d = ctx.getBean(Ds4jProperties.class).cache().disk();
+            assertThat(d.enabled()).isTrue();
+            assertThat(d.maxSize().toMegabytes()).isEqualTo(2048);
+        });
+        runner.withPropertyValues("ds4.cache.disk.max-size=0B").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.cache.disk.max-size");
+        });
+        runner.withPropertyValues("ds4.cache.disk.min-tokens=0").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("cache.disk.minTokens");
+        });
+    }
+
+    @Test
     void aDeviceIndexNeedsTheCudaBackend() {
         runner.withPropertyValues("ds4.engine.device=1").run(ctx -> {
             assertThat(ctx).hasFailed();
