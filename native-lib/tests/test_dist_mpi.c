@@ -18,7 +18,10 @@
  * next to `ds4j-tool follow` ranks (MPMD mpirun) and must write the same
  * numbers as the same script in one process; generate as leader with
  * follow ranks reproduces the greedy reference; a follower killed
- * mid-generation fails the leader promptly.
+ * mid-generation fails the leader promptly; recovery (--recover): after a
+ * follower's death under mpirun --enable-recovery the leader's
+ * ds4j_engine_recover spawns new followers (2 and 3 ranks, uneven ranges)
+ * and the greedy continuation equals the reference again.
  */
 #include <math.h>
 #include <sys/wait.h>
@@ -164,7 +167,8 @@ static int greedy(ds4j_engine *e, const int32_t *prompt, int np, int n, int32_t 
  * that kills itself mid-generation: the generation fails with
  * DS4J_ERR_COMM, ds4j_engine_recover spawns a new follower, the old session
  * is refused, and a new one generates the greedy continuation again. Writes
- * "<recover seconds>\n<tokens>\n" to out_path. */
+ * "<recover seconds> s, <failed checks> failed checks\n<tokens>\n" to out_path
+ * (mpirun --enable-recovery does not pass on the leader's exit status). */
 static int recover_main(const char *gguf, const char *out_path, const char *opts) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
@@ -178,7 +182,7 @@ static int recover_main(const char *gguf, const char *out_path, const char *opts
     ds4j_session *s = NULL;
     int rc = greedy(e, prompt, np, n, got, &s);
     fprintf(stderr, "recover leader: generation with the dying follower: %d (%s)\n", rc, ds4j_last_error());
-    CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), "rank 1 (pid "));
+    CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), " (pid ") && strstr(ds4j_last_error(), "is gone"));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = ds4j_engine_recover(e);
@@ -198,7 +202,7 @@ static int recover_main(const char *gguf, const char *out_path, const char *opts
         if (rc) fprintf(stderr, "recover leader: after recovery: %s\n", ds4j_last_error());
         CHECK(rc == 0);
         ds4j_session_free(s);
-        fprintf(out, "%.3f\n", secs);
+        fprintf(out, "%.3f s, %d failed checks\n", secs, failures);
         for (int i = 0; i < n; i++) fprintf(out, "%s%d", i ? "," : "", got[i]);
         fprintf(out, "\n");
         /* the rebuilt group keeps working for collectives too */
@@ -272,6 +276,10 @@ int main(int argc, char **argv) {
     if (!e || !el) { fprintf(stderr, "%s\n", ds4j_last_error()); return 1; }
     int V = ds4j_n_vocab(e);
     int L = (int)json_int(ds4j_engine_describe(e), "n_layer");
+    /* recovery needs a group: refused (not a crash) for one process and for comm=local */
+    CHECK(ds4j_engine_recover(NULL) == DS4J_ERR_INVALID_ARGUMENT);
+    CHECK(ds4j_engine_recover(e) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "no distributed group"));
+    CHECK(ds4j_engine_recover(el) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "no distributed group"));
     CHECK(ds4j_engine_rank(e) == 0 && ds4j_engine_world_size(e) == 1);
     CHECK(ds4j_engine_rank(el) == 0 && ds4j_engine_world_size(el) == 1);
     CHECK(strstr(ds4j_engine_describe(el), "\"comm\":\"local\"") != NULL);
@@ -624,41 +632,56 @@ int main(int argc, char **argv) {
         CHECK(gone && strstr(gone, "rank 1 (pid ") && strstr(gone, "is gone"));
         free(err);
 
-        /* Recovery: the leader of an --enable-recovery job loses its
-         * follower mid-generation, calls ds4j_engine_recover (a new `ds4j-tool
-         * follow` is spawned into the dead rank's slot of a `localhost
-         * slots=2` hostfile), and then generates the same greedy
-         * continuation as one process (the fixture's reference). */
+        /* Recovery: the leader of an --enable-recovery job loses a
+         * follower mid-generation, calls ds4j_engine_recover and then
+         * generates the same greedy continuation as one process (the
+         * fixture's reference). 2 ranks: the new `ds4j-tool follow` takes the
+         * dead rank's slot of a `localhost slots=2` hostfile. 3 ranks with
+         * uneven explicit ranges (0:1, 1:3, 3:8), rank 2 dies: the surviving
+         * rank 1 is killed by the leader, and the two new ranks must own
+         * exactly 1:3 and 3:8 again or the handshake fails. */
         if (ref.greedy && ref.greedy_seq < ref.n_seq) {
             char hostf[1024], outp[1024], wantg[4096];
             snprintf(hostf, sizeof hostf, "%s/test-dist-hosts", DS4J_BUILD_DIR);
             snprintf(outp, sizeof outp, "%s/test-dist-recover.txt", DS4J_BUILD_DIR);
             FILE *hf = fopen(hostf, "w");
             if (hf) { fprintf(hf, "localhost slots=2\n"); fclose(hf); }
-            remove(outp);
             size_t wo = 0;
             for (int i = 0; i < ref.n_greedy; i++)
                 wo += (size_t)snprintf(wantg + wo, sizeof wantg - wo, "%s%d", i ? "," : "", ref.greedy[i]);
-            snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s' -np 1 '%s' --recover '%s' '%s' "
-                     "'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
-                     "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
-                     mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH, DS4J_TOOL_PATH, gguf, logp, errp);
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            rc = fx_run(cmd);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-            char *res = fx_read_file(outp, NULL);
-            char *line2 = res ? strchr(res, '\n') : NULL;
-            printf("follower killed, leader recovers: exit %d after %.1f s; recover took %.6s s; after: %.80s",
-                   rc, secs, res ? res : "?", line2 ? line2 + 1 : "(no output)\n");
-            CHECK(rc == 0 && rc != 124 && line2);
-            CHECK(line2 && !strncmp(line2 + 1, wantg, strlen(wantg)) && line2[1 + strlen(wantg)] == '\n');
-            if (rc || !line2) {
-                char *l = fx_read_file(errp, NULL);
-                fprintf(stderr, "%s\n", l ? l : "(no stderr)");
-                free(l);
+            for (int ranks = 2; ranks <= 3; ranks++) {
+                remove(outp);
+                if (ranks == 2)
+                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s' -np 1 '%s' --recover '%s' '%s' "
+                             "'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
+                             mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH, DS4J_TOOL_PATH, gguf,
+                             logp, errp);
+                else
+                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --oversubscribe -np 1 '%s' --recover '%s' '%s' "
+                             "'threads=1;comm=mpi;expert_range=0:1;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 --options 'comm=mpi;expert_range=1:3' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 --options 'comm=mpi;expert_range=3:8' "
+                             "> '%s' 2> '%s'", mpirun, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
+                             DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                rc = fx_run(cmd);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+                char *res = fx_read_file(outp, NULL);
+                char *line2 = res ? strchr(res, '\n') : NULL;
+                if (line2) *line2++ = 0;
+                printf("%d ranks, a follower killed, the leader recovers: exit %d after %.1f s; recover: %s; greedy "
+                       "after: %.60s...\n", ranks, rc, secs, res ? res : "(no output)", line2 ? line2 : "(none)");
+                CHECK(rc == 0 && res && strstr(res, " s, 0 failed checks"));
+                CHECK(line2 && !strncmp(line2, wantg, strlen(wantg)) && line2[strlen(wantg)] == '\n');
+                if (rc || !line2 || !strstr(res, " s, 0 failed checks")) {
+                    char *l = fx_read_file(errp, NULL);
+                    fprintf(stderr, "%s\n", l ? l : "(no stderr)");
+                    free(l);
+                }
+                free(res);
             }
-            free(res);
         }
 
         /* A stalled follower (SIGSTOP): nothing ends it but the leader's
