@@ -658,7 +658,7 @@ int main(int argc, char **argv) {
                              mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH, DS4J_TOOL_PATH, gguf,
                              logp, errp);
                 else
-                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --oversubscribe -np 1 '%s' --recover '%s' '%s' "
+                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s3' -np 1 '%s' --recover '%s' '%s' "
                              "'threads=1;comm=mpi;expert_range=0:1;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
                              "-np 1 '%s' follow --model '%s' --threads 1 --options 'comm=mpi;expert_range=1:3' : "
                              "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 --options 'comm=mpi;expert_range=3:8' "

@@ -38,6 +38,10 @@ class LaunchPlanTest {
         assertThat(argv.stream().filter(":"::equals)).hasSize(2);
         assertThat(line).contains(": -np 1 /opt/ds4j/scripts/ds4j-tool follow --model /models/flash.gguf --options comm=mpi;threads=8");
         assertThat(LaunchPlan.shellLine(argv)).contains("'comm=mpi;threads=8'");
+        // the leader can replace a lost follower with the same program (recovery), placed by the hostfile
+        assertThat(argv).contains("--ds4.distributed.recovery.respawn-tool=/opt/ds4j/scripts/ds4j-tool");
+        assertThat(argv.indexOf("--ds4.distributed.recovery.respawn-tool=/opt/ds4j/scripts/ds4j-tool"))
+                .isLessThan(argv.indexOf(":"));
     }
 
     @Test
