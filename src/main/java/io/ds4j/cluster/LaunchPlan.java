@@ -119,7 +119,10 @@ public final class LaunchPlan {
         // recovery: after a follower's death the leader spawns new followers (MPI_Comm_spawn into the freed
         // slots of the hostfile) running the same program as the ones below
         if (spec.backend().equals("mpi")) {
-            argv.add("--ds4.distributed.recovery.respawn-tool=" + repo + "/scripts/ds4j-tool");
+            Integer every = spec.recoveryIntervalMs();
+            if (every != null && every == 0) argv.add("--ds4.distributed.recovery.enabled=false");
+            else argv.add("--ds4.distributed.recovery.respawn-tool=" + repo + "/scripts/ds4j-tool");
+            if (every != null && every > 0) argv.add("--ds4.distributed.recovery.interval=" + every + "ms");
         }
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {
