@@ -263,8 +263,23 @@ static int m_respawn(void *s, const char *command, int n_new, char *const *const
     /* The abandoned group's members on this host that still exist (a
      * stopped one, or a survivor of a larger group waiting for the leader)
      * would hold their memory and slot forever: stop them for good. */
+    int killed = 0;
     for (int r = 1; r < c->size; r++)
-        if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0) kill((pid_t)c->local_pid[r], SIGKILL);
+        if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0 && kill((pid_t)c->local_pid[r], SIGKILL) == 0)
+            killed++;
+    /* mpirun frees a killed process's slot only once it has reaped it
+     * (measured: a spawn right after the SIGKILL finds "all nodes already
+     * filled", and a second spawn after a refused one ends this process),
+     * so wait until the killed ones are gone (not even zombies), 5 s at most,
+     * and give mpirun a moment to update its books */
+    for (int64_t until = mono_ms() + 5000; killed && mono_ms() < until;) {
+        int left = 0;
+        for (int r = 1; r < c->size; r++)
+            if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0) left++;
+        struct timespec ts = {0, left ? 20000000 : 200000000};
+        nanosleep(&ts, NULL);
+        if (!left) break;
+    }
     char **cmds = calloc((size_t)n_new, sizeof(char *));
     int *maxprocs = calloc((size_t)n_new, sizeof(int)), *codes = calloc((size_t)n_new, sizeof(int));
     MPI_Info *infos = calloc((size_t)n_new, sizeof(MPI_Info));

@@ -182,7 +182,8 @@ static int recover_main(const char *gguf, const char *out_path, const char *opts
     ds4j_session *s = NULL;
     int rc = greedy(e, prompt, np, n, got, &s);
     fprintf(stderr, "recover leader: generation with the dying follower: %d (%s)\n", rc, ds4j_last_error());
-    CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), " (pid ") && strstr(ds4j_last_error(), "is gone"));
+    CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), " (pid ") &&
+          (strstr(ds4j_last_error(), "is gone") || strstr(ds4j_last_error(), "is stopped")));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = ds4j_engine_recover(e);
@@ -639,30 +640,38 @@ int main(int argc, char **argv) {
          * dead rank's slot of a `localhost slots=2` hostfile. 3 ranks with
          * uneven explicit ranges (0:1, 1:3, 3:8), rank 2 dies: the surviving
          * rank 1 is killed by the leader, and the two new ranks must own
-         * exactly 1:3 and 3:8 again or the handshake fails. */
+         * exactly 1:3 and 3:8 again or the handshake fails. 2 ranks, the
+         * follower stopped (SIGSTOP) instead: after timeout_ms the leader
+         * kills it (same host) and its slot is reused once mpirun has reaped it. */
         if (ref.greedy && ref.greedy_seq < ref.n_seq) {
             char hostf[1024], outp[1024], wantg[4096];
             snprintf(hostf, sizeof hostf, "%s/test-dist-hosts", DS4J_BUILD_DIR);
             snprintf(outp, sizeof outp, "%s/test-dist-recover.txt", DS4J_BUILD_DIR);
             FILE *hf = fopen(hostf, "w");
             if (hf) { fprintf(hf, "localhost slots=2\n"); fclose(hf); }
+            char hostf3[1100];
+            snprintf(hostf3, sizeof hostf3, "%s3", hostf);
+            hf = fopen(hostf3, "w");
+            if (hf) { fprintf(hf, "localhost slots=3\n"); fclose(hf); }
             size_t wo = 0;
             for (int i = 0; i < ref.n_greedy; i++)
                 wo += (size_t)snprintf(wantg + wo, sizeof wantg - wo, "%s%d", i ? "," : "", ref.greedy[i]);
-            for (int ranks = 2; ranks <= 3; ranks++) {
+            for (int variant = 0; variant < 3; variant++) {
+                int ranks = variant == 1 ? 3 : 2;
                 remove(outp);
                 if (ranks == 2)
                     snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s' -np 1 '%s' --recover '%s' '%s' "
-                             "'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
-                             "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
-                             mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH, DS4J_TOOL_PATH, gguf,
-                             logp, errp);
+                             "'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s%s' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 %s 6 > '%s' 2> '%s'",
+                             mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
+                             variant == 2 ? ";comm_options=timeout_ms=1500" : "", DS4J_TOOL_PATH, gguf,
+                             variant == 2 ? "--stop-after" : "--die-after", logp, errp);
                 else
                     snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s3' -np 1 '%s' --recover '%s' '%s' "
                              "'threads=1;comm=mpi;expert_range=0:1;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
                              "-np 1 '%s' follow --model '%s' --threads 1 --options 'comm=mpi;expert_range=1:3' : "
                              "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 --options 'comm=mpi;expert_range=3:8' "
-                             "> '%s' 2> '%s'", mpirun, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
+                             "> '%s' 2> '%s'", mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
                              DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 rc = fx_run(cmd);
@@ -671,8 +680,9 @@ int main(int argc, char **argv) {
                 char *res = fx_read_file(outp, NULL);
                 char *line2 = res ? strchr(res, '\n') : NULL;
                 if (line2) *line2++ = 0;
-                printf("%d ranks, a follower killed, the leader recovers: exit %d after %.1f s; recover: %s; greedy "
-                       "after: %.60s...\n", ranks, rc, secs, res ? res : "(no output)", line2 ? line2 : "(none)");
+                printf("%d ranks, a follower %s, the leader recovers: exit %d after %.1f s; recover: %s; greedy "
+                       "after: %.60s...\n", ranks, variant == 2 ? "stopped (SIGSTOP, timeout_ms=1500)" : "killed", rc,
+                       secs, res ? res : "(no output)", line2 ? line2 : "(none)");
                 CHECK(rc == 0 && res && strstr(res, " s, 0 failed checks"));
                 CHECK(line2 && !strncmp(line2, wantg, strlen(wantg)) && line2[strlen(wantg)] == '\n');
                 if (rc || !line2 || !strstr(res, " s, 0 failed checks")) {
