@@ -137,8 +137,9 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
  */
 DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
 /*
- * Recovery, leader (rank 0) only, typically after a call failed with
- * DS4J_ERR_COMM because a follower died: replaces the whole follower group
+ * Recovery, leader (rank 0) only, after a call failed with DS4J_ERR_COMM
+ * (a follower died, stalled or diverged; a healthy group is not replaced:
+ * DS4J_ERR_STATE): replaces the whole follower group
  * with world size - 1 new processes and makes the engine usable again.
  * comm=mpi only (DS4J_ERR_STATE for other backends), and the leader's
  * process must have survived the death (mpirun --enable-recovery) and

@@ -180,6 +180,8 @@ static int recover_main(const char *gguf, const char *out_path, const char *opts
     int np = ref.n_tok[ref.greedy_seq], n = ref.n_greedy;
     int32_t *got = calloc((size_t)n, sizeof(int32_t));
     ds4j_session *s = NULL;
+    /* a healthy group is not replaced */
+    CHECK(ds4j_engine_recover(e) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "the cluster is healthy"));
     int rc = greedy(e, prompt, np, n, got, &s);
     fprintf(stderr, "recover leader: generation with the dying follower: %d (%s)\n", rc, ds4j_last_error());
     CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), " (pid ") &&

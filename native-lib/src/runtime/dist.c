@@ -630,6 +630,11 @@ DS4J_API int32_t ds4j_engine_recover(ds4j_engine *e) {
     if (ds4j_comm_rank(e->comm) != 0)
         return ds4j_fail(DS4J_ERR_STATE, "recover: only the leader (rank 0) rebuilds the group (this is rank %d)",
                          ds4j_comm_rank(e->comm));
+    /* a working group is not replaced: its followers on other hosts could
+     * not be stopped and would wait on the old communicator forever */
+    if (!ds4j_comm_broken(e->comm))
+        return ds4j_fail(DS4J_ERR_STATE, "recover: the cluster is healthy (no collective has failed): nothing to "
+                         "recover");
     if (e->expert_compact || dsv4_model_partial(e->model))
         return ds4j_fail(DS4J_ERR_STATE, "recover: the ranks serve their own expert slice files (expert_compact), "
                          "which new followers started with the leader's file cannot: restart every rank");

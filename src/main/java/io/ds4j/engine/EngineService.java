@@ -239,7 +239,9 @@ public class EngineService implements DisposableBean {
 
     /** Automatic recovery applies: the leader of a cluster, enabled, and a native build that has it. */
     private boolean recoveryPossible() {
+        // mpi only: the engine cannot rebuild an NCCL group (it would refuse every attempt)
         return props.distributed().enabled() && props.distributed().recovery().enabled() && rank == 0 && worldSize > 1
+                && props.distributed().backend() == Ds4jProperties.Backend.mpi
                 && heartbeat != null && nativeLib.has("ds4j_engine_recover");
     }
 
