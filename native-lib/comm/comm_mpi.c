@@ -268,10 +268,11 @@ static int m_respawn(void *s, const char *command, int n_new, char *const *const
         if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0 && kill((pid_t)c->local_pid[r], SIGKILL) == 0)
             killed++;
     /* mpirun frees a killed process's slot only once it has reaped it
-     * (measured: a spawn right after the SIGKILL finds "all nodes already
-     * filled", and a second spawn after a refused one ends this process),
-     * so wait until the killed ones are gone (not even zombies), 5 s at most,
-     * and give mpirun a moment to update its books */
+     * (measured: a spawn right after the SIGKILL finds "All nodes which are
+     * allocated for this job are already filled", and within a second of
+     * such a refused spawn mpirun ended this process too, --enable-recovery
+     * or not), so wait until the killed ones are gone (not even zombies),
+     * 5 s at most, and give mpirun a moment to update its books */
     for (int64_t until = mono_ms() + 5000; killed && mono_ms() < until;) {
         int left = 0;
         for (int r = 1; r < c->size; r++)
