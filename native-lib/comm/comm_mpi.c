@@ -18,6 +18,14 @@
  * a peer's death at all is up to the launcher: plain mpirun kills the whole
  * job; mpirun --enable-recovery leaves the survivors running
  * (docs/distributed.md, "A dead or stalled rank").
+ *
+ * Recovery (m_respawn): under --enable-recovery rank 0 outlives a dead
+ * peer, and Open MPI 4.1 still lets it MPI_Comm_spawn new processes on
+ * MPI_COMM_SELF and merge them into a fresh communicator (measured: 0.2-0.4
+ * s on one host). The spawned followers find their parent at open
+ * (MPI_Comm_get_parent) and use the merged communicator instead of
+ * MPI_COMM_WORLD. The abandoned communicator is never freed or finalised:
+ * that would wait for the dead peer.
  */
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +50,9 @@ typedef struct mpi_comm {
     size_t h16_cap;
     int64_t timeout_ms; /* bound of a collective this rank waits for; 0 = none */
     int *local_pid;     /* [size]: the rank's pid when it runs on this host, else 0 */
+    int64_t grace_until_ms; /* > 0 after a respawn: waits are bounded by this time at least (the new ranks
+                             * load the model before they answer), until the first all_sum completes */
+    int64_t spawn_timeout_ms; /* that bound (comm_options spawn_timeout_ms, default 600000) */
     char err[512];
 } mpi_comm;
 
@@ -104,17 +115,19 @@ static int mpi_wait(mpi_comm *c, MPI_Request *q, const char *op, int bounded) {
                          c->local_pid[dead], (long long)(now - t0));
                 return 1;
             }
-            if (bounded && c->timeout_ms > 0 && now - t0 >= c->timeout_ms) {
+            int64_t bound = c->timeout_ms;
+            if (bound > 0 && c->grace_until_ms - t0 > bound) bound = c->grace_until_ms - t0;
+            if (bounded && bound > 0 && now - t0 >= bound) {
                 mpi_boot_peer_lost = 1;
                 int st = stopped_local_peer(c);
                 if (st >= 0)
                     snprintf(c->err, sizeof c->err,
                              "%s did not complete within %lld ms (timeout_ms): rank %d (pid %d on this host) is stopped",
-                             op, (long long)c->timeout_ms, st, c->local_pid[st]);
+                             op, (long long)bound, st, c->local_pid[st]);
                 else
                     snprintf(c->err, sizeof c->err,
                              "%s did not complete within %lld ms (timeout_ms): a peer is dead or stalled", op,
-                             (long long)c->timeout_ms);
+                             (long long)bound);
                 return 1;
             }
         }
@@ -150,6 +163,7 @@ static int m_all_sum(void *s, float *buf, int64_t n) {
         if (mpi_wait(c, &q, "MPI_Allreduce", 1)) return 1;
         off += k;
     }
+    c->grace_until_ms = 0; /* every rank answered: the new ones are up */
     return 0;
 }
 
@@ -207,6 +221,121 @@ static int m_barrier(void *s) {
     return mpi_wait(c, &q, "MPI_Barrier", 1);
 }
 
+/* Which ranks share this host, by processor name, and their pids: a peer
+ * that vanishes is then noticed in ~100 ms instead of at timeout_ms.
+ * Blocking collectives: called right after the communicator is formed,
+ * when every member is known to be alive. */
+static int exchange_hosts(mpi_comm *c, char *err, size_t err_cap) {
+    free(c->local_pid);
+    c->local_pid = calloc((size_t)c->size, sizeof(int));
+    char *names = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
+    int *pids = calloc((size_t)c->size, sizeof(int));
+    char me[MPI_MAX_PROCESSOR_NAME] = "";
+    int me_len = 0, rc = 0;
+    if (!c->local_pid || !names || !pids) {
+        snprintf(err, err_cap, "out of memory");
+        rc = 1;
+        goto out;
+    }
+    MPI_Get_processor_name(me, &me_len);
+    int my_pid = (int)getpid();
+    if (MPI_Allgather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, c->comm) != MPI_SUCCESS ||
+        MPI_Allgather(&my_pid, 1, MPI_INT, pids, 1, MPI_INT, c->comm) != MPI_SUCCESS) {
+        snprintf(err, err_cap, "comm=mpi: exchanging host names failed");
+        rc = 1;
+        goto out;
+    }
+    for (int r = 0; r < c->size; r++)
+        if (r != c->rank && !strncmp(names + (size_t)r * MPI_MAX_PROCESSOR_NAME, me, MPI_MAX_PROCESSOR_NAME))
+            c->local_pid[r] = pids[r];
+out:
+    free(names);
+    free(pids);
+    return rc;
+}
+
+static int m_respawn(void *s, const char *command, int n_new, char *const *const *argv) {
+    mpi_comm *c = s;
+    if (c->rank != 0 || n_new < 1) {
+        snprintf(c->err, sizeof c->err, "respawn: rank 0 only, at least one new rank");
+        return 1;
+    }
+    /* The abandoned group's members on this host that still exist (a
+     * stopped one, or a survivor of a larger group waiting for the leader)
+     * would hold their memory and slot forever: stop them for good. */
+    int killed = 0;
+    for (int r = 1; r < c->size; r++)
+        if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0 && kill((pid_t)c->local_pid[r], SIGKILL) == 0)
+            killed++;
+    /* mpirun frees a killed process's slot only once it has reaped it
+     * (measured: a spawn right after the SIGKILL finds "All nodes which are
+     * allocated for this job are already filled", and within a second of
+     * such a refused spawn mpirun ended this process too, --enable-recovery
+     * or not), so wait until the killed ones are gone (not even zombies),
+     * 5 s at most, and give mpirun a moment to update its books */
+    for (int64_t until = mono_ms() + 5000; killed && mono_ms() < until;) {
+        int left = 0;
+        for (int r = 1; r < c->size; r++)
+            if (c->local_pid[r] > 0 && kill((pid_t)c->local_pid[r], 0) == 0) left++;
+        struct timespec ts = {0, left ? 20000000 : 200000000};
+        nanosleep(&ts, NULL);
+        if (!left) break;
+    }
+    char **cmds = calloc((size_t)n_new, sizeof(char *));
+    int *maxprocs = calloc((size_t)n_new, sizeof(int)), *codes = calloc((size_t)n_new, sizeof(int));
+    MPI_Info *infos = calloc((size_t)n_new, sizeof(MPI_Info));
+    if (!cmds || !maxprocs || !codes || !infos) {
+        free(cmds); free(maxprocs); free(codes); free(infos);
+        snprintf(c->err, sizeof c->err, "respawn: out of memory");
+        return 1;
+    }
+    for (int i = 0; i < n_new; i++) {
+        cmds[i] = (char *)command;
+        maxprocs[i] = 1;
+        infos[i] = MPI_INFO_NULL;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+    MPI_Comm inter = MPI_COMM_NULL, merged = MPI_COMM_NULL;
+    int rc = MPI_Comm_spawn_multiple(n_new, cmds, (char ***)argv, maxprocs, infos, 0, MPI_COMM_SELF, &inter, codes);
+    int bad = -1;
+    for (int i = 0; i < n_new && rc == MPI_SUCCESS; i++)
+        if (codes[i] != MPI_SUCCESS) bad = i;
+    free(cmds); free(maxprocs); free(infos);
+    if (rc != MPI_SUCCESS || bad >= 0) {
+        char msg[MPI_MAX_ERROR_STRING] = "";
+        int len = 0;
+        int code = rc != MPI_SUCCESS ? rc : codes[bad];
+        if (MPI_Error_string(code, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", code);
+        snprintf(c->err, sizeof c->err, "MPI_Comm_spawn of %d x %s failed: %s (does mpirun have free slots: "
+                 "--enable-recovery and a hostfile or --oversubscribe?)", n_new, command, msg);
+        free(codes);
+        return 1;
+    }
+    free(codes);
+    /* the parent group is "low": this process stays rank 0, the new ones
+     * follow in spawn order as ranks 1..n_new */
+    MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN);
+    rc = MPI_Intercomm_merge(inter, 0, &merged);
+    if (rc != MPI_SUCCESS) {
+        mpi_failed(c, "MPI_Intercomm_merge after spawning", rc);
+        return 1;
+    }
+    MPI_Comm_set_errhandler(merged, MPI_ERRORS_RETURN);
+    /* the old communicator is abandoned, not freed: a collective on it never
+     * completed and freeing it could wait for the dead peer */
+    c->comm = merged;
+    MPI_Comm_rank(merged, &c->rank);
+    MPI_Comm_size(merged, &c->size);
+    c->err[0] = 0;
+    char err[256];
+    if (exchange_hosts(c, err, sizeof err)) {
+        snprintf(c->err, sizeof c->err, "respawn: %s", err);
+        return 1;
+    }
+    c->grace_until_ms = mono_ms() + c->spawn_timeout_ms;
+    return 0;
+}
+
 static void m_close(void *s) {
     mpi_comm *c = s;
     if (!c) return;
@@ -223,7 +352,7 @@ static void m_close(void *s) {
 static const ds4j_comm_vtable MPI_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "mpi", .rank = m_rank, .size = m_size, .all_sum_f32 = m_all_sum,
     .broadcast_i32 = m_bcast, .barrier = m_barrier, .close = m_close, .last_error = m_error,
-    .all_sum_f32_as16 = m_all_sum16,
+    .all_sum_f32_as16 = m_all_sum16, .respawn = m_respawn,
 };
 
 __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const char *options,
@@ -244,7 +373,9 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         }
         timeout_ms = v;
     }
-    /* comm_options: only timeout_ms; anything else is an error rather than a silently ignored typo */
+    /* comm_options: timeout_ms, spawn_timeout_ms; anything else is an error
+     * rather than a silently ignored typo */
+    int64_t spawn_ms = 600000;
     for (const char *p = options ? options : ""; *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -253,13 +384,15 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         memcpy(kv, p, len);
         kv[len] = 0;
         char *eq = strchr(kv, '='), *num_end = NULL;
-        long long v = eq && !strncmp(kv, "timeout_ms=", 11) ? strtoll(eq + 1, &num_end, 10) : -1;
-        if (len && (!eq || strncmp(kv, "timeout_ms=", 11) || !eq[1] || *num_end || v < 0)) {
-            snprintf(err, err_cap, "comm=mpi: comm_options '%s': the only option is timeout_ms=N (milliseconds, 0 = "
-                     "no bound)", kv);
+        int is_t = !strncmp(kv, "timeout_ms=", 11), is_s = !strncmp(kv, "spawn_timeout_ms=", 17);
+        long long v = eq && (is_t || is_s) ? strtoll(eq + 1, &num_end, 10) : -1;
+        if (len && (!eq || !(is_t || is_s) || !eq[1] || *num_end || v < 0)) {
+            snprintf(err, err_cap, "comm=mpi: comm_options '%s': the options are timeout_ms=N (milliseconds, 0 = "
+                     "no bound) and spawn_timeout_ms=N (recovery: how long new ranks may take to load the model)", kv);
             return 1;
         }
-        if (len) timeout_ms = v;
+        if (len && is_t) timeout_ms = v;
+        if (len && is_s) spawn_ms = v;
         p = end ? end + 1 : p + strlen(p);
     }
     if (mpi_boot("comm=mpi", err, err_cap)) return 1;
@@ -268,9 +401,24 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
         snprintf(err, err_cap, "out of memory");
         return 1;
     }
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &c->comm);
+    /* A process spawned by a leader's recovery (m_respawn) joins the
+     * leader's new group, not its own MPI_COMM_WORLD (which holds only the
+     * processes spawned with it). "high": after the leader, in spawn order. */
+    MPI_Comm parent = MPI_COMM_NULL;
+    MPI_Comm_get_parent(&parent);
+    int rc;
+    if (parent != MPI_COMM_NULL) {
+        MPI_Comm_set_errhandler(parent, MPI_ERRORS_RETURN);
+        rc = MPI_Intercomm_merge(parent, 1, &c->comm);
+        /* its peers may fail later like any: never finalise (the leader's
+         * world holds dead ranks, and MPI_Finalize would wait for them) */
+        mpi_boot_peer_lost = 1;
+    } else {
+        rc = MPI_Comm_dup(MPI_COMM_WORLD, &c->comm);
+    }
     if (rc != MPI_SUCCESS) {
-        snprintf(err, err_cap, "MPI_Comm_dup failed (error %d)", rc);
+        snprintf(err, err_cap, "%s failed (error %d)", parent != MPI_COMM_NULL ? "MPI_Intercomm_merge with the "
+                 "spawning leader" : "MPI_Comm_dup", rc);
         free(c);
         return 1;
     }
@@ -278,35 +426,11 @@ __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const 
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->size);
     c->timeout_ms = timeout_ms;
-    /* which ranks share this host, by processor name, and their pids: a
-     * peer that vanishes is then noticed in ~100 ms instead of at timeout_ms */
-    c->local_pid = calloc((size_t)c->size, sizeof(int));
-    char *names = calloc((size_t)c->size, MPI_MAX_PROCESSOR_NAME);
-    int *pids = calloc((size_t)c->size, sizeof(int));
-    char me[MPI_MAX_PROCESSOR_NAME] = "";
-    int me_len = 0;
-    if (!c->local_pid || !names || !pids) {
-        free(names);
-        free(pids);
-        snprintf(err, err_cap, "out of memory");
+    c->spawn_timeout_ms = spawn_ms;
+    if (exchange_hosts(c, err, err_cap)) {
         m_close(c);
         return 1;
     }
-    MPI_Get_processor_name(me, &me_len);
-    int my_pid = (int)getpid();
-    if (MPI_Allgather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, c->comm) != MPI_SUCCESS ||
-        MPI_Allgather(&my_pid, 1, MPI_INT, pids, 1, MPI_INT, c->comm) != MPI_SUCCESS) {
-        free(names);
-        free(pids);
-        snprintf(err, err_cap, "comm=mpi: exchanging host names at open failed");
-        m_close(c);
-        return 1;
-    }
-    for (int r = 0; r < c->size; r++)
-        if (r != c->rank && !strncmp(names + (size_t)r * MPI_MAX_PROCESSOR_NAME, me, MPI_MAX_PROCESSOR_NAME))
-            c->local_pid[r] = pids[r];
-    free(names);
-    free(pids);
     *vt = &MPI_VT;
     *self = c;
     return 0;

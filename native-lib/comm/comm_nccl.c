@@ -333,6 +333,7 @@ static const ds4j_comm_vtable NCCL_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "nccl", .rank = n_rank, .size = n_size, .all_sum_f32 = n_all_sum,
     .broadcast_i32 = n_bcast, .barrier = n_barrier, .close = n_close, .last_error = n_error,
     .all_sum_f32_as16 = n_all_sum16,
+    .respawn = NULL, /* recovery is MPI-only for now: ds4j_comm_respawn reports "cannot rebuild" */
 };
 
 /* ------------------------------------------------------------ open */

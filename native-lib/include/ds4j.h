@@ -137,6 +137,37 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
  */
 DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
 /*
+ * Recovery, leader (rank 0) only, after a call failed with DS4J_ERR_COMM
+ * (a follower died, stalled or diverged; a healthy group is not replaced:
+ * DS4J_ERR_STATE): replaces the whole follower group
+ * with world size - 1 new processes and makes the engine usable again.
+ * comm=mpi only (DS4J_ERR_STATE for other backends), and the leader's
+ * process must have survived the death (mpirun --enable-recovery) and
+ * mpirun must have a free slot for each new process (the dead ranks' slots
+ * count; a hostfile or --oversubscribe). The new followers run
+ *     <respawn_tool> follow --model <the leader's path>
+ *         --options '<the leader's options>;expert_range=<lost rank's A:B>'
+ * where respawn_tool is the engine option, else the environment variable
+ * DS4J_RESPAWN_TOOL, else ds4j-tool beside libds4j; each new rank r owns
+ * exactly the experts the lost rank r owned (the leader recorded them at
+ * open). Surviving old followers on the leader's host are killed (they
+ * belonged to the abandoned group, and a stopped one would never leave);
+ * those on other hosts leave when their own wait on the old group fails.
+ * Then the open-time handshake runs again (same model, the ranges partition
+ * the experts, the leader's chunking and all_sum payload; the new
+ * followers may take up to comm_options spawn_timeout_ms, default 10 min,
+ * to load the model) and the divergence guard's hash starts afresh.
+ * Every session created before the call is invalidated: its copies on the
+ * followers are gone, so every state-changing call on it fails with
+ * DS4J_ERR_STATE ("created before the cluster was recovered"); free it
+ * (no announcement is sent) and create new ones. Reads (logits, tokens)
+ * still work. Returns DS4J_OK, or a negative error with the reason
+ * (DS4J_ERR_COMM: spawning or the handshake failed; the engine stays
+ * broken and the call may be repeated). Not with expert_compact=1 (every
+ * rank serves its own slice file).
+ */
+DS4J_API int32_t ds4j_engine_recover(ds4j_engine *engine);
+/*
  * all_sum latency of the routed-expert reduction, measured on this rank
  * (includes waiting for slower peers). Cumulative since open for one layer,
  * or summed over layers (max over layers) with layer = -1; zeros without

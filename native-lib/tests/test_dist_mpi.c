@@ -18,7 +18,10 @@
  * next to `ds4j-tool follow` ranks (MPMD mpirun) and must write the same
  * numbers as the same script in one process; generate as leader with
  * follow ranks reproduces the greedy reference; a follower killed
- * mid-generation fails the leader promptly.
+ * mid-generation fails the leader promptly; recovery (--recover): after a
+ * follower's death under mpirun --enable-recovery the leader's
+ * ds4j_engine_recover spawns new followers (2 and 3 ranks, uneven ranges)
+ * and the greedy continuation equals the reference again.
  */
 #include <math.h>
 #include <sys/wait.h>
@@ -138,6 +141,83 @@ static int leader_main(const char *gguf, const char *out_path, const char *opts)
     return failures ? 1 : 0;
 }
 
+static int argmax(const float *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i;
+    return b;
+}
+
+/* Greedy continuation of prompt in a fresh session: n tokens into out, or
+ * the first error (the session is returned in *sp for the caller to free). */
+static int greedy(ds4j_engine *e, const int32_t *prompt, int np, int n, int32_t *out, ds4j_session **sp) {
+    ds4j_session *s = ds4j_session_new(e, np + n + 1);
+    *sp = s;
+    if (!s) return DS4J_ERR_COMM;
+    int rc = ds4j_session_sync(s, prompt, np, NULL, NULL);
+    if (rc < 0) return rc;
+    int V = ds4j_n_vocab(e);
+    for (int i = 0; i < n; i++) {
+        out[i] = argmax(ds4j_session_logits(s), V);
+        if (i + 1 < n && (rc = ds4j_session_eval(s, out[i])) != DS4J_OK) return rc;
+    }
+    return 0;
+}
+
+/* Recovery, as the leader of `mpirun --enable-recovery` next to a follower
+ * that kills itself mid-generation: the generation fails with
+ * DS4J_ERR_COMM, ds4j_engine_recover spawns a new follower, the old session
+ * is refused, and a new one generates the greedy continuation again. Writes
+ * "<recover seconds> s, <failed checks> failed checks\n<tokens>\n" to out_path
+ * (mpirun --enable-recovery does not pass on the leader's exit status). */
+static int recover_main(const char *gguf, const char *out_path, const char *opts) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
+    fx_ref ref;
+    if (fx_load_ref(dir, &ref) || !ref.greedy) return 1;
+    ds4j_engine *e = ds4j_engine_open(gguf, opts);
+    if (!e) { fprintf(stderr, "recover leader: %s\n", ds4j_last_error()); return 1; }
+    const int32_t *prompt = ref.tok[ref.greedy_seq];
+    int np = ref.n_tok[ref.greedy_seq], n = ref.n_greedy;
+    int32_t *got = calloc((size_t)n, sizeof(int32_t));
+    ds4j_session *s = NULL;
+    /* a healthy group is not replaced */
+    CHECK(ds4j_engine_recover(e) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "the cluster is healthy"));
+    int rc = greedy(e, prompt, np, n, got, &s);
+    fprintf(stderr, "recover leader: generation with the dying follower: %d (%s)\n", rc, ds4j_last_error());
+    CHECK(rc == DS4J_ERR_COMM && strstr(ds4j_last_error(), " (pid ") &&
+          (strstr(ds4j_last_error(), "is gone") || strstr(ds4j_last_error(), "is stopped")));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = ds4j_engine_recover(e);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    fprintf(stderr, "recover leader: ds4j_engine_recover: %d %s after %.2f s\n", rc, rc ? ds4j_last_error() : "", secs);
+    CHECK(rc == DS4J_OK);
+    if (s) {
+        /* the old session's follower copy died with the old group */
+        CHECK(ds4j_session_eval(s, 1) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "before the cluster was recovered"));
+        ds4j_session_free(s); /* announces nothing: the new follower never knew it */
+    }
+    FILE *out = fopen(out_path, "w");
+    if (rc == DS4J_OK && out) {
+        memset(got, 0, (size_t)n * sizeof(int32_t));
+        rc = greedy(e, prompt, np, n, got, &s);
+        if (rc) fprintf(stderr, "recover leader: after recovery: %s\n", ds4j_last_error());
+        CHECK(rc == 0);
+        ds4j_session_free(s);
+        fprintf(out, "%.3f s, %d failed checks\n", secs, failures);
+        for (int i = 0; i < n; i++) fprintf(out, "%s%d", i ? "," : "", got[i]);
+        fprintf(out, "\n");
+        /* the rebuilt group keeps working for collectives too */
+        CHECK(ds4j_engine_barrier(e) == DS4J_OK);
+    }
+    if (out) fclose(out);
+    free(got);
+    ds4j_engine_close(e);
+    fx_free_ref(&ref);
+    return failures ? 1 : 0;
+}
+
 /* Every rank runs this: rank 0 drives one session; a rank > 0 first tries
  * to drive itself (refused), then follows. */
 static int refuse_main(const char *gguf, const char *opts) {
@@ -161,6 +241,7 @@ static int refuse_main(const char *gguf, const char *opts) {
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--leader")) return leader_main(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "--refuse")) return refuse_main(argv[2], argv[3]);
+    if (argc == 5 && !strcmp(argv[1], "--recover")) return recover_main(argv[2], argv[3], argv[4]);
     char gguf[1024], dir[1024];
     snprintf(dir, sizeof dir, "%s/fixtures/dsv4-tiny-a", DS4J_SHARED_DIR);
     fx_ref ref;
@@ -181,8 +262,8 @@ int main(int argc, char **argv) {
     CHECK(expect_open_error(gguf, "comm=nccl", "built without NCCL"));
 #endif
 #ifdef DS4J_MPIEXEC
-    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=device=0", "the only option is timeout_ms=N"));
-    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=timeout_ms=-3", "the only option is timeout_ms=N"));
+    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=device=0", "the options are timeout_ms=N"));
+    CHECK(expect_open_error(gguf, "comm=mpi;comm_options=timeout_ms=-3", "the options are timeout_ms=N"));
 #endif
     CHECK(expect_open_error(gguf, "comm=jaccl", "comm=jaccl: backend not built in this build"));
     CHECK(expect_open_error(gguf, "comm=carrier-pigeon", "unknown backend"));
@@ -198,6 +279,10 @@ int main(int argc, char **argv) {
     if (!e || !el) { fprintf(stderr, "%s\n", ds4j_last_error()); return 1; }
     int V = ds4j_n_vocab(e);
     int L = (int)json_int(ds4j_engine_describe(e), "n_layer");
+    /* recovery needs a group: refused (not a crash) for one process and for comm=local */
+    CHECK(ds4j_engine_recover(NULL) == DS4J_ERR_INVALID_ARGUMENT);
+    CHECK(ds4j_engine_recover(e) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "no distributed group"));
+    CHECK(ds4j_engine_recover(el) == DS4J_ERR_STATE && strstr(ds4j_last_error(), "no distributed group"));
     CHECK(ds4j_engine_rank(e) == 0 && ds4j_engine_world_size(e) == 1);
     CHECK(ds4j_engine_rank(el) == 0 && ds4j_engine_world_size(el) == 1);
     CHECK(strstr(ds4j_engine_describe(el), "\"comm\":\"local\"") != NULL);
@@ -549,6 +634,67 @@ int main(int argc, char **argv) {
         CHECK(rc != 124 && secs < 60);
         CHECK(gone && strstr(gone, "rank 1 (pid ") && strstr(gone, "is gone"));
         free(err);
+
+        /* Recovery: the leader of an --enable-recovery job loses a
+         * follower mid-generation, calls ds4j_engine_recover and then
+         * generates the same greedy continuation as one process (the
+         * fixture's reference). 2 ranks: the new `ds4j-tool follow` takes the
+         * dead rank's slot of a `localhost slots=2` hostfile. 3 ranks with
+         * uneven explicit ranges (0:1, 1:3, 3:8), rank 2 dies: the surviving
+         * rank 1 is killed by the leader, and the two new ranks must own
+         * exactly 1:3 and 3:8 again or the handshake fails. 2 ranks, the
+         * follower stopped (SIGSTOP) instead: after timeout_ms the leader
+         * kills it (same host) and its slot is reused once mpirun has reaped it. */
+        if (ref.greedy && ref.greedy_seq < ref.n_seq) {
+            char hostf[1024], outp[1024], wantg[4096];
+            snprintf(hostf, sizeof hostf, "%s/test-dist-hosts", DS4J_BUILD_DIR);
+            snprintf(outp, sizeof outp, "%s/test-dist-recover.txt", DS4J_BUILD_DIR);
+            FILE *hf = fopen(hostf, "w");
+            if (hf) { fprintf(hf, "localhost slots=2\n"); fclose(hf); }
+            char hostf3[1100];
+            snprintf(hostf3, sizeof hostf3, "%s3", hostf);
+            hf = fopen(hostf3, "w");
+            if (hf) { fprintf(hf, "localhost slots=3\n"); fclose(hf); }
+            size_t wo = 0;
+            for (int i = 0; i < ref.n_greedy; i++)
+                wo += (size_t)snprintf(wantg + wo, sizeof wantg - wo, "%s%d", i ? "," : "", ref.greedy[i]);
+            for (int variant = 0; variant < 3; variant++) {
+                int ranks = variant == 1 ? 3 : 2;
+                remove(outp);
+                if (ranks == 2)
+                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s' -np 1 '%s' --recover '%s' '%s' "
+                             "'threads=1;comm=mpi;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s%s' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 %s 6 > '%s' 2> '%s'",
+                             mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
+                             variant == 2 ? ";comm_options=timeout_ms=1500" : "", DS4J_TOOL_PATH, gguf,
+                             variant == 2 ? "--stop-after" : "--die-after", logp, errp);
+                else
+                    snprintf(cmd, sizeof cmd, "%s --enable-recovery --hostfile '%s3' -np 1 '%s' --recover '%s' '%s' "
+                             "'threads=1;comm=mpi;expert_range=0:1;comm_plugin=%s/libds4j_comm_mpi.so;respawn_tool=%s' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 --options 'comm=mpi;expert_range=1:3' : "
+                             "-np 1 '%s' follow --model '%s' --threads 1 --die-after 6 --options 'comm=mpi;expert_range=3:8' "
+                             "> '%s' 2> '%s'", mpirun, hostf, self, gguf, outp, DS4J_BUILD_DIR, DS4J_TOOL_PATH,
+                             DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                rc = fx_run(cmd);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+                char *res = fx_read_file(outp, NULL);
+                char *line2 = res ? strchr(res, '\n') : NULL;
+                if (line2) *line2++ = 0;
+                printf("%d ranks, a follower %s, the leader recovers: exit %d after %.1f s; recover: %s; greedy "
+                       "after: %.60s...\n", ranks, variant == 2 ? "stopped (SIGSTOP, timeout_ms=1500)" : "killed", rc,
+                       secs, res ? res : "(no output)", line2 ? line2 : "(none)");
+                CHECK(rc == 0 && res && strstr(res, " s, 0 failed checks"));
+                CHECK(line2 && !strncmp(line2, wantg, strlen(wantg)) && line2[strlen(wantg)] == '\n');
+                if (rc || !line2 || !strstr(res, " s, 0 failed checks")) {
+                    char *l = fx_read_file(errp, NULL);
+                    fprintf(stderr, "%s\n", l ? l : "(no stderr)");
+                    free(l);
+                }
+                free(res);
+            }
+        }
 
         /* A stalled follower (SIGSTOP): nothing ends it but the leader's
          * bound, timeout_ms; the leader's error then makes plain mpirun end the

@@ -5,6 +5,9 @@
  * until the leader closes its engine. Launched next to a leader that only
  * uses the public API, e.g. the Java server:
  *     mpirun -np 1 <leader> : -np N-1 ds4j-tool follow --model M.gguf
+ * The leader's recovery (ds4j_engine_recover) also starts it, through
+ * MPI_Comm_spawn, with its own options plus the lost rank's expert_range;
+ * the MPI plugin then joins the leader's new group instead of its own world.
  * --die-after N (test hook) kills this process with SIGKILL when it starts
  * its forward pass N + 1, to simulate a crashed peer in the middle of a
  * request (ds4j_dist_fault_kill_after). --diverge-after N (test hook) makes

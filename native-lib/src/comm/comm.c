@@ -44,13 +44,17 @@ static const ds4j_comm_vtable LOCAL_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "local", .rank = local_rank, .size = local_size,
     .all_sum_f32 = local_all_sum, .broadcast_i32 = local_bcast, .barrier = local_barrier,
     .all_sum_f32_as16 = local_all_sum16,
-    .close = local_close, .last_error = local_error,
+    .close = local_close, .last_error = local_error, .respawn = NULL,
 };
 
 /* ------------------------------------------------------------ loader */
 
+static int self_dir(char *out, size_t cap);
+
 /* Directory holding the code of libds4j (the shared library, or the
  * executable that links it statically), so plugins are found beside it. */
+int ds4j_comm_lib_dir(char *out, size_t cap) { return self_dir(out, cap); }
+
 static int self_dir(char *out, size_t cap) {
     Dl_info info;
     char path[PATH_MAX];
@@ -214,6 +218,30 @@ int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root) {
 int ds4j_comm_barrier(ds4j_comm *c) {
     if (!c) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "barrier: no communicator");
     if (c->broken || c->vt->barrier(c->self)) return comm_failed(c, "barrier");
+    return 0;
+}
+
+int ds4j_comm_respawn(ds4j_comm *c, const char *command, char *const *const *argv) {
+    if (!c || !command || !argv) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "respawn: bad arguments");
+    if (c->rank != 0) return ds4j_fail(DS4J_ERR_STATE, "respawn: only rank 0 rebuilds the group (this is rank %d)", c->rank);
+    if (c->size < 2) return ds4j_fail(DS4J_ERR_STATE, "respawn: a one-rank communicator has nobody to replace");
+    if (!c->vt->respawn)
+        return ds4j_fail(DS4J_ERR_STATE, "comm=%s: this backend cannot rebuild its group after a failure (recovery "
+                         "is supported with comm=mpi); restart every rank", c->vt->name);
+    if (c->vt->respawn(c->self, command, c->size - 1, argv)) {
+        if (!c->broken) c->broken = 1;
+        snprintf(c->broken_msg, sizeof c->broken_msg, "%s", c->vt->last_error(c->self));
+        return ds4j_fail(DS4J_ERR_COMM, "%s: rebuilding the group failed: %s", c->vt->name, c->broken_msg);
+    }
+    int size = c->vt->size(c->self), rank = c->vt->rank(c->self);
+    if (size != c->size || rank != 0) {
+        c->broken = 1;
+        snprintf(c->broken_msg, sizeof c->broken_msg, "the rebuilt group has rank %d of %d instead of 0 of %d", rank,
+                 size, c->size);
+        return ds4j_fail(DS4J_ERR_COMM, "%s: %s", c->vt->name, c->broken_msg);
+    }
+    c->broken = 0;
+    c->broken_msg[0] = 0;
     return 0;
 }
 

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DS4J_COMM_PLUGIN_ABI 2
+#define DS4J_COMM_PLUGIN_ABI 3
 #define DS4J_COMM_PLUGIN_SYMBOL "ds4j_comm_plugin_open"
 
 typedef struct ds4j_comm_vtable {
@@ -41,6 +41,17 @@ typedef struct ds4j_comm_vtable {
      * rounds its values to f16 (bf16 = 1) for the wire and ends with the same
      * f32 sums of the rounded values (ABI 2). */
     int (*all_sum_f32_as16)(void *self, float *buf, int64_t n, int bf16);
+    /* Recovery (ABI 3; NULL: the backend cannot recover). Rank 0 only, after
+     * a failure: abandons the current communicator and starts n_new new
+     * processes, process i running `command` with the NULL-terminated
+     * argv[i] (arguments after the program name); they join as ranks
+     * 1..n_new of a fresh communicator whose rank 0 is this process, and
+     * find it themselves at their own open (the MPI plugin: through
+     * MPI_Comm_get_parent). The backend stops what it can of the abandoned
+     * group first (MPI: its peers on this host that still exist, a stopped
+     * one included). 0 = the new communicator is in place and every later
+     * collective uses it. */
+    int (*respawn)(void *self, const char *command, int n_new, char *const *const *argv);
 } ds4j_comm_vtable;
 
 /* 16-bit payload conversions shared by libds4j and the plugins (round to
@@ -106,6 +117,15 @@ int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n);
 int ds4j_comm_all_sum_16(ds4j_comm *c, float *buf, int64_t n, int bf16);
 int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);
+/* Recovery, rank 0 only: replace a broken (or any) communicator by a fresh
+ * one of the same size whose ranks 1.. are new processes running `command`
+ * with argv[i] (see the vtable's respawn). On success the communicator is
+ * usable again (not broken); on failure it stays or becomes broken and the
+ * message says why (DS4J_ERR_STATE: the backend cannot recover). */
+int ds4j_comm_respawn(ds4j_comm *c, const char *command, char *const *const *argv);
+/* The folder holding libds4j (or the executable linking it statically):
+ * where plugins, and ds4j-tool for recovery, are looked for. 0 or -1. */
+int ds4j_comm_lib_dir(char *out, size_t cap);
 /* 1 after a collective failed. */
 int ds4j_comm_broken(const ds4j_comm *c);
 /* Declare the communicator unusable for a reason found above it (e.g. the

@@ -5,15 +5,19 @@
  * routed output through the communicator, the per-layer all_sum timing
  * (cumulative counters plus a bounded ring of samples for histograms), the
  * leader/follower protocol (the leader announces each session operation;
- * ds4j_engine_follow replays them on the followers) and the public
- * ds4j_engine_rank / world_size / broadcast / follow / stats entry points.
+ * ds4j_engine_follow replays them on the followers), recovery after a lost
+ * rank (ds4j_engine_recover: new followers, the handshake again) and the
+ * public ds4j_engine_rank / world_size / broadcast / follow / stats entry
+ * points.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "comm.h"
 #include "common.h"
@@ -225,12 +229,22 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
         range_ok = 0;
         snprintf(range_err, sizeof range_err, "%s", ds4j_last_error());
     }
-    float *mask = calloc((size_t)E + 1, sizeof(float));
-    if (!mask) return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    /* one sum: which ranks own each expert, how many ranks are fine, and
+     * every rank's range in its own slot (the leader keeps them: recovery
+     * gives a new rank exactly what the lost one owned) */
+    float *mask = calloc((size_t)E + 1 + 2 * (size_t)size, sizeof(float));
+    int64_t *ranges = calloc(2 * (size_t)size, sizeof(int64_t));
+    if (!mask || !ranges) { free(mask); free(ranges); return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); }
     mask[E] = (float)range_ok;
-    if (range_ok)
+    if (range_ok) {
         for (int64_t x = exp_lo; x < exp_hi; x++) mask[x] = 1;
-    if (hs_sum(e, mask, E + 1)) { free(mask); return DS4J_ERR_COMM; }
+        mask[E + 1 + 2 * rank] = (float)exp_lo;
+        mask[E + 2 + 2 * rank] = (float)exp_hi;
+    }
+    if (hs_sum(e, mask, E + 1 + 2 * size)) { free(mask); free(ranges); return DS4J_ERR_COMM; }
+    for (int r = 0; r < 2 * size; r++) ranges[r] = (int64_t)mask[E + 1 + r];
+    free(e->rank_range);
+    e->rank_range = ranges;
     int rc = 0;
     if (!range_ok) rc = ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "%s", range_err);
     else if (mask[E] != (float)size)
@@ -252,9 +266,17 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     e->divergence_check = pc[2]; /* and the guard's interval: every rank must take part in each check */
     float bad = 0;
     /* Allocate the stats before the last agreed collective, so that a rank
-     * failing here fails everywhere instead of leaving the others waiting. */
-    e->dist = dist_new(m->hp.n_layer);
+     * failing here fails everywhere instead of leaving the others waiting.
+     * A recovering leader keeps its statistics; the new followers start
+     * their guard's hash from zero, and so does it. */
+    int fresh = e->dist == NULL;
+    if (fresh) e->dist = dist_new(m->hp.n_layer);
     if (!e->dist) bad = 1;
+    else {
+        e->dist->hash = 0;
+        e->dist->forwards = 0;
+        e->dist->check_due = 0;
+    }
     if (pc[0] != e->prefill_chunk && !e->scratch) {
         e->prefill_chunk = pc[0]; /* backend=cuda sizes its scratch after the handshake */
     } else if (pc[0] != e->prefill_chunk) {
@@ -270,8 +292,12 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     int sum_rc = hs_sum(e, &bad, 1);
     if (sum_rc || bad != 0) {
         /* e->dist doubles as "the handshake succeeded everywhere" (ds4j_dist_leading) */
-        dist_free(e->dist);
-        e->dist = NULL;
+        if (fresh) {
+            dist_free(e->dist);
+            e->dist = NULL;
+        } else {
+            ds4j_comm_mark_broken(e->comm, "the rebuilt group failed its handshake");
+        }
         if (sum_rc) return DS4J_ERR_COMM;
         return ds4j_fail(DS4J_ERR_NO_MEMORY, "comm=%s: %d rank(s) ran out of memory setting up (all_sum stats or "
                          "the leader's prefill_chunk=%d)", ds4j_comm_name(c), (int)bad, pc[0]);
@@ -285,6 +311,8 @@ void ds4j_dist_close(ds4j_engine *e) {
     if (e->model) dsv4_model_set_allreduce(e->model, NULL, NULL);
     dist_free(e->dist);
     e->dist = NULL;
+    free(e->rank_range);
+    e->rank_range = NULL;
     ds4j_comm_close(e->comm);
     e->comm = NULL;
 }
@@ -306,6 +334,12 @@ int ds4j_dist_check_driver(const ds4j_engine *e, const char *what) {
                          "the other ranks call ds4j_engine_follow",
                          what, ds4j_comm_rank(e->comm), ds4j_comm_name(e->comm));
     return 0;
+}
+
+int ds4j_dist_check_session(const ds4j_session *s) {
+    if (!s->eng->comm || s->epoch == s->eng->epoch || ds4j_comm_rank(s->eng->comm) != 0) return 0;
+    return ds4j_fail(DS4J_ERR_STATE, "this session was created before the cluster was recovered "
+                     "(ds4j_engine_recover): its copies on the followers are gone; free it and create a new one");
 }
 
 int ds4j_dist_announce(ds4j_engine *e, int op, int32_t sid, int32_t a, const int32_t *payload, int32_t n) {
@@ -571,4 +605,92 @@ DS4J_API int32_t ds4j_engine_allsum_drain(ds4j_engine *e, int32_t *layers, int64
     d->dropped = 0;
     pthread_mutex_unlock(&d->mu);
     return (int32_t)k;
+}
+
+/* ------------------------------------------------------------ recovery */
+
+typedef struct { char *p; size_t n, cap; int overflow; } opt_buf;
+
+/* The leader's options as the new followers get them: everything but what
+ * names this rank's own share or the recovery itself. */
+static int follower_opt(void *user, const char *k, const char *v) {
+    opt_buf *b = user;
+    if (!strcmp(k, "expert_range") || !strcmp(k, "respawn_tool")) return 0;
+    int w = snprintf(b->p + b->n, b->cap - b->n, "%s=%s;", k, v);
+    if (w < 0 || (size_t)w >= b->cap - b->n) b->overflow = 1;
+    else b->n += (size_t)w;
+    return 0;
+}
+
+DS4J_API int32_t ds4j_engine_recover(ds4j_engine *e) {
+    ds4j_clear_error();
+    if (!e) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "recover: engine is NULL");
+    if (!e->comm || ds4j_comm_size(e->comm) < 2 || !e->dist || !e->rank_range)
+        return ds4j_fail(DS4J_ERR_STATE, "recover: this engine has no distributed group (comm= with more than one rank)");
+    if (ds4j_comm_rank(e->comm) != 0)
+        return ds4j_fail(DS4J_ERR_STATE, "recover: only the leader (rank 0) rebuilds the group (this is rank %d)",
+                         ds4j_comm_rank(e->comm));
+    /* a working group is not replaced: its followers on other hosts could
+     * not be stopped and would wait on the old communicator forever */
+    if (!ds4j_comm_broken(e->comm))
+        return ds4j_fail(DS4J_ERR_STATE, "recover: the cluster is healthy (no collective has failed): nothing to "
+                         "recover");
+    if (e->expert_compact || dsv4_model_partial(e->model))
+        return ds4j_fail(DS4J_ERR_STATE, "recover: the ranks serve their own expert slice files (expert_compact), "
+                         "which new followers started with the leader's file cannot: restart every rank");
+    char tool[PATH_MAX + 16];
+    const char *env = getenv("DS4J_RESPAWN_TOOL");
+    if (e->respawn_tool[0]) snprintf(tool, sizeof tool, "%s", e->respawn_tool);
+    else if (env && *env) snprintf(tool, sizeof tool, "%s", env);
+    else {
+        char dir[PATH_MAX];
+        if (ds4j_comm_lib_dir(dir, sizeof dir))
+            return ds4j_fail(DS4J_ERR_STATE, "recover: cannot tell where libds4j is; name ds4j-tool with respawn_tool=");
+        snprintf(tool, sizeof tool, "%s/ds4j-tool", dir);
+    }
+    if (access(tool, X_OK) != 0)
+        return ds4j_fail(DS4J_ERR_IO, "recover: the follower program %s is not executable here (set the engine option "
+                         "respawn_tool=PATH or DS4J_RESPAWN_TOOL to ds4j-tool)", tool);
+    int size = ds4j_comm_size(e->comm), n_new = size - 1;
+    char opts_base[1024];
+    opt_buf b = {opts_base, 0, sizeof opts_base, 0};
+    opts_base[0] = 0;
+    if (ds4j_opts_parse(e->options, follower_opt, &b) || b.overflow)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "recover: the engine options are too long to hand to new followers");
+    /* per new rank r: follow --model PATH --options '<leader's>;expert_range=<what rank r owned>' */
+    char (*opts)[1100] = calloc((size_t)n_new, sizeof *opts);
+    char **args = calloc((size_t)n_new * 6, sizeof(char *));
+    char ***argv = calloc((size_t)n_new, sizeof(char **));
+    if (!opts || !args || !argv) {
+        free(opts); free(args); free(argv);
+        return ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < n_new; i++) {
+        int r = i + 1;
+        snprintf(opts[i], sizeof opts[i], "%sexpert_range=%lld:%lld", opts_base, (long long)e->rank_range[2 * r],
+                 (long long)e->rank_range[2 * r + 1]);
+        char **a = args + (size_t)i * 6;
+        a[0] = "follow";
+        a[1] = "--model";
+        a[2] = e->path;
+        a[3] = "--options";
+        a[4] = opts[i];
+        a[5] = NULL;
+        argv[i] = a;
+    }
+    int rc = ds4j_comm_respawn(e->comm, tool, (char *const *const *)argv);
+    free(opts);
+    free(args);
+    free(argv);
+    if (rc) return rc;
+    /* the open-time checks again, with the new ranks (same model, ranges
+     * partition the experts, the leader's chunking and payload); the
+     * leader keeps its own range */
+    rc = ds4j_dist_handshake(e, 1, e->rank_range[0], e->rank_range[1]);
+    if (rc) {
+        ds4j_comm_mark_broken(e->comm, ds4j_last_error());
+        return rc;
+    }
+    e->epoch++; /* every older session's follower copies are gone */
+    return DS4J_OK;
 }

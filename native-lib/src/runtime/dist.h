@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct ds4j_engine;
+struct ds4j_session;
 typedef struct ds4j_dist ds4j_dist;
 
 /*
@@ -74,6 +75,9 @@ int ds4j_dist_leading(const struct ds4j_engine *e);
 /* DS4J_ERR_STATE (with a message) when this rank is a follower that is not
  * inside ds4j_engine_follow: its sessions are driven by the leader. */
 int ds4j_dist_check_driver(const struct ds4j_engine *e, const char *what);
+/* DS4J_ERR_STATE (with a message) when s was created before the leader's
+ * last ds4j_engine_recover: its follower copies died with the old group. */
+int ds4j_dist_check_session(const struct ds4j_session *s);
 /* Leader only: broadcast the header (op, sid, a) and payload[0..n). */
 int ds4j_dist_announce(struct ds4j_engine *e, int op, int32_t sid, int32_t a, const int32_t *payload, int32_t n);
 

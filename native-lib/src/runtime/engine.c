@@ -80,6 +80,7 @@ typedef struct engine_opts {
     char comm[16];
     char comm_plugin[400];
     char comm_options[256];
+    char respawn_tool[400];
 } engine_opts;
 
 static int engine_opt_cb(void *user, const char *k, const char *v) {
@@ -141,6 +142,12 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         if (strlen(v) >= sizeof o->comm_options)
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "comm_options: too long");
         snprintf(o->comm_options, sizeof o->comm_options, "%s", v);
+    } else if (!strcmp(k, "respawn_tool")) {
+        /* recovery (ds4j_engine_recover): the ds4j-tool that new followers run */
+        if (strlen(v) >= sizeof o->respawn_tool || !*v)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "respawn_tool: expected the path of ds4j-tool (at most %zu bytes)",
+                             sizeof o->respawn_tool - 1);
+        snprintf(o->respawn_tool, sizeof o->respawn_tool, "%s", v);
     } else if (!strcmp(k, "expert_compact")) {
         if (ds4j_parse_i64(v, &x) || (x != 0 && x != 1))
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "expert_compact=%s: expected 0 or 1", v);
@@ -265,6 +272,8 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     if (!e) { ds4j_fail(DS4J_ERR_NO_MEMORY, "out of memory"); return NULL; }
     int handshake_done = 0;
     e->path = strdup(gguf_path);
+    e->options = strdup(options ? options : "");
+    snprintf(e->respawn_tool, sizeof e->respawn_tool, "%s", o.respawn_tool);
     e->vocab_only = (int)o.vocab_only;
     e->kv_fp8 = o.kv_fp8;
     e->expert_compact = (int)o.exp_compact;
@@ -363,6 +372,7 @@ DS4J_API void ds4j_engine_close(ds4j_engine *e) {
     dsv4_model_free(e->model);
     if (e->gguf) gguf_close(e->gguf);
     free(e->describe);
+    free(e->options);
     free(e->path);
     free(e);
 }

@@ -124,7 +124,10 @@ DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
     int32_t sid = e->next_sid++;
     if (ds4j_dist_announce(e, DS4J_OP_NEW, sid, n_ctx, NULL, 0)) return NULL;
     ds4j_session *s = session_create(e, n_ctx);
-    if (s) s->sid = sid;
+    if (s) {
+        s->sid = sid;
+        s->epoch = e->epoch;
+    }
     /* every rank must hold the session, or none does */
     if (ds4j_dist_agree(e, s != NULL, "session_new")) {
         session_destroy(s);
@@ -135,7 +138,9 @@ DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *e, int32_t n_ctx) {
 
 DS4J_API void ds4j_session_free(ds4j_session *s) {
     if (!s) return;
-    if (ds4j_dist_leading(s->eng)) ds4j_dist_announce(s->eng, DS4J_OP_FREE, s->sid, 0, NULL, 0);
+    /* a session from before a recovery has no follower copies to free */
+    if (ds4j_dist_leading(s->eng) && s->epoch == s->eng->epoch)
+        ds4j_dist_announce(s->eng, DS4J_OP_FREE, s->sid, 0, NULL, 0);
     session_destroy(s);
 }
 
@@ -298,6 +303,7 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *s, int32_t pos) {
     if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
     if (pos < 0 || pos > s->st->pos)
         return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "rewind position %d outside [0, %lld]", pos, (long long)s->st->pos);
+    if (ds4j_dist_check_session(s)) return DS4J_ERR_STATE;
     if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_REWIND, s->sid, pos, NULL, 0)) return DS4J_ERR_COMM;
     int rc = rewind_to(s, pos);
     return rc ? rc : DS4J_OK;
@@ -306,6 +312,7 @@ DS4J_API int32_t ds4j_session_rewind(ds4j_session *s, int32_t pos) {
 DS4J_API int32_t ds4j_session_eval(ds4j_session *s, int32_t token) {
     ds4j_clear_error();
     if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
+    if (ds4j_dist_check_session(s)) return DS4J_ERR_STATE;
     if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_EVAL, s->sid, token, NULL, 0)) return DS4J_ERR_COMM;
     int rc = eval_tokens(s, &token, 1, 1, NULL, NULL, NULL, 0, 0);
     return rc ? rc : DS4J_OK;
@@ -316,6 +323,7 @@ DS4J_API int32_t ds4j_session_eval_batch(ds4j_session *s, const int32_t *tokens,
     ds4j_clear_error();
     if (!s || n < 0 || (n > 0 && !tokens) || chunk < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
     if (n == 0) return DS4J_OK;
+    if (ds4j_dist_check_session(s)) return DS4J_ERR_STATE;
     if (ds4j_dist_leading(s->eng) && ds4j_dist_announce(s->eng, DS4J_OP_EVAL_BATCH, s->sid, chunk, tokens, n))
         return DS4J_ERR_COMM;
     int rc = eval_tokens(s, tokens, n, chunk, logits_out, NULL, NULL, 0, 0);
@@ -351,6 +359,7 @@ DS4J_API int32_t ds4j_session_sync(ds4j_session *s, const int32_t *tokens, int32
     ds4j_clear_error();
     if (!s || n < 0 || (n > 0 && !tokens)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "invalid arguments");
     if (!ds4j_dist_leading(s->eng)) return sync_impl(s, tokens, n, progress, user);
+    if (ds4j_dist_check_session(s)) return DS4J_ERR_STATE;
     /* The followers redo the prefix match themselves from the full list; the
      * progress callback's verdict at each chunk boundary is broadcast so that
      * a cancellation stops every rank at the same position. */
@@ -432,6 +441,7 @@ static int batch_check(ds4j_engine *e, const ds4j_batch_entry *en, int32_t n, in
         if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: session is NULL", i);
         if (s->eng != e)
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "batch entry %d: the session belongs to another engine", i);
+        if (ds4j_dist_check_session(s)) return DS4J_ERR_STATE;
         if (s->batch_mark == stamp) {
             int32_t j = 0;
             while (en[j].session != s) j++;

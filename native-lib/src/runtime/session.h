@@ -39,6 +39,11 @@ struct ds4j_engine {
     int fault_sig;           /* the signal it raises: SIGKILL (0) or e.g. SIGSTOP */
     int following;           /* rank > 0 inside ds4j_engine_follow */
     int32_t next_sid;        /* leader: id of the next session (creation order) */
+    int32_t epoch;           /* leader: ds4j_engine_recover calls so far; a session of an older epoch
+                              * has no follower copies (ds4j_dist_check_session) */
+    char *options;           /* the engine options as opened (recovery derives the new followers' from them) */
+    char respawn_tool[400];  /* recovery: the ds4j-tool new followers run ("" = beside libds4j) */
+    int64_t *rank_range;     /* [2 x world size]: every rank's expert range, from the handshake */
     char fingerprint[33];    /* ds4j_engine_fingerprint (state_file.c); "" with vocab_only */
     /* ds4j_batch_eval's workspace, grown at the call (never inside a step) */
     struct {
@@ -71,6 +76,7 @@ struct ds4j_session {
     uint8_t *ck_data;       /* [DS4J_CK_TOTAL][fixed_bytes] */
     int64_t ck_pos[DS4J_CK_TOTAL]; /* -1 = empty */
     int32_t sid;            /* id shared by the leader and its followers */
+    int32_t epoch;          /* the engine's epoch at creation (recovery) */
     int skip_head;          /* follower: nobody reads the logits, skip the LM head */
     uint32_t batch_mark;    /* the engine's batch.stamp of the last ds4j_batch_eval naming it */
 };

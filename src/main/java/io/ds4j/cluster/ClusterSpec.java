@@ -31,10 +31,13 @@ import java.util.regex.Pattern;
  *     default, 127.0.0.1 (loopback only); 0.0.0.0 opens it to the network
  * @param commTimeoutMs how long a rank waits for a collective before it declares a peer dead or stalled
  *     (comm_options timeout_ms on every rank); null: the backend's default (mpi 30000, nccl 600000)
+ * @param recoveryIntervalMs mpi: how long the leader waits after a lost rank before it replaces the
+ *     followers (and between failed attempts; ds4.distributed.recovery.interval); 0 = no automatic recovery
+ *     (ds4.distributed.recovery.enabled=false); null: the server's default (5 s)
  */
 public record ClusterSpec(String model, String backend, int port, int threads, int contextSize, String repo,
         boolean expertCompact, String engineBackend, String allSumDtype, List<Node> nodes, String address,
-        Integer commTimeoutMs) {
+        Integer commTimeoutMs, Integer recoveryIntervalMs) {
 
     /**
      * @param host host name or address as the launcher (mpirun) reaches it
@@ -103,6 +106,10 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
         if (!ALL_SUM_DTYPES.contains(allSumDtype)) {
             throw new IllegalArgumentException("values: 'allSumDtype' must be one of " + ALL_SUM_DTYPES
                     + " (got '" + allSumDtype + "')");
+        }
+        if (recoveryIntervalMs != null && recoveryIntervalMs < 0) {
+            throw new IllegalArgumentException("values: 'recoveryIntervalMs' must be >= 0 (0 = no automatic recovery; got "
+                    + recoveryIntervalMs + ")");
         }
         if (commTimeoutMs != null && commTimeoutMs < 0) {
             throw new IllegalArgumentException("values: 'commTimeoutMs' must be >= 0 (0 = no bound; got " + commTimeoutMs + ")");
@@ -269,7 +276,7 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
     public static ClusterSpec fromMap(Map<String, Object> root) {
         if (root == null) throw new IllegalArgumentException("values: the file is empty");
         Set<String> known = Set.of("model", "backend", "port", "threads", "contextSize", "repo", "expertCompact",
-                "engineBackend", "allSumDtype", "nodes", "address", "commTimeoutMs");
+                "engineBackend", "allSumDtype", "nodes", "address", "commTimeoutMs", "recoveryIntervalMs");
         for (String k : root.keySet()) {
             if (!known.contains(k)) throw new IllegalArgumentException("values: unknown key '" + k + "' (known: " + known + ")");
         }
@@ -300,7 +307,9 @@ public record ClusterSpec(String model, String backend, int port, int threads, i
                 root.get("repo") == null ? null : root.get("repo").toString(),
                 root.get("expertCompact") != null && bool(root.get("expertCompact"), "'expertCompact'"),
                 str(root.get("engineBackend")), str(root.get("allSumDtype")), nodes, str(root.get("address")),
-                root.get("commTimeoutMs") == null ? null : intOr(root.get("commTimeoutMs"), 0, "commTimeoutMs"));
+                root.get("commTimeoutMs") == null ? null : intOr(root.get("commTimeoutMs"), 0, "commTimeoutMs"),
+                root.get("recoveryIntervalMs") == null ? null
+                        : intOr(root.get("recoveryIntervalMs"), 0, "recoveryIntervalMs"));
     }
 
     private static boolean bool(Object o, String what) {

@@ -6,7 +6,9 @@ import java.util.List;
 /**
  * Turns a {@link ClusterSpec} into the one MPMD {@code mpirun} command that starts the
  * cluster: rank 0 runs the HTTP server (the leader), ranks 1..N-1 run
- * {@code ds4j-tool follow}, which mirrors the leader's session operations in lockstep.
+ * {@code ds4j-tool follow}, which mirrors the leader's session operations in lockstep. Under MPI the
+ * leader is told where that ds4j-tool is, so that it can replace lost followers itself
+ * (ds4.distributed.recovery).
  * Rendering is pure (no I/O), so it is unit-tested; {@link LaunchCli} writes and runs it.
  */
 public final class LaunchPlan {
@@ -114,6 +116,14 @@ public final class LaunchPlan {
         if (cuda(0)) argv.addAll(List.of("--ds4.engine.backend=cuda", "--ds4.engine.device=" + device(0)));
         if (!commOptions(0).isEmpty()) argv.add("--ds4.distributed.comm-options=" + commOptions(0));
         if (spec.sixteenBitAllSum()) argv.add("--ds4.distributed.all-sum-dtype=" + spec.allSumDtype());
+        // recovery: after a follower's death the leader spawns new followers (MPI_Comm_spawn into the freed
+        // slots of the hostfile) running the same program as the ones below
+        if (spec.backend().equals("mpi")) {
+            Integer every = spec.recoveryIntervalMs();
+            if (every != null && every == 0) argv.add("--ds4.distributed.recovery.enabled=false");
+            else argv.add("--ds4.distributed.recovery.respawn-tool=" + repo + "/scripts/ds4j-tool");
+            if (every != null && every > 0) argv.add("--ds4.distributed.recovery.interval=" + every + "ms");
+        }
         // ranks 1..n-1: followers, each its own app context in the MPMD command
         for (int r = 1; r < n; r++) {
             argv.addAll(List.of(":", "-np", "1"));

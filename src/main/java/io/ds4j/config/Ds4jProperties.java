@@ -264,8 +264,10 @@ public record Ds4jProperties(
             @DefaultValue("") String commOptions,
             @Valid @DefaultValue Jaccl jaccl,
             Boolean expertCompact,
-            @NotNull @DefaultValue("f32") AllSumDtype allSumDtype) {
+            @NotNull @DefaultValue("f32") AllSumDtype allSumDtype,
+            @Valid @DefaultValue Recovery recovery) {
         public Distributed {
+            if (recovery == null) recovery = new Recovery(true, Duration.ofSeconds(5), "");
             if (Boolean.TRUE.equals(expertCompact) && !enabled) {
                 // a single process serves every expert, so a per-rank file cannot be meant
                 throw new IllegalArgumentException("ds4.distributed.expert-compact=true needs ds4.distributed.enabled=true "
@@ -307,6 +309,33 @@ public record Ds4jProperties(
                                 + Path.of(dev).toAbsolutePath());
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * The leader's automatic recovery after a lost rank (comm=mpi under mpirun --enable-recovery): new follower
+     * processes are spawned in place of the lost group (ds4j_engine_recover) and serving resumes without restarting
+     * this JVM.
+     *
+     * @param enabled try it after every cluster fault (default true; only on the leader of a cluster)
+     * @param interval the pause before the first attempt and between failed attempts
+     * @param respawnTool the ds4j-tool the new followers run (engine option respawn_tool); empty: the
+     *     DS4J_RESPAWN_TOOL environment variable, else ds4j-tool beside libds4j
+     */
+    public record Recovery(
+            @DefaultValue("true") boolean enabled,
+            @NotNull @DefaultValue("5s") Duration interval,
+            @DefaultValue("") String respawnTool) {
+        public Recovery {
+            if (interval == null) interval = Duration.ofSeconds(5);
+            if (respawnTool == null) respawnTool = "";
+            if (interval.isNegative() || interval.isZero()) {
+                throw new IllegalArgumentException("ds4.distributed.recovery.interval must be positive, got " + interval);
+            }
+            if (respawnTool.contains(";")) {
+                throw new IllegalArgumentException("ds4.distributed.recovery.respawn-tool must not contain ';', got '"
+                        + respawnTool + "'");
             }
         }
     }

@@ -55,6 +55,7 @@ public final class Ds4jNative {
         m.put("ds4j_engine_broadcast_tokens", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT));
         m.put("ds4j_engine_barrier", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         m.put("ds4j_engine_follow", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        m.put("ds4j_engine_recover", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         m.put("ds4j_engine_allsum_stats", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         m.put("ds4j_engine_allsum_drain", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS));
         // metadata
@@ -312,6 +313,20 @@ public final class Ds4jNative {
     public void engineBarrier(MemorySegment engine) {
         try {
             check((int) h("ds4j_engine_barrier").invokeExact(engine), "ds4j_engine_barrier");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Leader of a cluster after a collective failure: spawns new followers in
+     * place of the lost group and reruns the open-time handshake
+     * (ds4j_engine_recover). Every session created before it is invalid
+     * afterwards (free them and create new ones). Owner thread only.
+     */
+    public void engineRecover(MemorySegment engine) {
+        try {
+            check((int) h("ds4j_engine_recover").invokeExact(engine), "ds4j_engine_recover");
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -59,6 +59,12 @@ public class EngineService implements DisposableBean {
     private java.util.concurrent.ScheduledExecutorService heartbeat;
     private final java.util.concurrent.atomic.AtomicBoolean heartbeatQueued = new java.util.concurrent.atomic.AtomicBoolean();
     static final java.time.Duration HEARTBEAT = java.time.Duration.ofSeconds(5);
+    /** Leader of a cluster: successful ds4j_engine_recover calls (the group rebuilt after a fault). */
+    private final java.util.concurrent.atomic.AtomicLong recoveries = new java.util.concurrent.atomic.AtomicLong();
+    private volatile java.time.Instant lastRecovery;
+    /** Why the last recovery attempt failed (null after a success or before any attempt). */
+    private volatile String recoveryError;
+    private final java.util.List<Runnable> recoveryListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     public EngineService(Ds4jProperties props) {
         this.props = props;
@@ -87,8 +93,9 @@ public class EngineService implements DisposableBean {
      * engine's default, so a cpu configuration opens any build) and, when
      * distributed, the collective backend (comm=), the explicit expert slice
      * (expert_range, default: the engine's even split), the plugin path, the
-     * backend's options, expert_compact and the all_sum payload type (all_sum_dtype, only when not
-     * f32, the engine's default, so the default configuration opens any build).
+     * backend's options, expert_compact, the all_sum payload type (all_sum_dtype, only when not
+     * f32, the engine's default, so the default configuration opens any build) and the recovery's
+     * ds4j-tool (respawn_tool, only when configured).
      */
     static String engineOptions(Ds4jProperties props) {
         var e = props.engine();
@@ -106,6 +113,7 @@ public class EngineService implements DisposableBean {
             if (!d.commOptions().isBlank()) sb.append(";comm_options=").append(d.commOptions().trim());
             if (Boolean.TRUE.equals(d.expertCompact())) sb.append(";expert_compact=1");
             if (d.allSumDtype().sentToEngine()) sb.append(";all_sum_dtype=").append(d.allSumDtype().name());
+            if (!d.recovery().respawnTool().isBlank()) sb.append(";respawn_tool=").append(d.recovery().respawnTool().trim());
         }
         return sb.toString();
     }
@@ -215,8 +223,11 @@ public class EngineService implements DisposableBean {
             if (first) clusterFault = ClusterFault.of(ex.getMessage(), worldSize, java.time.Instant.now());
         }
         if (!first) return;
-        log.error("cluster failed during {}: {} — this leader stays up and answers 503; restart the cluster "
-                + "(ds4j-launch down/up) to serve again", during, ex.getMessage());
+        boolean recover = recoveryPossible();
+        log.error("cluster failed during {}: {} — this leader stays up and answers 503; {}", during, ex.getMessage(),
+                recover ? "it rebuilds the group (new followers) in " + props.distributed().recovery().interval()
+                        : "restart the cluster (ds4j-launch down/up) to serve again");
+        if (recover) scheduleRecovery();
         for (Runnable r : faultListeners) {
             try {
                 r.run();
@@ -224,6 +235,98 @@ public class EngineService implements DisposableBean {
                 log.warn("cluster fault listener failed: {}", listenerFailure.toString());
             }
         }
+    }
+
+    /** Automatic recovery applies: the leader of a cluster, enabled, and a native build that has it. */
+    private boolean recoveryPossible() {
+        // mpi only: the engine cannot rebuild an NCCL group (it would refuse every attempt)
+        return props.distributed().enabled() && props.distributed().recovery().enabled() && rank == 0 && worldSize > 1
+                && props.distributed().backend() == Ds4jProperties.Backend.mpi
+                && heartbeat != null && nativeLib.has("ds4j_engine_recover");
+    }
+
+    private void scheduleRecovery() {
+        try {
+            heartbeat.schedule(this::attemptRecovery, props.distributed().recovery().interval().toMillis(),
+                    TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            // shutting down
+        }
+    }
+
+    /**
+     * One recovery attempt, queued on the owner thread (behind whatever failed there): ds4j_engine_recover
+     * spawns new followers and reruns the open-time handshake; every serving session predates it and is
+     * replaced ({@link SessionPool#invalidateAll}); a new session and a barrier prove that the new group
+     * serves. Then the fault is cleared (readiness UP again); on failure the next attempt follows after the
+     * interval.
+     */
+    private void attemptRecovery() {
+        if (shuttingDown || clusterFault == null) return;
+        try {
+            owner.execute(() -> {
+                MemorySegment e = engine;
+                if (shuttingDown || clusterFault == null || e.equals(MemorySegment.NULL)) return;
+                long t0 = System.nanoTime();
+                try {
+                    nativeLib.engineRecover(e);
+                    SessionPool p = pool;
+                    if (p != null) p.invalidateAll();
+                    nativeLib.engineBarrier(e);
+                } catch (RuntimeException ex) {
+                    recoveryError = ex.getMessage();
+                    log.warn("cluster recovery failed (next attempt in {}): {}", props.distributed().recovery().interval(),
+                            ex.getMessage());
+                    scheduleRecovery();
+                    return;
+                }
+                ClusterFault was;
+                synchronized (faultListeners) {
+                    was = clusterFault;
+                    clusterFault = null;
+                }
+                recoveryError = null;
+                lastRecovery = java.time.Instant.now();
+                long n = recoveries.incrementAndGet();
+                log.info("cluster recovered in {} ms (recovery {}): {} new follower(s) replaced the group that failed "
+                        + "with: {}", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0), n, worldSize - 1,
+                        was == null ? "" : was.message());
+                for (Runnable r : recoveryListeners) {
+                    try {
+                        r.run();
+                    } catch (RuntimeException listenerFailure) {
+                        log.warn("cluster recovery listener failed: {}", listenerFailure.toString());
+                    }
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            // shutting down
+        }
+    }
+
+    /** Successful automatic recoveries of the cluster since start (0 without a cluster). */
+    public long recoveries() {
+        return recoveries.get();
+    }
+
+    /** When the cluster last recovered, or null. */
+    public java.time.Instant lastRecovery() {
+        return lastRecovery;
+    }
+
+    /** Why the last recovery attempt failed, or null. */
+    public String recoveryError() {
+        return recoveryError;
+    }
+
+    /** True while a fault is being recovered automatically (attempts are scheduled). */
+    public boolean recovering() {
+        return clusterFault != null && recoveryPossible();
+    }
+
+    /** Runs {@code r} on the engine thread after the cluster recovered (readiness). */
+    public void onClusterRecovered(Runnable r) {
+        recoveryListeners.add(r);
     }
 
     /** The leader's record of the cluster's first failure, or null while it is healthy (or not a cluster). */

@@ -26,6 +26,7 @@ public final class SessionPool {
         int len;
         long lastUsed;
         boolean busy;
+        boolean stale; // created before a cluster recovery: freed when its sequence ends
         int promptLen; // the current request's prompt, once all of it is in (0 before)
 
         Slot(MemorySegment handle) {
@@ -227,8 +228,35 @@ public final class SessionPool {
         }
     }
 
+    /**
+     * After the cluster was recovered (ds4j_engine_recover) every session predates the new followers and is
+     * refused by the engine: idle ones are freed now (with their cached prefixes), busy ones when their
+     * sequence ends; one new session is created at once, which also proves the new group serves (its
+     * creation is collective).
+     */
+    public void invalidateAll() {
+        for (var it = slots.iterator(); it.hasNext(); ) {
+            Slot s = it.next();
+            if (s.busy) {
+                s.stale = true;
+                continue;
+            }
+            it.remove();
+            lib.sessionFree(s.handle);
+        }
+        Slot fresh = new Slot(lib.sessionNew(engine, nCtx));
+        fresh.lastUsed = ++clock;
+        slots.add(fresh);
+    }
+
     /** The sequence using {@code s} is done: it becomes an idle, cached session. */
     public void release(Slot s) {
+        if (s.stale) {
+            s.busy = false;
+            slots.remove(s);
+            if (!closed) lib.sessionFree(s.handle);
+            return;
+        }
         s.busy = false;
         s.lastUsed = ++clock;
         if (disk != null && !closed && s.promptLen > 0 && s.len >= s.promptLen) {

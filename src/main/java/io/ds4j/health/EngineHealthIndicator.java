@@ -51,20 +51,29 @@ public class EngineHealthIndicator implements HealthIndicator {
         return b.build();
     }
 
-    /** The leader's view of every rank: "leader"/"following" while the cluster works; after a failure the
-     *  state the engine's message gives each rank ("gone", "diverged", else "unknown") and the message. */
+    /** The leader's view of every rank: "leader"/"following" while the cluster works ({@code state: formed},
+     *  or {@code recovered} once the group was rebuilt after a fault, with when); after a failure the
+     *  state the engine's message gives each rank ("gone", "diverged", else "unknown"), the message and, while
+     *  the leader keeps trying to rebuild the group, {@code recovery: retrying} with the last attempt's error.
+     *  {@code recoveries} counts the successful rebuilds. */
     private Map<String, Object> cluster(ClusterFault fault) {
         Map<String, Object> c = new LinkedHashMap<>();
         Map<String, String> ranks = new LinkedHashMap<>();
         if (fault == null) {
-            c.put("state", "formed");
+            c.put("state", engine.recoveries() > 0 ? "recovered" : "formed");
+            if (engine.lastRecovery() != null) c.put("recovered_at", engine.lastRecovery().toString());
             for (int r = 0; r < engine.worldSize(); r++) ranks.put(Integer.toString(r), r == 0 ? "leader" : "following");
         } else {
             c.put("state", "failed");
             fault.ranks().forEach((r, s) -> ranks.put(Integer.toString(r), s));
             c.put("error", fault.message());
             c.put("since", fault.at().toString());
+            if (engine.recovering()) {
+                c.put("recovery", "retrying");
+                if (engine.recoveryError() != null) c.put("recovery_error", engine.recoveryError());
+            }
         }
+        c.put("recoveries", engine.recoveries());
         c.put("ranks", ranks);
         return c;
     }

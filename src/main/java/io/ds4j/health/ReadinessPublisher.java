@@ -16,7 +16,8 @@ import org.springframework.stereotype.Component;
  * distributed, the cluster is formed (the engine reports the configured rank
  * and world size) and this process is the leader (rank 0; followers never
  * take HTTP traffic) and the cluster has not failed since (a rank died, stalled
- * or diverged: readiness turns DOWN the moment the leader sees it). Liveness stays UP: a server without a
+ * or diverged: readiness turns DOWN the moment the leader sees it, and UP again once the leader has rebuilt
+ * the group, ds4.distributed.recovery). Liveness stays UP: a server without a
  * model still answers (503 on the API). On shutdown readiness flips first so
  * load balancers stop sending traffic while in-flight streams finish.
  */
@@ -35,6 +36,16 @@ public class ReadinessPublisher {
         engine.onClusterFault(() -> {
             log.warn("not ready for traffic: {}", notReadyReason());
             AvailabilityChangeEvent.publish(context, ReadinessState.REFUSING_TRAFFIC);
+        });
+        // the leader rebuilt the group (ds4.distributed.recovery): take traffic again
+        engine.onClusterRecovered(() -> {
+            String reason = notReadyReason();
+            if (reason != null) {
+                log.warn("cluster recovered but still not ready: {}", reason);
+                return;
+            }
+            log.info("ready for traffic again: the cluster recovered ({} recoveries)", engine.recoveries());
+            AvailabilityChangeEvent.publish(context, ReadinessState.ACCEPTING_TRAFFIC);
         });
     }
 

@@ -52,6 +52,9 @@ public class ServerMetrics implements RequestScheduler.Observer {
                 .description("context size of each serving session").register(registry);
         Gauge.builder("ds4j.context.usage", engine, e -> e.contextSize() == 0 ? 0.0 : (double) e.contextUsed() / e.contextSize())
                 .description("fraction of the context in use").register(registry);
+        io.micrometer.core.instrument.FunctionCounter.builder("ds4j.cluster.recoveries", engine, EngineService::recoveries)
+                .description("times the leader rebuilt the cluster after a lost rank (ds4.distributed.recovery)")
+                .register(registry);
         promptTokens = Counter.builder("ds4j.tokens.prompt").description("prompt tokens received").register(registry);
         generatedTokens = Counter.builder("ds4j.tokens.generated").description("tokens generated").register(registry);
         cachedTokens = Counter.builder("ds4j.tokens.cached").description("prompt tokens reused from the session")

@@ -38,6 +38,10 @@ class LaunchPlanTest {
         assertThat(argv.stream().filter(":"::equals)).hasSize(2);
         assertThat(line).contains(": -np 1 /opt/ds4j/scripts/ds4j-tool follow --model /models/flash.gguf --options comm=mpi;threads=8");
         assertThat(LaunchPlan.shellLine(argv)).contains("'comm=mpi;threads=8'");
+        // the leader can replace a lost follower with the same program (recovery), placed by the hostfile
+        assertThat(argv).contains("--ds4.distributed.recovery.respawn-tool=/opt/ds4j/scripts/ds4j-tool");
+        assertThat(argv.indexOf("--ds4.distributed.recovery.respawn-tool=/opt/ds4j/scripts/ds4j-tool"))
+                .isLessThan(argv.indexOf(":"));
     }
 
     @Test
@@ -321,5 +325,22 @@ class LaunchPlanTest {
         Path p = Files.createTempFile(dir, "v", ".yaml");
         Files.writeString(p, yaml);
         return LaunchCli.load(p);
+    }
+
+    @Test
+    void recoveryIntervalMsSetsTheLeadersRecoveryAndZeroTurnsItOff(@TempDir Path dir) throws Exception {
+        Path every = dir.resolve("every.yaml");
+        Files.writeString(every, "model: m.gguf\nrepo: /r\nrecoveryIntervalMs: 8000\nnodes:\n  - host: a\n  - host: b\n");
+        assertThat(new LaunchPlan(LaunchCli.load(every)).mpirunArgv("h"))
+                .contains("--ds4.distributed.recovery.interval=8000ms", "--ds4.distributed.recovery.respawn-tool=/r/scripts/ds4j-tool");
+        Path off = dir.resolve("off.yaml");
+        Files.writeString(off, "model: m.gguf\nrecoveryIntervalMs: 0\nnodes:\n  - host: a\n  - host: b\n");
+        List<String> argv = new LaunchPlan(LaunchCli.load(off)).mpirunArgv("h");
+        assertThat(argv).contains("--ds4.distributed.recovery.enabled=false");
+        assertThat(String.join(" ", argv)).doesNotContain("respawn-tool").doesNotContain("recovery.interval");
+        Path bad = dir.resolve("bad.yaml");
+        Files.writeString(bad, "model: m.gguf\nrecoveryIntervalMs: -1\nnodes:\n  - host: a\n");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> LaunchCli.load(bad))
+                .hasMessageContaining("'recoveryIntervalMs' must be >= 0");
     }
 }

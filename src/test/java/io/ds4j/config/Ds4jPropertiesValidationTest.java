@@ -231,6 +231,26 @@ class Ds4jPropertiesValidationTest {
     }
 
     @Test
+    void recoveryIsOnEveryFiveSecondsByDefaultAndABadIntervalNamesTheProperty() {
+        runner.withPropertyValues("ds4.distributed.enabled=true").run(ctx -> {
+            var r = ctx.getBean(Ds4jProperties.class).distributed().recovery();
+            assertThat(r.enabled()).isTrue();
+            assertThat(r.interval()).isEqualTo(java.time.Duration.ofSeconds(5));
+            assertThat(r.respawnTool()).isEmpty();
+        });
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.recovery.enabled=false",
+                "ds4.distributed.recovery.interval=250ms").run(ctx -> {
+            var r = ctx.getBean(Ds4jProperties.class).distributed().recovery();
+            assertThat(r.enabled()).isFalse();
+            assertThat(r.interval()).isEqualTo(java.time.Duration.ofMillis(250));
+        });
+        runner.withPropertyValues("ds4.distributed.enabled=true", "ds4.distributed.recovery.interval=0s").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(failureText(ctx.getStartupFailure())).contains("ds4.distributed.recovery.interval must be positive");
+        });
+    }
+
+    @Test
     void missingModelFileNamesTheProperty() {
         runner.withPropertyValues("ds4.model.path=/nonexistent/model.gguf").run(ctx -> {
             assertThat(ctx).hasFailed();

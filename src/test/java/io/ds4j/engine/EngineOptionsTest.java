@@ -69,4 +69,15 @@ class EngineOptionsTest {
         // one process has no all_sum: like the other ds4.distributed settings, the type is then ignored
         assertThat(options("ds4.distributed.all-sum-dtype=bf16")).isEqualTo("threads=0;kv_precision=f32");
     }
+
+    @Test
+    void theRecoveryToolIsSentAsRespawnToolOnlyWhenConfigured() {
+        // unset: the engine looks beside libds4j itself, and older native builds still open
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2"))
+                .doesNotContain("respawn_tool");
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2",
+                "ds4.distributed.recovery.respawn-tool=/opt/ds4j/scripts/ds4j-tool"))
+                .isEqualTo("threads=0;kv_precision=f32;comm=mpi;respawn_tool=/opt/ds4j/scripts/ds4j-tool");
+        assertThat(options("ds4.distributed.recovery.respawn-tool=/x/ds4j-tool")).doesNotContain("respawn_tool");
+    }
 }
