@@ -718,14 +718,25 @@ static int moe_layer(const dsv4_model *m, int64_t l, dsv4_scratch *sc, ds4j_pool
             }
         }
     }
+    /* Expert parallelism: the routed partial sums travel while the
+     * replicated shared expert is computed (split hook), or before it
+     * (blocking hook). Either way routed ends as the same full sum and the
+     * shared expert is added to it last, so the two give identical bits. */
+    int split = m->allreduce && m->allreduce_start;
     if (m->allreduce) {
-        int rc = m->allreduce(m->allreduce_user, (int)l, sc->routed, S * H);
+        int rc = split ? m->allreduce_start(m->allreduce_user, (int)l, sc->routed, S * H)
+                       : m->allreduce(m->allreduce_user, (int)l, sc->routed, S * H);
         if (rc) return rc < 0 ? rc : DS4J_ERR_COMM;
     }
+    int prc = 0;
     mm(sc, pool, &ly->gate_sh, 0, xf, H, S, sc->g, I, 1);
+    if (split) prc = m->allreduce_poll(m->allreduce_user, (int)l);
     mm(sc, pool, &ly->up_sh, 0, xf, H, S, sc->u, I, 1);
+    if (split && !prc) prc = m->allreduce_poll(m->allreduce_user, (int)l);
     swiglu(sc->g, sc->u, S * I, lim);
     mm(sc, pool, &ly->down_sh, 0, sc->g, I, S, sc->sh, H, 1);
+    if (split && !prc) prc = m->allreduce_finish(m->allreduce_user, (int)l);
+    if (prc) return prc < 0 ? prc : DS4J_ERR_COMM;
     for (int64_t i = 0; i < S * H; i++) sc->routed[i] += sc->sh[i];
     hc_post(m, sc, sc->routed, S);
     return 0;
