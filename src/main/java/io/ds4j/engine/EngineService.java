@@ -573,6 +573,24 @@ public class EngineService implements DisposableBean {
         return describeJson;
     }
 
+    /**
+     * The routed all_sum's payload in effect (describe JSON "all_sum_dtype": the leader's value, which
+     * every rank adopts at open): f32, f16 or bf16; f32 without a model.
+     */
+    public String allsumDtype() {
+        var m = java.util.regex.Pattern.compile("\"all_sum_dtype\"\\s*:\\s*\"(\\w+)\"").matcher(describeJson);
+        return m.find() ? m.group(1) : "f32";
+    }
+
+    /**
+     * Whether the engine overlaps the routed all_sum with the shared expert (describe JSON
+     * "allsum_overlap": engine option allsum_overlap, the leader's, where the backend can); then an all_sum
+     * latency sample is the time left exposed after the shared expert, not the whole collective.
+     */
+    public boolean allsumOverlap() {
+        return java.util.regex.Pattern.compile("\"allsum_overlap\"\\s*:\\s*true").matcher(describeJson).find();
+    }
+
     public int nVocab() {
         return nVocab;
     }

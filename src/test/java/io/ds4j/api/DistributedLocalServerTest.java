@@ -79,5 +79,10 @@ class DistributedLocalServerTest {
         }
         assertThat(count(prom, MOE_LAYERS)).as("no layer beyond the model's").isEqualTo(-1);
         assertThat(prom).contains("ds4j_allsum_latency_seconds_bucket{").contains("ds4j_allsum_dropped_total");
+        // the series name this rank, the payload and the overlap the engine reports in use
+        assertThat(prom).containsPattern("(?m)^ds4j_allsum_latency_seconds_count\\{[^}]*dtype=\"f32\",layer=\"0\","
+                + "overlap=\"true\",rank=\"0\"\\} ");
+        assertThat(engine.allsumDtype()).isEqualTo("f32");
+        assertThat(engine.allsumOverlap()).isTrue();
     }
 }
