@@ -58,12 +58,13 @@ typedef struct ds4j_comm_vtable {
      * 2 bf16) would compute on buf and returns at once; the caller leaves
      * buf alone until all_sum_wait returned. all_sum_test lets the backend
      * advance it without waiting (MPI has no progress thread by default: a
-     * started collective moves only inside MPI calls). all_sum_wait
+     * started collective moves only inside MPI calls) and sets *done to 1 once
+ * the sum is complete (0 while it travels). all_sum_wait
      * finishes it, bounded and liveness-checked like the blocking call; the
      * result is bit-identical to the blocking call's. One split all_sum at a
      * time, and no other collective between its start and its wait. */
     int (*all_sum_start)(void *self, float *buf, int64_t n, int dtype);
-    int (*all_sum_test)(void *self);
+    int (*all_sum_test)(void *self, int *done);
     int (*all_sum_wait)(void *self);
 } ds4j_comm_vtable;
 
@@ -134,7 +135,7 @@ int ds4j_comm_can_split(const ds4j_comm *c);
  * 0 or DS4J_ERR_COMM like the blocking calls; a failed start or test
  * breaks the communicator, and the pending sum is abandoned (no wait). */
 int ds4j_comm_all_sum_start(ds4j_comm *c, float *buf, int64_t n, int dtype);
-int ds4j_comm_all_sum_test(ds4j_comm *c);
+int ds4j_comm_all_sum_test(ds4j_comm *c, int *done);
 int ds4j_comm_all_sum_wait(ds4j_comm *c);
 int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);

@@ -100,7 +100,8 @@ typedef struct dsv4_layer {
 typedef int (*dsv4_allreduce_fn)(void *user, int layer, float *buf, int64_t n);
 /* Its split form, which lets the CPU forward compute the shared expert while
  * the sum travels: start begins the sum of buf, poll lets it advance (called
- * between the shared expert's matmuls), finish completes it; buf is left
+ * between row blocks of the shared expert's matmuls; returns 1 once the sum
+ * is complete, 0 while it travels, < 0 on failure), finish completes it; buf is left
  * alone in between, and the result is the blocking hook's, bit for bit.
  * After a successful start the forward always calls finish, unless a poll
  * failed. */

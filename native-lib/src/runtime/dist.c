@@ -182,9 +182,10 @@ static int dist_poll(void *user, int layer) {
     (void)layer;
     ds4j_engine *e = user;
     int64_t t0 = now_ns();
-    int rc = ds4j_comm_all_sum_test(e->comm);
+    int done = 0;
+    int rc = ds4j_comm_all_sum_test(e->comm, &done);
     e->dist->split_ns += now_ns() - t0;
-    return rc;
+    return rc ? rc : done;
 }
 
 static int dist_finish(void *user, int layer) {
