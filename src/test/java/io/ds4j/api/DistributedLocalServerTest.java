@@ -51,7 +51,9 @@ class DistributedLocalServerTest {
                 .jsonPath("$.distributed.comm").isEqualTo("local")
                 .jsonPath("$.distributed.rank").isEqualTo(0)
                 .jsonPath("$.distributed.world_size").isEqualTo(1)
-                .jsonPath("$.distributed.role").isEqualTo("leader");
+                .jsonPath("$.distributed.role").isEqualTo("leader")
+                .jsonPath("$.distributed.allsum_overlap").isEqualTo(true)
+                .jsonPath("$.distributed.all_sum_dtype_in_effect").isEqualTo("f32");
     }
 
     static long count(String prom, int layer) {
