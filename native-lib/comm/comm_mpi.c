@@ -53,6 +53,12 @@ typedef struct mpi_comm {
     int64_t grace_until_ms; /* > 0 after a respawn: waits are bounded by this time at least (the new ranks
                              * load the model before they answer), until the first all_sum completes */
     int64_t spawn_timeout_ms; /* that bound (comm_options spawn_timeout_ms, default 600000) */
+    /* the split all_sum in flight (m_start .. m_wait) */
+    MPI_Request pend;
+    int pending;     /* 1 between a start and its wait */
+    int pend_dtype;  /* 0 f32 (in place in pend_buf), 1 f16, 2 bf16 (gathered into h16) */
+    float *pend_buf;
+    int64_t pend_n;
     char err[512];
 } mpi_comm;
 
@@ -169,10 +175,10 @@ static int m_all_sum(void *s, float *buf, int64_t n) {
 
 /* 16-bit payload: every rank's rounded values are gathered (half the bytes
  * of an f32 all-reduce per value sent) and summed in rank order, so every
- * rank forms bit-identical f32 sums. Buffers grow, never shrink. */
-static int m_all_sum16(void *s, float *buf, int64_t n, int bf16) {
-    mpi_comm *c = s;
-    if (n <= 0) return 0;
+ * rank forms bit-identical f32 sums. Buffers grow, never shrink. Split in
+ * two for the overlapped all_sum: start (round, post the gather) and
+ * finish (the sums). */
+static int sum16_start(mpi_comm *c, float *buf, int64_t n, int bf16, MPI_Request *q) {
     if (n > INT_MAX / 2) return mpi_failed(c, "all_sum (16-bit): too many values", MPI_ERR_COUNT);
     size_t need = (size_t)n * (size_t)(c->size + 1);
     if (need > c->h16_cap) {
@@ -186,15 +192,85 @@ static int m_all_sum16(void *s, float *buf, int64_t n, int bf16) {
     }
     uint16_t *mine = c->h16, *all = c->h16 + n;
     for (int64_t i = 0; i < n; i++) mine[i] = ds4j_comm_to16(buf[i], bf16);
-    MPI_Request q;
-    int rc = MPI_Iallgather(mine, (int)n, MPI_UINT16_T, all, (int)n, MPI_UINT16_T, c->comm, &q);
+    int rc = MPI_Iallgather(mine, (int)n, MPI_UINT16_T, all, (int)n, MPI_UINT16_T, c->comm, q);
     if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Iallgather", rc);
-    if (mpi_wait(c, &q, "MPI_Allgather", 1)) return 1;
+    return 0;
+}
+
+static void sum16_finish(mpi_comm *c, float *buf, int64_t n, int bf16) {
+    const uint16_t *all = c->h16 + n;
     for (int64_t i = 0; i < n; i++) {
         float acc = 0;
         for (int r = 0; r < c->size; r++) acc += ds4j_comm_from16(all[(int64_t)r * n + i], bf16);
         buf[i] = acc;
     }
+}
+
+static int m_all_sum16(void *s, float *buf, int64_t n, int bf16) {
+    mpi_comm *c = s;
+    if (n <= 0) return 0;
+    MPI_Request q;
+    if (sum16_start(c, buf, n, bf16, &q)) return 1;
+    if (mpi_wait(c, &q, "MPI_Allgather", 1)) return 1;
+    sum16_finish(c, buf, n, bf16);
+    return 0;
+}
+
+/* The split all_sum (comm.h): the same collectives as m_all_sum /
+ * m_all_sum16, posted at the start and completed at the wait, so the
+ * engine computes the shared expert meanwhile. Open MPI moves a posted
+ * collective only inside MPI calls, hence m_test between the engine's
+ * steps. The wait's bound (timeout_ms) counts from the wait. */
+static int m_start(void *s, float *buf, int64_t n, int dtype) {
+    mpi_comm *c = s;
+    if (c->pending) {
+        snprintf(c->err, sizeof c->err, "all_sum_start: a split all_sum is already in flight");
+        return 1;
+    }
+    c->pend = MPI_REQUEST_NULL;
+    c->pend_dtype = dtype;
+    c->pend_buf = buf;
+    c->pend_n = n;
+    if (n <= 0) {
+        c->pending = 1;
+        return 0;
+    }
+    if (dtype) {
+        if (sum16_start(c, buf, n, dtype == 2, &c->pend)) return 1;
+    } else if (n > INT_MAX / 2) {
+        /* beyond one MPI count: the blocking path's pieces, done here */
+        if (m_all_sum(c, buf, n)) return 1;
+    } else {
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm, &c->pend);
+        if (rc != MPI_SUCCESS) return mpi_failed(c, "MPI_Iallreduce", rc);
+    }
+    c->pending = 1;
+    return 0;
+}
+
+static int m_test(void *s, int *done) {
+    mpi_comm *c = s;
+    *done = 1;
+    if (!c->pending || c->pend == MPI_REQUEST_NULL) return 0;
+    int rc = MPI_Test(&c->pend, done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) {
+        c->pending = 0;
+        return mpi_failed(c, c->pend_dtype ? "MPI_Allgather" : "MPI_Allreduce", rc);
+    }
+    return 0;
+}
+
+static int m_wait(void *s) {
+    mpi_comm *c = s;
+    if (!c->pending) {
+        snprintf(c->err, sizeof c->err, "all_sum_wait: no split all_sum in flight");
+        return 1;
+    }
+    c->pending = 0;
+    if (c->pend != MPI_REQUEST_NULL && mpi_wait(c, &c->pend, c->pend_dtype ? "MPI_Allgather" : "MPI_Allreduce", 1))
+        return 1;
+    if (c->pend_dtype && c->pend_n > 0) sum16_finish(c, c->pend_buf, c->pend_n, c->pend_dtype == 2);
+    if (!c->pend_dtype) c->grace_until_ms = 0; /* every rank answered, like m_all_sum */
     return 0;
 }
 
@@ -353,6 +429,7 @@ static const ds4j_comm_vtable MPI_VT = {
     .abi = DS4J_COMM_PLUGIN_ABI, .name = "mpi", .rank = m_rank, .size = m_size, .all_sum_f32 = m_all_sum,
     .broadcast_i32 = m_bcast, .barrier = m_barrier, .close = m_close, .last_error = m_error,
     .all_sum_f32_as16 = m_all_sum16, .respawn = m_respawn,
+    .all_sum_start = m_start, .all_sum_test = m_test, .all_sum_wait = m_wait,
 };
 
 __attribute__((visibility("default"))) int ds4j_comm_plugin_open(int abi, const char *options,

@@ -334,6 +334,10 @@ static const ds4j_comm_vtable NCCL_VT = {
     .broadcast_i32 = n_bcast, .barrier = n_barrier, .close = n_close, .last_error = n_error,
     .all_sum_f32_as16 = n_all_sum16,
     .respawn = NULL, /* recovery is MPI-only for now: ds4j_comm_respawn reports "cannot rebuild" */
+    /* no split all_sum yet (the engine keeps the blocking call): with
+     * backend=cuda the shared expert runs on the GPU, and overlapping would
+     * mean enqueueing the NCCL sum on its own stream */
+    .all_sum_start = NULL, .all_sum_test = NULL, .all_sum_wait = NULL,
 };
 
 /* ------------------------------------------------------------ open */

@@ -93,6 +93,14 @@ typedef struct ds4j_engine ds4j_engine;
  *   all_sum_dtype=f32|f16|bf16  payload of the routed all_sum under comm=
  *                      (default f32): 16-bit halves the bytes; every rank
  *                      adopts the leader's value at open
+ *   allsum_overlap=0|1 1 (default): the CPU forward starts the routed
+ *                      all_sum, computes the shared expert while it travels
+ *                      and waits for it only then (same bits as 0); in
+ *                      effect only where the comm backend has a split
+ *                      all_sum (local, mpi; not nccl) and with backend=cpu;
+ *                      every rank adopts the leader's value at open; the
+ *                      describe JSON's "allsum_overlap" says whether it is
+ *                      in effect
  *   expert_compact=0|1 1 = this rank's file holds only its own routed experts
  *                      (made by `ds4j-tool slice`); a file holding others is
  *                      refused. A sliced file (ds4j.expert_slice.start/end
@@ -169,7 +177,9 @@ DS4J_API int32_t ds4j_engine_follow(ds4j_engine *engine);
 DS4J_API int32_t ds4j_engine_recover(ds4j_engine *engine);
 /*
  * all_sum latency of the routed-expert reduction, measured on this rank
- * (includes waiting for slower peers). Cumulative since open for one layer,
+ * (includes waiting for slower peers; with allsum_overlap in effect, the time
+ * the forward spent in the all_sum calls: starting it, the polls between the
+ * shared expert's row blocks, and the wait that remains after it). Cumulative since open for one layer,
  * or summed over layers (max over layers) with layer = -1; zeros without
  * comm=. May be called from any thread, also while the owner thread evaluates.
  */

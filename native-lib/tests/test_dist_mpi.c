@@ -306,6 +306,23 @@ int main(int argc, char **argv) {
     long total = got;
     while ((got = ds4j_engine_allsum_drain(el, lay, ns, 64, NULL)) > 0) total += got;
     CHECK(got == 0 && total == (long)n * L);
+    /* allsum_overlap: the split all_sum is in effect only with a group
+     * (local has one of one rank), and turning it off changes no bit */
+    CHECK(expect_open_error(gguf, "comm=local;allsum_overlap=2", "allsum_overlap=2: expected 0 or 1"));
+    CHECK(strstr(ds4j_engine_describe(el), "\"allsum_overlap\":true") != NULL);
+    CHECK(strstr(ds4j_engine_describe(e), "\"allsum_overlap\":false") != NULL);
+    {
+        ds4j_engine *e0 = ds4j_engine_open(gguf, "threads=1;prefill_chunk=32;comm=local;allsum_overlap=0");
+        CHECK(e0 && strstr(ds4j_engine_describe(e0), "\"allsum_overlap\":false"));
+        ds4j_session *s0 = e0 ? ds4j_session_new(e0, n) : NULL;
+        float *l0 = malloc((size_t)n * V * sizeof(float));
+        CHECK(s0 && ds4j_session_eval_batch(s0, tok, n, 1, l0) == DS4J_OK);
+        CHECK(s0 && memcmp(l0, loc, (size_t)n * V * sizeof(float)) == 0);
+        CHECK(e0 && ds4j_engine_allsum_stats(e0, -1, &cnt, NULL, NULL) == DS4J_OK && cnt == (int64_t)n * L);
+        free(l0);
+        ds4j_session_free(s0);
+        ds4j_engine_close(e0);
+    }
     CHECK(ds4j_engine_follow(e) == DS4J_ERR_STATE);  /* no comm= */
     CHECK(ds4j_engine_follow(el) == DS4J_ERR_STATE); /* rank 0 */
     int32_t bt[2] = {7, 9};
@@ -382,6 +399,33 @@ int main(int argc, char **argv) {
         free(la);
         free(lb);
         free(got_l);
+    }
+
+    /* ---- allsum_overlap: the routed all_sum travels while the shared
+     * expert is computed; the same bits as the blocking sum, per payload.
+     * Chunks of 32 rows make the shared expert's matmuls big enough to be
+     * run in row blocks with polls between them (one thread: 2 blocks); one
+     * row at a time (the cases above, overlap on by default) they are not. */
+    for (int d = 0; d < 2; d++) {
+        float *lo[2] = {NULL, NULL};
+        for (int ov = 0; ov < 2; ov++) {
+            remove(out);
+            snprintf(cmd, sizeof cmd, "%s -np 2 '%s' logits --model '%s' --tokens %s --chunk %d --threads 1 "
+                     "--options 'comm=mpi;all_sum_dtype=%s;allsum_overlap=%d' --out '%s' > '%s' 2>&1", mpirun,
+                     DS4J_TOOL_PATH, gguf, ids, 32, d ? "bf16" : "f32", ov, out, logp);
+            lo[ov] = fx_run(cmd) == 0 ? read_f32(out, (long)n * V) : NULL;
+            CHECK(lo[ov] != NULL);
+        }
+        if (lo[0] && lo[1]) {
+            int same = memcmp(lo[0], lo[1], (size_t)n * V * sizeof(float)) == 0;
+            double d1 = fx_maxdiff(lo[1], full, (long)n * V);
+            printf("allsum_overlap=1 vs 0, 2 ranks, all_sum_dtype=%s: %s; max |d| vs one process %.3g\n",
+                   d ? "bf16" : "f32", same ? "bit-identical" : "DIFFERENT", d1);
+            CHECK(same);
+            if (!d) CHECK(d1 <= 1e-5);
+        }
+        free(lo[0]);
+        free(lo[1]);
     }
 
     /* ---- expert_compact: each rank opens its own slice (ds4j-tool slice) ---- */
@@ -619,21 +663,26 @@ int main(int argc, char **argv) {
          * (mpirun --enable-recovery: no kill-all): its all_sum notices that
          * the same-host peer's pid is gone and fails in well under a second,
          * with the rank named, and the leader's process ends on its own
-         * terms (ds4j-tool prints the error and exits 1; mpirun then reports 0). */
-        snprintf(cmd, sizeof cmd, "%s --enable-recovery -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 60 --threads 1 "
-                 "--options comm=mpi : -np 1 '%s' follow --model '%s' --threads 1 --die-after 6 > '%s' 2> '%s'",
-                 mpirun, DS4J_TOOL_PATH, gguf, DS4J_TOOL_PATH, gguf, logp, errp);
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = fx_run(cmd);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-        err = fx_read_file(errp, NULL);
-        const char *gone = err ? strstr(err, "ds4j-tool generate: ") : NULL;
-        printf("follower killed, mpirun --enable-recovery: exit %d after %.1f s; leader: %.160s\n", rc, secs,
-               gone ? gone : "(no leader error)");
-        CHECK(rc != 124 && secs < 60);
-        CHECK(gone && strstr(gone, "rank 1 (pid ") && strstr(gone, "is gone"));
-        free(err);
+         * terms (ds4j-tool prints the error and exits 1; mpirun then reports 0).
+         * Both with the leader waiting in an overlapped all_sum (the
+         * default: started, shared expert computed, then the wait finds the
+         * peer gone) and in the blocking one (allsum_overlap=0). */
+        for (int ov = 1; ov >= 0; ov--) {
+            snprintf(cmd, sizeof cmd, "%s --enable-recovery -np 1 '%s' generate --model '%s' --tokens 1,2,3 -n 60 "
+                     "--threads 1 --options 'comm=mpi;allsum_overlap=%d' : -np 1 '%s' follow --model '%s' --threads 1 "
+                     "--die-after 6 > '%s' 2> '%s'", mpirun, DS4J_TOOL_PATH, gguf, ov, DS4J_TOOL_PATH, gguf, logp, errp);
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            rc = fx_run(cmd);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            err = fx_read_file(errp, NULL);
+            const char *gone = err ? strstr(err, "ds4j-tool generate: ") : NULL;
+            printf("follower killed, mpirun --enable-recovery, allsum_overlap=%d: exit %d after %.1f s; leader: %.160s\n",
+                   ov, rc, secs, gone ? gone : "(no leader error)");
+            CHECK(rc != 124 && secs < 60);
+            CHECK(gone && strstr(gone, "rank 1 (pid ") && strstr(gone, "is gone"));
+            free(err);
+        }
 
         /* Recovery: the leader of an --enable-recovery job loses a
          * follower mid-generation, calls ds4j_engine_recover and then

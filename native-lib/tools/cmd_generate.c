@@ -97,11 +97,16 @@ int cmd_generate(int argc, char **argv) {
         double dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
         int64_t cnt = 0, tot = 0, mx = 0;
         ds4j_engine_allsum_stats(e, -1, &cnt, &tot, &mx);
-        fprintf(stderr, "decode: %d tokens in %.3f s = %.2f tok/s (world size %d)\n", n_gen - 1, dt, (n_gen - 1) / dt,
-                ds4j_engine_world_size(e));
+        const char *js = ds4j_engine_describe(e), *nl = js ? strstr(js, "\"n_layer\":") : NULL;
+        long n_layer = nl ? strtol(nl + 10, NULL, 10) : 0;
+        fprintf(stderr, "decode: %d tokens in %.3f s = %.2f tok/s (world size %d), %.1f us per layer\n", n_gen - 1, dt,
+                (n_gen - 1) / dt, ds4j_engine_world_size(e), n_layer > 0 ? dt * 1e6 / (n_gen - 1) / n_layer : 0.0);
+        /* with allsum_overlap the samples are the time left exposed after the shared expert */
+        int overlap = js && strstr(js, "\"allsum_overlap\":true");
         if (cnt > cnt0)
-            fprintf(stderr, "all_sum during decode (rank 0): %lld layer calls, mean %.1f us, max %.1f us (incl. prefill)\n",
-                    (long long)(cnt - cnt0), (tot - tot0) / 1e3 / (cnt - cnt0), mx / 1e3);
+            fprintf(stderr, "all_sum during decode (rank 0, overlap %s): %lld layer calls, mean %.1f us, max %.1f us "
+                    "(incl. prefill)\n", overlap ? "on" : "off", (long long)(cnt - cnt0), (tot - tot0) / 1e3 / (cnt - cnt0),
+                    mx / 1e3);
     }
     rc = 0;
 done:

@@ -35,6 +35,10 @@ static int local_all_sum16(void *s, float *b, int64_t n, int bf16) {
     for (int64_t i = 0; i < n; i++) b[i] = ds4j_comm_from16(ds4j_comm_to16(b[i], bf16), bf16);
     return 0;
 }
+/* the split sum of one rank: all the work (16-bit rounding) at the start */
+static int local_start(void *s, float *b, int64_t n, int dtype) { return dtype ? local_all_sum16(s, b, n, dtype == 2) : 0; }
+static int local_test(void *s, int *done) { (void)s; *done = 1; return 0; }
+static int local_nop(void *s) { (void)s; return 0; }
 static int local_bcast(void *s, int32_t *b, int64_t n, int root) { (void)s; (void)b; (void)n; return root == 0 ? 0 : 1; }
 static int local_barrier(void *s) { (void)s; return 0; }
 static void local_close(void *s) { (void)s; }
@@ -45,6 +49,7 @@ static const ds4j_comm_vtable LOCAL_VT = {
     .all_sum_f32 = local_all_sum, .broadcast_i32 = local_bcast, .barrier = local_barrier,
     .all_sum_f32_as16 = local_all_sum16,
     .close = local_close, .last_error = local_error, .respawn = NULL,
+    .all_sum_start = local_start, .all_sum_test = local_test, .all_sum_wait = local_nop,
 };
 
 /* ------------------------------------------------------------ loader */
@@ -204,6 +209,30 @@ int ds4j_comm_all_sum_16(ds4j_comm *c, float *buf, int64_t n, int bf16) {
 int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n) {
     if (!c || n < 0 || (n && !buf)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum: bad arguments");
     if (c->broken || c->vt->all_sum_f32(c->self, buf, n)) return comm_failed(c, "all_sum");
+    return 0;
+}
+
+int ds4j_comm_can_split(const ds4j_comm *c) {
+    return c && c->vt->all_sum_start && c->vt->all_sum_test && c->vt->all_sum_wait;
+}
+
+int ds4j_comm_all_sum_start(ds4j_comm *c, float *buf, int64_t n, int dtype) {
+    if (!ds4j_comm_can_split(c) || n < 0 || (n && !buf) || dtype < 0 || dtype > 2)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_start: bad arguments");
+    if (c->broken || c->vt->all_sum_start(c->self, buf, n, dtype)) return comm_failed(c, "all_sum");
+    return 0;
+}
+
+int ds4j_comm_all_sum_test(ds4j_comm *c, int *done) {
+    *done = 0;
+    if (!ds4j_comm_can_split(c)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_test: no split all_sum");
+    if (c->broken || c->vt->all_sum_test(c->self, done)) return comm_failed(c, "all_sum");
+    return 0;
+}
+
+int ds4j_comm_all_sum_wait(ds4j_comm *c) {
+    if (!ds4j_comm_can_split(c)) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_wait: no split all_sum");
+    if (c->broken || c->vt->all_sum_wait(c->self)) return comm_failed(c, "all_sum");
     return 0;
 }
 

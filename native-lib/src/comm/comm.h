@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DS4J_COMM_PLUGIN_ABI 3
+#define DS4J_COMM_PLUGIN_ABI 4
 #define DS4J_COMM_PLUGIN_SYMBOL "ds4j_comm_plugin_open"
 
 typedef struct ds4j_comm_vtable {
@@ -52,6 +52,20 @@ typedef struct ds4j_comm_vtable {
      * one included). 0 = the new communicator is in place and every later
      * collective uses it. */
     int (*respawn)(void *self, const char *command, int n_new, char *const *const *argv);
+    /* Split all_sum (ABI 4; optional: all three NULL = the backend only has
+     * the blocking calls, and the engine does not overlap). all_sum_start
+     * begins the sum all_sum_f32 (dtype 0) or all_sum_f32_as16 (dtype 1 f16,
+     * 2 bf16) would compute on buf and returns at once; the caller leaves
+     * buf alone until all_sum_wait returned. all_sum_test lets the backend
+     * advance it without waiting (MPI has no progress thread by default: a
+     * started collective moves only inside MPI calls) and sets *done to 1 once
+ * the sum is complete (0 while it travels). all_sum_wait
+     * finishes it, bounded and liveness-checked like the blocking call; the
+     * result is bit-identical to the blocking call's. One split all_sum at a
+     * time, and no other collective between its start and its wait. */
+    int (*all_sum_start)(void *self, float *buf, int64_t n, int dtype);
+    int (*all_sum_test)(void *self, int *done);
+    int (*all_sum_wait)(void *self);
 } ds4j_comm_vtable;
 
 /* 16-bit payload conversions shared by libds4j and the plugins (round to
@@ -115,6 +129,14 @@ int ds4j_comm_size(const ds4j_comm *c);
 int ds4j_comm_all_sum_f32(ds4j_comm *c, float *buf, int64_t n);
 /* The same with a 16-bit payload (f16, or bf16 when bf16 = 1). */
 int ds4j_comm_all_sum_16(ds4j_comm *c, float *buf, int64_t n, int bf16);
+/* The split all_sum (see the vtable): 1 when the backend has it. */
+int ds4j_comm_can_split(const ds4j_comm *c);
+/* Start (dtype 0 f32, 1 f16, 2 bf16), advance without waiting, finish:
+ * 0 or DS4J_ERR_COMM like the blocking calls; a failed start or test
+ * breaks the communicator, and the pending sum is abandoned (no wait). */
+int ds4j_comm_all_sum_start(ds4j_comm *c, float *buf, int64_t n, int dtype);
+int ds4j_comm_all_sum_test(ds4j_comm *c, int *done);
+int ds4j_comm_all_sum_wait(ds4j_comm *c);
 int ds4j_comm_broadcast_i32(ds4j_comm *c, int32_t *buf, int64_t n, int root);
 int ds4j_comm_barrier(ds4j_comm *c);
 /* Recovery, rank 0 only: replace a broken (or any) communicator by a fresh

@@ -268,6 +268,47 @@ static void mm(dsv4_scratch *sc, ds4j_pool *pool, const dsv4_mat *w, int64_t e, 
     ds4j_pool_run(pool, mm_worker, &j, nth);
 }
 
+/*
+ * mm (one matrix, groups = 1) with the split all_sum's poll between row
+ * blocks. Open MPI moves a started collective only inside MPI calls, and a
+ * peer's message above the shared-memory eager limit (a 4096-wide f32 row
+ * is 16 KiB) waits for this rank's next call, so polling only between whole
+ * matmuls would leave the sum stalled for a matmul's time. Rows are
+ * independent (the pool splits them across threads the same way), so the
+ * blocks change no bit. *poll: 0 while the sum travels; once the poll says
+ * it is complete (1) or failed (< 0) the rest runs as one block.
+ */
+static void mm_polled(const dsv4_model *m, int64_t l, dsv4_scratch *sc, ds4j_pool *pool, const dsv4_mat *w,
+                      const float *x, int64_t x_stride, int64_t S, float *y, int64_t y_stride, int *poll) {
+    int64_t n_in = w->n_in, n_out = w->n_out;
+    double work = (double)n_out * (double)n_in * (double)S;
+    /* at least ~32K multiply-adds per thread between polls (a few us: a
+     * pool run's own cost stays small), at most 8 blocks */
+    int64_t blocks = (int64_t)(work / (32768.0 * ds4j_pool_size(pool)));
+    if (blocks > 8) blocks = 8;
+    if (*poll != 0 || blocks < 2) {
+        mm(sc, pool, w, 0, x, x_stride, S, y, y_stride, 1);
+        if (*poll == 0) *poll = m->allreduce_poll(m->allreduce_user, (int)l);
+        return;
+    }
+    int64_t ab = ((int64_t)ds4j_act_size(w->type, n_in) + 63) & ~(int64_t)63;
+    for (int64_t s = 0; s < S; s++) ds4j_quantize_act(w->type, x + s * x_stride, n_in, sc->act + s * ab);
+    int64_t rb = ((n_out + blocks - 1) / blocks + 15) & ~(int64_t)15;
+    for (int64_t r0 = 0; r0 < n_out;) {
+        int64_t r1 = *poll == 0 && r0 + rb < n_out ? r0 + rb : n_out;
+        mm_job j = {
+            .w = w->data + r0 * w->row_bytes, .type = w->type, .row_bytes = w->row_bytes, .n_in = n_in,
+            .n_out = r1 - r0, .rows_per_group = r1 - r0, .act = sc->act, .act_tok = ab, .act_grp = ab, .S = S,
+            .y = y + r0, .y_stride = y_stride,
+        };
+        int nth = (double)(r1 - r0) * (double)n_in * (double)S < 65536.0 ? 1 : 0;
+        if (nth == 0 && r1 - r0 < ds4j_pool_size(pool)) nth = (int)(r1 - r0);
+        ds4j_pool_run(pool, mm_worker, &j, nth);
+        r0 = r1;
+        if (*poll == 0) *poll = m->allreduce_poll(m->allreduce_user, (int)l);
+    }
+}
+
 /* ------------------------------------------------------ hyper-connections */
 
 static void hc_pre(const dsv4_model *m, dsv4_scratch *sc, ds4j_pool *pool, const dsv4_hc_w *w, int64_t S) {
@@ -718,14 +759,30 @@ static int moe_layer(const dsv4_model *m, int64_t l, dsv4_scratch *sc, ds4j_pool
             }
         }
     }
+    /* Expert parallelism: the routed partial sums travel while the
+     * replicated shared expert is computed (split hook), or before it
+     * (blocking hook). Either way routed ends as the same full sum and the
+     * shared expert is added to it last, so the two give identical bits. */
+    int split = m->allreduce && m->allreduce_start;
     if (m->allreduce) {
-        int rc = m->allreduce(m->allreduce_user, (int)l, sc->routed, S * H);
+        int rc = split ? m->allreduce_start(m->allreduce_user, (int)l, sc->routed, S * H)
+                       : m->allreduce(m->allreduce_user, (int)l, sc->routed, S * H);
         if (rc) return rc < 0 ? rc : DS4J_ERR_COMM;
     }
-    mm(sc, pool, &ly->gate_sh, 0, xf, H, S, sc->g, I, 1);
-    mm(sc, pool, &ly->up_sh, 0, xf, H, S, sc->u, I, 1);
-    swiglu(sc->g, sc->u, S * I, lim);
-    mm(sc, pool, &ly->down_sh, 0, sc->g, I, S, sc->sh, H, 1);
+    if (split) {
+        int poll = 0; /* 0 travelling, 1 complete, < 0 failed */
+        mm_polled(m, l, sc, pool, &ly->gate_sh, xf, H, S, sc->g, I, &poll);
+        mm_polled(m, l, sc, pool, &ly->up_sh, xf, H, S, sc->u, I, &poll);
+        swiglu(sc->g, sc->u, S * I, lim);
+        mm_polled(m, l, sc, pool, &ly->down_sh, sc->g, I, S, sc->sh, H, &poll);
+        int rc = poll < 0 ? poll : m->allreduce_finish(m->allreduce_user, (int)l);
+        if (rc) return rc < 0 ? rc : DS4J_ERR_COMM;
+    } else {
+        mm(sc, pool, &ly->gate_sh, 0, xf, H, S, sc->g, I, 1);
+        mm(sc, pool, &ly->up_sh, 0, xf, H, S, sc->u, I, 1);
+        swiglu(sc->g, sc->u, S * I, lim);
+        mm(sc, pool, &ly->down_sh, 0, sc->g, I, S, sc->sh, H, 1);
+    }
     for (int64_t i = 0; i < S * H; i++) sc->routed[i] += sc->sh[i];
     hc_post(m, sc, sc->routed, S);
     return 0;

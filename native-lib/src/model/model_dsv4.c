@@ -541,3 +541,11 @@ void dsv4_model_set_allreduce(dsv4_model *m, dsv4_allreduce_fn fn, void *user) {
     m->allreduce = fn;
     m->allreduce_user = user;
 }
+
+void dsv4_model_set_allreduce_split(dsv4_model *m, dsv4_allreduce_fn start, dsv4_allreduce_step_fn poll,
+                                    dsv4_allreduce_step_fn finish) {
+    int ok = start && poll && finish;
+    m->allreduce_start = ok ? start : NULL;
+    m->allreduce_poll = ok ? poll : NULL;
+    m->allreduce_finish = ok ? finish : NULL;
+}

@@ -98,6 +98,14 @@ typedef struct dsv4_layer {
 /* Sum the routed-expert output of one MoE layer across processes that own
  * disjoint expert ranges (buf has n floats). Returns 0 or a negative error. */
 typedef int (*dsv4_allreduce_fn)(void *user, int layer, float *buf, int64_t n);
+/* Its split form, which lets the CPU forward compute the shared expert while
+ * the sum travels: start begins the sum of buf, poll lets it advance (called
+ * between row blocks of the shared expert's matmuls; returns 1 once the sum
+ * is complete, 0 while it travels, < 0 on failure), finish completes it; buf is left
+ * alone in between, and the result is the blocking hook's, bit for bit.
+ * After a successful start the forward always calls finish, unless a poll
+ * failed. */
+typedef int (*dsv4_allreduce_step_fn)(void *user, int layer);
 
 typedef struct dsv4_model {
     dsv4_hparams hp;
@@ -120,6 +128,8 @@ typedef struct dsv4_model {
     int64_t expert_bytes;        /* bytes of the stacked routed-expert tensors in this file */
     dsv4_allreduce_fn allreduce;
     void *allreduce_user;
+    dsv4_allreduce_fn allreduce_start; /* NULL: the blocking hook only */
+    dsv4_allreduce_step_fn allreduce_poll, allreduce_finish;
     int64_t n_params;            /* total parameters */
     int64_t active_bytes;        /* weight bytes read per decode token (k experts) */
     int64_t total_bytes;
@@ -146,6 +156,9 @@ static inline int dsv4_model_partial(const dsv4_model *m) { return m->slice_lo !
 int dsv4_model_set_expert_range(dsv4_model *m, int64_t lo, int64_t hi);
 /* Internal setter for the expert-parallel reduction hook (NULL = identity). */
 void dsv4_model_set_allreduce(dsv4_model *m, dsv4_allreduce_fn fn, void *user);
+/* The split hook beside it (NULL start = none); same user pointer. */
+void dsv4_model_set_allreduce_split(dsv4_model *m, dsv4_allreduce_fn start, dsv4_allreduce_step_fn poll,
+                                    dsv4_allreduce_step_fn finish);
 
 /* Per-engine scratch for chunks of up to max_tokens tokens. */
 typedef struct dsv4_scratch dsv4_scratch;

@@ -38,6 +38,7 @@ struct ds4j_dist {
     int64_t forwards;                   /* forwards folded so far */
     int check_due;                      /* compare at the next layer-0 all_sum */
     int64_t diverge_after, evals;       /* test hook: perturb this follower's EVAL number diverge_after */
+    int64_t split_ns;                   /* split all_sum in flight: time spent in its calls so far */
 };
 
 static int64_t now_ns(void) {
@@ -140,19 +141,58 @@ static int dist_guard(ds4j_engine *e) {
     return ds4j_fail(DS4J_ERR_COMM, "%s %s (seen on rank %d of %d)", ds4j_comm_name(e->comm), msg, rank, size);
 }
 
-/* The model's reduction hook: routed-expert partial sums -> full sums. */
-static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
-    ds4j_engine *e = user;
+/* What precedes every layer's sum: the fault-injection hook and, when due,
+ * the divergence guard (a blocking all_sum of its own, before the layer's). */
+static int dist_prologue(ds4j_engine *e, int layer) {
     if (layer == 0 && e->fault_after && ++e->fault_seen >= e->fault_after) raise(e->fault_sig ? e->fault_sig : SIGKILL);
     if (layer == 0 && e->dist->check_due) {
         e->dist->check_due = 0;
-        int grc = dist_guard(e);
-        if (grc) return grc;
+        return dist_guard(e);
     }
+    return 0;
+}
+
+/* The model's reduction hook: routed-expert partial sums -> full sums. */
+static int dist_allreduce(void *user, int layer, float *buf, int64_t n) {
+    ds4j_engine *e = user;
+    int grc = dist_prologue(e, layer);
+    if (grc) return grc;
     int64_t t0 = now_ns();
     int rc = e->all_sum_dtype ? ds4j_comm_all_sum_16(e->comm, buf, n, e->all_sum_dtype == 2)
                               : ds4j_comm_all_sum_f32(e->comm, buf, n);
     if (!rc) dist_record(e->dist, layer, now_ns() - t0);
+    return rc;
+}
+
+/* The split hook (allsum_overlap=1): the sum travels while the forward
+ * computes the shared expert. The sample recorded is the time the forward
+ * spent inside the all_sum calls (start, the polls, the wait): what the
+ * overlap left exposed, comparable with the blocking hook's whole sum. */
+static int dist_start(void *user, int layer, float *buf, int64_t n) {
+    ds4j_engine *e = user;
+    int grc = dist_prologue(e, layer);
+    if (grc) return grc;
+    int64_t t0 = now_ns();
+    int rc = ds4j_comm_all_sum_start(e->comm, buf, n, e->all_sum_dtype);
+    e->dist->split_ns = now_ns() - t0;
+    return rc;
+}
+
+static int dist_poll(void *user, int layer) {
+    (void)layer;
+    ds4j_engine *e = user;
+    int64_t t0 = now_ns();
+    int done = 0;
+    int rc = ds4j_comm_all_sum_test(e->comm, &done);
+    e->dist->split_ns += now_ns() - t0;
+    return rc ? rc : done;
+}
+
+static int dist_finish(void *user, int layer) {
+    ds4j_engine *e = user;
+    int64_t t0 = now_ns();
+    int rc = ds4j_comm_all_sum_wait(e->comm);
+    if (!rc) dist_record(e->dist, layer, e->dist->split_ns + now_ns() - t0);
     return rc;
 }
 
@@ -260,10 +300,15 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
     /* 3: chunking must be identical everywhere (each chunk is one all_sum of
      * S x H floats per layer), so the followers adopt the leader's
      * prefill_chunk, re-sizing their scratch if it differs. */
-    int32_t pc[3] = {(int32_t)e->prefill_chunk, e->all_sum_dtype, (int32_t)e->divergence_check};
-    if (ds4j_comm_broadcast_i32(c, pc, 3, 0)) return DS4J_ERR_COMM;
+    int32_t pc[4] = {(int32_t)e->prefill_chunk, e->all_sum_dtype, (int32_t)e->divergence_check, e->allsum_overlap};
+    if (ds4j_comm_broadcast_i32(c, pc, 4, 0)) return DS4J_ERR_COMM;
     e->all_sum_dtype = pc[1]; /* the payload type is the leader's too */
     e->divergence_check = pc[2]; /* and the guard's interval: every rank must take part in each check */
+    /* and whether to overlap (one plugin for all ranks, so they agree on
+     * whether it can; the result is the same bits either way): only the CPU
+     * forward does (backend=cuda has no CPU scratch here and keeps the
+     * blocking hook) */
+    e->allsum_overlap = pc[3] && ds4j_comm_can_split(c) && e->scratch != NULL;
     float bad = 0;
     /* Allocate the stats before the last agreed collective, so that a rank
      * failing here fails everywhere instead of leaving the others waiting.
@@ -303,12 +348,17 @@ int ds4j_dist_handshake(ds4j_engine *e, int ok, int64_t exp_lo, int64_t exp_hi) 
                          "the leader's prefill_chunk=%d)", ds4j_comm_name(c), (int)bad, pc[0]);
     }
     dsv4_model_set_allreduce(e->model, dist_allreduce, e);
+    if (e->allsum_overlap) dsv4_model_set_allreduce_split(e->model, dist_start, dist_poll, dist_finish);
+    else dsv4_model_set_allreduce_split(e->model, NULL, NULL, NULL);
     return 0;
 }
 
 void ds4j_dist_close(ds4j_engine *e) {
     if (ds4j_dist_leading(e)) ds4j_dist_announce(e, DS4J_OP_SHUTDOWN, -1, 0, NULL, 0);
-    if (e->model) dsv4_model_set_allreduce(e->model, NULL, NULL);
+    if (e->model) {
+        dsv4_model_set_allreduce(e->model, NULL, NULL);
+        dsv4_model_set_allreduce_split(e->model, NULL, NULL, NULL);
+    }
     dist_free(e->dist);
     e->dist = NULL;
     free(e->rank_range);

@@ -76,6 +76,7 @@ typedef struct engine_opts {
     int cuda;
     int64_t device;
     int all_sum_dtype; /* 0 f32, 1 f16, 2 bf16 */
+    int64_t allsum_overlap;
     int64_t divergence_check; /* compare the ranks' token hashes every N forwards; 0 = off */
     char comm[16];
     char comm_plugin[400];
@@ -116,6 +117,10 @@ static int engine_opt_cb(void *user, const char *k, const char *v) {
         else if (!strcmp(v, "f16")) o->all_sum_dtype = 1;
         else if (!strcmp(v, "bf16")) o->all_sum_dtype = 2;
         else return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "all_sum_dtype=%s: expected f32, f16 or bf16", v);
+    } else if (!strcmp(k, "allsum_overlap")) {
+        if (ds4j_parse_i64(v, &x) || (x != 0 && x != 1))
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "allsum_overlap=%s: expected 0 or 1", v);
+        o->allsum_overlap = x;
     } else if (!strcmp(k, "divergence_check")) {
         if (ds4j_parse_i64(v, &x) || x < 0 || x > 1000000)
             return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "divergence_check=%s: expected an integer in [0, 1000000] "
@@ -192,6 +197,8 @@ static char *build_describe(const ds4j_engine *e) {
               ds4j_comm_rank(e->comm), ds4j_comm_size(e->comm));
     sb_printf(&b, ",\"backend\":\"%s\",\"all_sum_dtype\":\"%s\"", e->gpu ? "cuda" : "cpu",
               e->all_sum_dtype == 1 ? "f16" : e->all_sum_dtype == 2 ? "bf16" : "f32");
+    /* in effect: false without a multi-process group, with backend=cuda or allsum_overlap=0 */
+    sb_printf(&b, ",\"allsum_overlap\":%s", e->dist && e->allsum_overlap ? "true" : "false");
     if (e->gpu) sb_printf(&b, ",\"device\":%s", cuda_engine_describe(e->gpu));
     sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
               (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
@@ -248,7 +255,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
         return NULL;
     }
     engine_opts o = {.threads = 0, .vocab_only = 0, .prefill_chunk = 64, .exp_lo = -1, .exp_hi = -1, .kv_fp8 = 0,
-                      .divergence_check = 1};
+                      .divergence_check = 1, .allsum_overlap = 1};
     if (ds4j_opts_parse(options, engine_opt_cb, &o)) return NULL;
     if (o.cuda && o.vocab_only) {
         ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "backend=cuda needs the weights (not with vocab_only=1)");
@@ -279,6 +286,7 @@ DS4J_API ds4j_engine *ds4j_engine_open(const char *gguf_path, const char *option
     e->expert_compact = (int)o.exp_compact;
     e->prefill_chunk = o.prefill_chunk;
     e->all_sum_dtype = o.all_sum_dtype;
+    e->allsum_overlap = (int)o.allsum_overlap;
     e->divergence_check = o.divergence_check;
     /* The communicator comes first: from here on a failure must still take
      * part in the handshake (see fail:) so that peers are not left waiting. */

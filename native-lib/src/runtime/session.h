@@ -29,6 +29,8 @@ struct ds4j_engine {
     int expert_compact;     /* expert_compact=1: the file holds only this rank's experts */
     int64_t prefill_chunk;
     int all_sum_dtype;      /* routed all_sum payload: 0 f32, 1 f16, 2 bf16 (the leader's, adopted at open) */
+    int allsum_overlap;     /* option allsum_overlap (default 1); after the handshake: 1 only where the
+                             * leader asked for it, the backend has a split all_sum and the CPU forward runs */
     int64_t n_vocab;
     char *describe;
     struct ds4j_comm *comm;  /* NULL without comm= (one process) */

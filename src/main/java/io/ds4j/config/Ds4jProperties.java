@@ -252,6 +252,9 @@ public record Ds4jProperties(
      *     selected-expert list, which ds4j always does; docs/distributed.md)
      * @param allSumDtype payload of the routed-expert all_sum: f32 | f16 | bf16 (engine option
      *     all_sum_dtype, sent only when not f32; the leader's value is adopted by every rank at open)
+     * @param allsumOverlap compute the shared expert while the routed all_sum travels (engine option
+     *     allsum_overlap, default on, sent only when off; the leader's value is adopted by every rank at open;
+     *     the same bits either way)
      */
     public record Distributed(
             @DefaultValue("false") boolean enabled,
@@ -265,7 +268,8 @@ public record Ds4jProperties(
             @Valid @DefaultValue Jaccl jaccl,
             Boolean expertCompact,
             @NotNull @DefaultValue("f32") AllSumDtype allSumDtype,
-            @Valid @DefaultValue Recovery recovery) {
+            @Valid @DefaultValue Recovery recovery,
+            @DefaultValue("true") boolean allsumOverlap) {
         public Distributed {
             if (recovery == null) recovery = new Recovery(true, Duration.ofSeconds(5), "");
             if (Boolean.TRUE.equals(expertCompact) && !enabled) {

@@ -94,7 +94,8 @@ public class EngineService implements DisposableBean {
      * distributed, the collective backend (comm=), the explicit expert slice
      * (expert_range, default: the engine's even split), the plugin path, the
      * backend's options, expert_compact, the all_sum payload type (all_sum_dtype, only when not
-     * f32, the engine's default, so the default configuration opens any build) and the recovery's
+     * f32, the engine's default, so the default configuration opens any build), allsum_overlap=0 when
+     * the overlap is turned off (on is the engine's default) and the recovery's
      * ds4j-tool (respawn_tool, only when configured).
      */
     static String engineOptions(Ds4jProperties props) {
@@ -113,6 +114,7 @@ public class EngineService implements DisposableBean {
             if (!d.commOptions().isBlank()) sb.append(";comm_options=").append(d.commOptions().trim());
             if (Boolean.TRUE.equals(d.expertCompact())) sb.append(";expert_compact=1");
             if (d.allSumDtype().sentToEngine()) sb.append(";all_sum_dtype=").append(d.allSumDtype().name());
+            if (!d.allsumOverlap()) sb.append(";allsum_overlap=0");
             if (!d.recovery().respawnTool().isBlank()) sb.append(";respawn_tool=").append(d.recovery().respawnTool().trim());
         }
         return sb.toString();
@@ -571,6 +573,24 @@ public class EngineService implements DisposableBean {
     /** ds4j_engine_describe's JSON ("{}" without a model). */
     public String describeJson() {
         return describeJson;
+    }
+
+    /**
+     * The routed all_sum's payload in effect (describe JSON "all_sum_dtype": the leader's value, which
+     * every rank adopts at open): f32, f16 or bf16; f32 without a model.
+     */
+    public String allsumDtype() {
+        var m = java.util.regex.Pattern.compile("\"all_sum_dtype\"\\s*:\\s*\"(\\w+)\"").matcher(describeJson);
+        return m.find() ? m.group(1) : "f32";
+    }
+
+    /**
+     * Whether the engine overlaps the routed all_sum with the shared expert (describe JSON
+     * "allsum_overlap": engine option allsum_overlap, the leader's, where the backend can); then an all_sum
+     * latency sample is the time left exposed after the shared expert, not the whole collective.
+     */
+    public boolean allsumOverlap() {
+        return java.util.regex.Pattern.compile("\"allsum_overlap\"\\s*:\\s*true").matcher(describeJson).find();
     }
 
     public int nVocab() {

@@ -84,6 +84,9 @@ public class ModelInfoContributor implements InfoContributor {
         if (describe.get("expert_range") != null) dist.put("expert_range", describe.get("expert_range"));
         // the experts the model file holds (ds4j-tool slice); absent for a full file
         if (describe.get("expert_slice") != null) dist.put("expert_slice", describe.get("expert_slice"));
+        // the payload and overlap in effect (the leader's, adopted at open)
+        if (describe.get("all_sum_dtype") instanceof String t) dist.put("all_sum_dtype_in_effect", t);
+        if (describe.get("allsum_overlap") instanceof Boolean o) dist.put("allsum_overlap", o);
         if (d.enabled()) {
             dist.put("backend", d.backend().name());
             dist.put("configured_rank", d.rank());

@@ -19,12 +19,19 @@ import reactor.core.publisher.Mono;
 
 /**
  * Per-layer latency of the expert-parallel all_sum (ds4j_engine_allsum_drain)
- * as Prometheus histograms: {@code ds4j_allsum_latency_seconds{layer="N"}}
+ * as Prometheus histograms:
+ * {@code ds4j_allsum_latency_seconds{layer="N",rank="R",dtype="f32|f16|bf16",overlap="true|false"}}
  * and the counter {@code ds4j_allsum_dropped_total} of samples the engine
- * overwrote before they were drained. Drained every second on its own daemon
- * thread (the native call may come from any thread) and right before each
- * /actuator/prometheus scrape, so a scrape sees every sample taken so far.
- * Without comm= the engine produces no samples and no layer meter appears.
+ * overwrote before they were drained. The figures are this process's engine's
+ * (rank R); other ranks' reach a Prometheus only through their own endpoint
+ * (a follower running the server exports its rank's, a {@code ds4j-tool follow}
+ * rank exports none). dtype and overlap are the engine's payload and
+ * overlap in effect (describe JSON); with overlap=true a sample is the time
+ * left exposed after the shared expert, not the whole collective. Drained
+ * every second on its own daemon thread (the native call may come from any
+ * thread) and right before each /actuator/prometheus scrape, so a scrape sees
+ * every sample taken so far. Without comm= the engine produces no samples and
+ * no layer meter appears.
  */
 @Component
 public class AllsumMetrics implements WebFilter, DisposableBean {
@@ -32,7 +39,8 @@ public class AllsumMetrics implements WebFilter, DisposableBean {
     private final EngineService engine;
     private final MeterRegistry registry;
     private final Counter dropped;
-    private final ConcurrentHashMap<Integer, Timer> layers = new ConcurrentHashMap<>();
+    /** Per (layer, rank, dtype, overlap): a reloaded engine with other settings gets its own series. */
+    private final ConcurrentHashMap<Key, Timer> layers = new ConcurrentHashMap<>();
     private final ScheduledExecutorService timer;
     private volatile boolean failedOnce;
 
@@ -50,11 +58,17 @@ public class AllsumMetrics implements WebFilter, DisposableBean {
         timer.scheduleWithFixedDelay(this::drainQuietly, 1, 1, TimeUnit.SECONDS);
     }
 
-    private Timer layer(int layer) {
-        return layers.computeIfAbsent(layer, l -> Timer.builder("ds4j.allsum.latency")
-                .tag("layer", Integer.toString(l))
+    private record Key(int layer, int rank, String dtype, boolean overlap) {}
+
+    private Timer layer(Key k) {
+        return layers.computeIfAbsent(k, l -> Timer.builder("ds4j.allsum.latency")
+                .tag("layer", Integer.toString(l.layer()))
+                .tag("rank", Integer.toString(l.rank()))
+                .tag("dtype", l.dtype())
+                .tag("overlap", Boolean.toString(l.overlap()))
                 .description("latency of the routed-expert all_sum of one MoE layer on this rank "
-                        + "(includes waiting for the slowest peer)")
+                        + "(includes waiting for the slowest peer; with overlap=true the part left exposed after "
+                        + "the shared expert)")
                 .publishPercentileHistogram()
                 .register(registry));
     }
@@ -62,8 +76,11 @@ public class AllsumMetrics implements WebFilter, DisposableBean {
     /** Moves every pending engine sample into the meters; returns how many. Any thread. */
     public synchronized int drain() {
         int[] n = {0};
+        int rank = engine.rank();
+        String dtype = engine.allsumDtype();
+        boolean overlap = engine.allsumOverlap();
         long lost = engine.drainAllsum((l, ns) -> {
-            layer(l).record(ns, TimeUnit.NANOSECONDS);
+            layer(new Key(l, rank, dtype, overlap)).record(ns, TimeUnit.NANOSECONDS);
             n[0]++;
         });
         if (lost > 0) dropped.increment(lost);

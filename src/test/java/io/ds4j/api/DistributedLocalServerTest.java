@@ -51,7 +51,9 @@ class DistributedLocalServerTest {
                 .jsonPath("$.distributed.comm").isEqualTo("local")
                 .jsonPath("$.distributed.rank").isEqualTo(0)
                 .jsonPath("$.distributed.world_size").isEqualTo(1)
-                .jsonPath("$.distributed.role").isEqualTo("leader");
+                .jsonPath("$.distributed.role").isEqualTo("leader")
+                .jsonPath("$.distributed.allsum_overlap").isEqualTo(true)
+                .jsonPath("$.distributed.all_sum_dtype_in_effect").isEqualTo("f32");
     }
 
     static long count(String prom, int layer) {
@@ -79,5 +81,10 @@ class DistributedLocalServerTest {
         }
         assertThat(count(prom, MOE_LAYERS)).as("no layer beyond the model's").isEqualTo(-1);
         assertThat(prom).contains("ds4j_allsum_latency_seconds_bucket{").contains("ds4j_allsum_dropped_total");
+        // the series name this rank, the payload and the overlap the engine reports in use
+        assertThat(prom).containsPattern("(?m)^ds4j_allsum_latency_seconds_count\\{[^}]*dtype=\"f32\",layer=\"0\","
+                + "overlap=\"true\",rank=\"0\"\\} ");
+        assertThat(engine.allsumDtype()).isEqualTo("f32");
+        assertThat(engine.allsumOverlap()).isTrue();
     }
 }

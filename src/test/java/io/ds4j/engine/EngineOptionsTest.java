@@ -65,6 +65,15 @@ class EngineOptionsTest {
     }
 
     @Test
+    void turningTheAllsumOverlapOffIsSentAsAllsumOverlap0AndOnIsTheEnginesDefault() {
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2",
+                "ds4.distributed.allsum-overlap=false"))
+                .isEqualTo("threads=0;kv_precision=f32;comm=mpi;allsum_overlap=0");
+        assertThat(options("ds4.distributed.enabled=true", "ds4.distributed.world-size=2",
+                "ds4.distributed.allsum-overlap=true")).isEqualTo("threads=0;kv_precision=f32;comm=mpi");
+    }
+
+    @Test
     void allSumDtypeIsNotSentWithoutDistributedOperation() {
         // one process has no all_sum: like the other ds4.distributed settings, the type is then ignored
         assertThat(options("ds4.distributed.all-sum-dtype=bf16")).isEqualTo("threads=0;kv_precision=f32");
