@@ -16,7 +16,10 @@ import java.util.List;
  * cache ({@link DiskStateCache}), a request whose prompt extends a prefix on
  * disk further than any idle session loads that state into a session
  * instead of evaluating it, and a finished request's prompt state is written
- * there. Engine owner thread only.
+ * there: when the engine has nothing else to do ({@link #flushPendingWrites},
+ * called by the scheduler once its batch is empty), or right before that
+ * session is reused or freed, so a write never holds back a running batch
+ * that it does not have to. Engine owner thread only.
  */
 public final class SessionPool {
     /** One native session and the tokens it holds. */
@@ -28,6 +31,7 @@ public final class SessionPool {
         boolean busy;
         boolean stale; // created before a cluster recovery: freed when its sequence ends
         int promptLen; // the current request's prompt, once all of it is in (0 before)
+        int[] pendingWrite; // a finished prompt whose state is still to be written to the disk cache
 
         Slot(MemorySegment handle) {
             this.handle = handle;
@@ -125,6 +129,7 @@ public final class SessionPool {
             Slot target = slots.size() < maxSessions ? create() : null;
             if (target == null) target = leastRecentlyUsedIdle();
             if (target != null) {
+                settle(target);
                 target.len = 0;
                 if (disk.load(target.handle, stored)) {
                     target.append(stored.tokens());
@@ -143,6 +148,7 @@ public final class SessionPool {
             if (best == null) throw new EngineException(EngineException.STATE, "no free session (all " + slots.size() + " busy)");
             bestLen = 0;
         }
+        settle(best);
         best.busy = true;
         best.promptLen = 0;
         try {
@@ -260,7 +266,7 @@ public final class SessionPool {
         s.busy = false;
         s.lastUsed = ++clock;
         if (disk != null && !closed && s.promptLen > 0 && s.len >= s.promptLen) {
-            disk.store(s.handle, Arrays.copyOf(s.tokens, s.promptLen));
+            s.pendingWrite = Arrays.copyOf(s.tokens, s.promptLen);
         }
         s.promptLen = 0;
         trim();
@@ -271,13 +277,35 @@ public final class SessionPool {
         while (idle() > maxIdle || slots.size() > maxSessions) {
             Slot lru = leastRecentlyUsedIdle();
             if (lru == null || slots.size() <= 1 && maxIdle > 0) return;
+            settle(lru);
             slots.remove(lru);
             lib.sessionFree(lru.handle);
         }
     }
 
+    /** Writes every idle session's pending prompt state to the disk cache (the engine is idle). */
+    public void flushPendingWrites() {
+        if (disk == null || closed) return;
+        for (Slot s : slots) if (!s.busy) settle(s);
+    }
+
+    /** Whether some idle session still has a prompt state to write. */
+    public boolean hasPendingWrites() {
+        for (Slot s : slots) if (s.pendingWrite != null) return true;
+        return false;
+    }
+
+    /** Writes {@code s}'s pending prompt state before the session changes. */
+    private void settle(Slot s) {
+        int[] p = s.pendingWrite;
+        if (p == null) return;
+        s.pendingWrite = null;
+        if (disk != null && !closed && !s.stale) disk.store(s.handle, p);
+    }
+
     /** Frees every session (engine close). */
     void closeAll() {
+        flushPendingWrites();
         closed = true;
         for (Slot s : slots) lib.sessionFree(s.handle);
         slots.clear();

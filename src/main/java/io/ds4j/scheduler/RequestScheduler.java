@@ -156,6 +156,15 @@ public class RequestScheduler {
                 for (Sequence s : List.copyOf(running)) fail(s, new IllegalStateException("the engine is shutting down"));
             }
         }
+        // the batch is empty: the finished prompts' states go to the disk cache now, not during a step
+        SessionPool pool = engine.sessions();
+        if (pool != null) {
+            try {
+                pool.flushPendingWrites();
+            } catch (RuntimeException e) {
+                log.warn("disk cache: writing the finished prompts failed: {}", e.toString());
+            }
+        }
         scheduled.set(false);
         if (admission.hasWaiting()) kick(); // admitted between the check and the reset
     }

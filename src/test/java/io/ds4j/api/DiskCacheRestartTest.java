@@ -83,6 +83,9 @@ class DiskCacheRestartTest {
             fromScratch = ask(first);
             assertThat(fromScratch.cached()).isZero();
             assertThat(fromScratch.promptTokens()).isGreaterThan(200);
+            // written once the engine is idle, right after the answer
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (meter(first, "ds4j.prefix.cache.disk.writes") < 1 && System.nanoTime() < deadline) Thread.sleep(20);
             assertThat(meter(first, "ds4j.prefix.cache.disk.writes")).isEqualTo(1);
         }
         assertThat(stateFiles()).hasSize(1);

@@ -62,8 +62,18 @@ class DiskStateCacheTest {
         return IntStream.range(0, n).map(k -> (k * 11 + salt * 37 + 5) % VOCAB).toArray();
     }
 
-    /** Runs a request's prompt through the pool as the scheduler does; returns the next-token logits. */
+    /**
+     * Runs a request's prompt through the pool as the scheduler does, then lets the engine go idle (the
+     * scheduler's flush of pending writes); returns the next-token logits.
+     */
     static float[] serve(SessionPool p, int[] prompt, int[] cachedOut) {
+        float[] logits = serveBusy(p, prompt, cachedOut);
+        p.flushPendingWrites();
+        return logits;
+    }
+
+    /** The same while other sequences keep the engine busy: the write stays pending. */
+    static float[] serveBusy(SessionPool p, int[] prompt, int[] cachedOut) {
         SessionPool.Lease lease = p.acquire(prompt);
         if (cachedOut != null) cachedOut[0] = lease.cached();
         if (!lease.ready()) p.finishPrompt(lease.slot(), prompt);
@@ -115,6 +125,31 @@ class DiskStateCacheTest {
         // short prompts are not written
         serve(third, prompt(12, 2), null);
         assertThat(third.disk().stats().files()).isEqualTo(2);
+    }
+
+    @Test
+    void aPromptStateIsWrittenWhenTheEngineIsIdleOrBeforeItsSessionIsReused() throws Exception {
+        SessionPool p = pool("threads=2", 1 << 30);
+        p.configure(1, 1); // one session: the next request must reuse it
+        int[] a = prompt(100, 10), b = prompt(100, 11);
+        serveBusy(p, a, null);
+        assertThat(p.disk().stats().writes()).as("not while the engine is busy").isZero();
+        assertThat(p.hasPendingWrites()).isTrue();
+        serveBusy(p, b, null); // reuses a's session: a's state is written first
+        assertThat(p.disk().stats().writes()).isEqualTo(1);
+        assertThat(p.hasPendingWrites()).as("b's").isTrue();
+        p.flushPendingWrites();
+        assertThat(p.disk().stats().writes()).isEqualTo(2);
+        assertThat(p.hasPendingWrites()).isFalse();
+        int[] cached = new int[1];
+        serve(p, a, cached);
+        assertThat(cached[0]).as("a from disk: the write before the reuse held a's own state").isEqualTo(99);
+        // closing the pool (engine shutdown) writes what is pending
+        serveBusy(p, prompt(100, 12), null);
+        p.closeAll();
+        pools.remove(p);
+        SessionPool after = pool("threads=2", 1 << 30);
+        assertThat(after.disk().stats().files()).isEqualTo(3);
     }
 
     @Test
