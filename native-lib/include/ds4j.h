@@ -227,7 +227,9 @@ DS4J_API const char *ds4j_meta_arr_str(const ds4j_engine *engine, int32_t index,
 
 typedef struct ds4j_session ds4j_session;
 
-/* Bytes a session of n_ctx tokens will allocate, before creating it. */
+/* Bytes a session of n_ctx tokens will allocate, before creating it, plus
+ * (CPU backend) its row of the engine's logits buffer for batched steps
+ * (ds4j_batch_eval), so that n sessions need n times this figure. */
 DS4J_API int64_t ds4j_context_memory(const ds4j_engine *engine, int32_t n_ctx);
 DS4J_API ds4j_session *ds4j_session_new(ds4j_engine *engine, int32_t n_ctx);
 DS4J_API void ds4j_session_free(ds4j_session *session);

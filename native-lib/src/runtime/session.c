@@ -48,6 +48,8 @@ static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *tota
         !ds4j_add_ok(t, (int64_t)n_ctx * 4 + e->n_vocab * 4 + (int64_t)sizeof(ds4j_session), &t) ||
         !ds4j_add_ok(t, scratch, &t))
         return -1;
+    /* CPU: its row of the engine's head buffer when it decodes in a batch (ds4j_batch_eval) */
+    if (!e->gpu && !ds4j_add_ok(t, e->n_vocab * 4, &t)) return -1;
     *total = t;
     return fixed;
 }
