@@ -16,14 +16,43 @@ final class ChatRequest {
 
     private ChatRequest() {}
 
-    static List<ChatMessage> messages(Params p, int maxMessages) {
-        JsonNode n = p.get("messages");
+    /** A request's 'messages' (chat and Anthropic): present, a non-empty array, at most {@code maxMessages}. */
+    static JsonNode messageArray(JsonNode n, int maxMessages) {
         if (n == null) throw ApiException.invalid("messages", "'messages' is required");
         if (!n.isArray() || n.isEmpty()) throw ApiException.invalid("messages", "'messages' must be a non-empty array");
         if (n.size() > maxMessages) {
             throw ApiException.invalid("messages", "too_many_messages", "'messages' may hold at most " + maxMessages
                     + " messages (got " + n.size() + "; ds4.server.max-messages)");
         }
+        return n;
+    }
+
+    /** Each entry of a 'tools' array (chat, Responses, Anthropic), as (its path, the entry). */
+    static void eachTool(JsonNode n, java.util.function.BiConsumer<String, JsonNode> f) {
+        if (n == null) return;
+        if (!n.isArray()) throw ApiException.invalid("tools", "'tools' must be an array");
+        for (int i = 0; i < n.size(); i++) f.accept("tools[" + i + "]", n.get(i));
+    }
+
+    /** tool_choice given as a string: auto | none | required (required needs tools); {@code forms} for the error. */
+    static String toolChoiceMode(String v, List<ToolFunction> tools, String forms) {
+        if (!v.equals("auto") && !v.equals("none") && !v.equals("required")) {
+            throw ApiException.invalid("tool_choice", "'tool_choice' must be auto, none, required or " + forms);
+        }
+        if (v.equals("required") && tools.isEmpty()) throw ApiException.invalid("tool_choice", "tool_choice 'required' needs tools");
+        return v;
+    }
+
+    /** A tool_choice naming one tool ({@code at}: the field): it must be among {@code tools}. */
+    static String namedTool(String name, List<ToolFunction> tools, String at) {
+        if (tools.stream().noneMatch(t -> t.name().equals(name))) {
+            throw ApiException.invalid(at, "tool_choice names '" + name + "', which is not in 'tools'");
+        }
+        return name;
+    }
+
+    static List<ChatMessage> messages(Params p, int maxMessages) {
+        JsonNode n = messageArray(p.get("messages"), maxMessages);
         List<ChatMessage> out = new ArrayList<>();
         for (int i = 0; i < n.size(); i++) {
             String at = "messages[" + i + "]";
@@ -87,7 +116,8 @@ final class ChatRequest {
         throw ApiException.invalid(at, "'" + at + "' must be a string or an array of text parts");
     }
 
-    private static String str(JsonNode o, String field, String at) {
+    /** An optional string field of {@code o} (null when absent or null; 400 at at.field when not a string). */
+    static String str(JsonNode o, String field, String at) {
         JsonNode v = o.get(field);
         if (v == null || v.isNull()) return null;
         if (!v.isString()) throw ApiException.invalid(at + "." + field, "'" + at + "." + field + "' must be a string");
@@ -95,13 +125,8 @@ final class ChatRequest {
     }
 
     static List<ToolFunction> tools(Params p) {
-        JsonNode n = p.get("tools");
         List<ToolFunction> out = new ArrayList<>();
-        if (n == null) return out;
-        if (!n.isArray()) throw ApiException.invalid("tools", "'tools' must be an array");
-        for (int i = 0; i < n.size(); i++) {
-            String at = "tools[" + i + "]";
-            JsonNode t = n.get(i);
+        eachTool(p.get("tools"), (at, t) -> {
             String type = t.path("type").asString("function");
             if (!type.equals("function")) throw ApiException.invalid(at + ".type", "only tools of type 'function' are supported");
             JsonNode f = t.get("function");
@@ -113,7 +138,7 @@ final class ChatRequest {
             }
             out.add(new ToolFunction(name, str(f, "description", at + ".function"),
                     params == null || params.isNull() ? null : params.toString()));
-        }
+        });
         return out;
     }
 
@@ -136,22 +161,12 @@ final class ChatRequest {
     static String toolChoice(Params p, List<ToolFunction> tools) {
         JsonNode n = p.get("tool_choice");
         if (n == null) return null;
-        if (n.isString()) {
-            String v = n.stringValue();
-            if (!v.equals("auto") && !v.equals("none") && !v.equals("required")) {
-                throw ApiException.invalid("tool_choice", "'tool_choice' must be auto, none, required or {\"type\":\"function\",...}");
-            }
-            if (v.equals("required") && tools.isEmpty()) throw ApiException.invalid("tool_choice", "tool_choice 'required' needs tools");
-            return v;
-        }
+        if (n.isString()) return toolChoiceMode(n.stringValue(), tools, "{\"type\":\"function\",...}");
         JsonNode name = n.path("function").get("name");
         if (!n.isObject() || name == null || !name.isString()) {
             throw ApiException.invalid("tool_choice", "'tool_choice' must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}");
         }
-        if (tools.stream().noneMatch(t -> t.name().equals(name.stringValue()))) {
-            throw ApiException.invalid("tool_choice", "tool_choice names '" + name.stringValue() + "', which is not in 'tools'");
-        }
-        return name.stringValue();
+        return namedTool(name.stringValue(), tools, "tool_choice");
     }
 
     /**

@@ -88,12 +88,7 @@ final class MessagesRequest {
     }
 
     static List<ChatMessage> messages(JsonNode n, int maxMessages) {
-        if (n == null) throw ApiException.invalid("messages", "'messages' is required");
-        if (!n.isArray() || n.isEmpty()) throw ApiException.invalid("messages", "'messages' must be a non-empty array");
-        if (n.size() > maxMessages) {
-            throw ApiException.invalid("messages", "too_many_messages", "'messages' may hold at most " + maxMessages
-                    + " messages (got " + n.size() + "; ds4.server.max-messages)");
-        }
+        ChatRequest.messageArray(n, maxMessages);
         List<ChatMessage> out = new ArrayList<>();
         for (int i = 0; i < n.size(); i++) {
             String at = "messages[" + i + "]";
@@ -201,27 +196,20 @@ final class MessagesRequest {
 
     static List<ToolFunction> tools(JsonNode n) {
         List<ToolFunction> out = new ArrayList<>();
-        if (n == null) return out;
-        if (!n.isArray()) throw ApiException.invalid("tools", "'tools' must be an array");
-        for (int i = 0; i < n.size(); i++) {
-            String at = "tools[" + i + "]";
-            JsonNode t = n.get(i);
+        ChatRequest.eachTool(n, (at, t) -> {
             if (!t.isObject()) throw ApiException.invalid(at, "'" + at + "' must be an object");
             String type = t.path("type").asString("custom");
             if (!type.equals("custom")) {
                 throw ApiException.invalid(at + ".type", "unsupported_value", "tool type '" + type
                         + "' is not supported (only client tools with an input_schema)");
             }
-            JsonNode name = t.get("name");
-            ChatRequest.toolName(name, at + ".name");
+            String name = ChatRequest.toolName(t.get("name"), at + ".name");
             JsonNode schema = t.get("input_schema");
             if (schema == null || !schema.isObject()) {
                 throw ApiException.invalid(at + ".input_schema", "'" + at + ".input_schema' must be a JSON Schema object");
             }
-            JsonNode d = t.get("description");
-            if (d != null && !d.isNull() && !d.isString()) throw ApiException.invalid(at + ".description", "'description' must be a string");
-            out.add(new ToolFunction(name.stringValue(), d == null || d.isNull() ? null : d.stringValue(), schema.toString()));
-        }
+            out.add(new ToolFunction(name, ChatRequest.str(t, "description", at), schema.toString()));
+        });
         return out;
     }
 
@@ -240,11 +228,7 @@ final class MessagesRequest {
             case "tool" -> {
                 JsonNode name = n.get("name");
                 if (name == null || !name.isString()) throw ApiException.invalid("tool_choice.name", "tool_choice 'tool' needs a 'name'");
-                if (tools.stream().noneMatch(t -> t.name().equals(name.stringValue()))) {
-                    throw ApiException.invalid("tool_choice.name", "tool_choice names '" + name.stringValue()
-                            + "', which is not in 'tools'");
-                }
-                yield name.stringValue();
+                yield ChatRequest.namedTool(name.stringValue(), tools, "tool_choice.name");
             }
             default -> throw ApiException.invalid("tool_choice.type", "'tool_choice.type' must be auto, any, tool or none");
         };

@@ -239,61 +239,45 @@ final class ResponsesRequest {
     /** Function tools ({"type":"function","name",...,"parameters",...,"strict"}); echoed normalised into {@code echo}. */
     static List<ToolFunction> tools(JsonNode n, ArrayNode echo) {
         List<ToolFunction> out = new ArrayList<>();
-        if (n == null) return out;
-        if (!n.isArray()) throw ApiException.invalid("tools", "'tools' must be an array");
-        for (int i = 0; i < n.size(); i++) {
-            String at = "tools[" + i + "]";
-            JsonNode t = n.get(i);
+        ChatRequest.eachTool(n, (at, t) -> {
             if (!t.isObject()) throw ApiException.invalid(at, "'" + at + "' must be an object");
             String type = t.path("type").asString("");
             if (!type.equals("function")) {
                 throw ApiException.invalid(at + ".type", "unsupported_value", "tools of type '" + type
                         + "' are not supported (only 'function')");
             }
-            JsonNode name = t.get("name");
-            ChatRequest.toolName(name, at + ".name");
+            String name = ChatRequest.toolName(t.get("name"), at + ".name");
             JsonNode params = t.get("parameters");
             if (params != null && !params.isNull() && !params.isObject()) {
                 throw ApiException.invalid(at + ".parameters", "'parameters' must be a JSON Schema object");
             }
-            JsonNode d = t.get("description");
-            if (d != null && !d.isNull() && !d.isString()) throw ApiException.invalid(at + ".description", "'description' must be a string");
+            String description = ChatRequest.str(t, "description", at);
             JsonNode strict = t.get("strict");
             if (strict != null && !strict.isNull() && !strict.isBoolean()) throw ApiException.invalid(at + ".strict", "'strict' must be a boolean");
-            out.add(new ToolFunction(name.stringValue(), d == null || d.isNull() ? null : d.stringValue(),
-                    params == null || params.isNull() ? null : params.toString()));
+            boolean noParams = params == null || params.isNull();
+            out.add(new ToolFunction(name, description, noParams ? null : params.toString()));
             ObjectNode e = echo.addObject();
             e.put("type", "function");
-            e.put("name", name.stringValue());
-            if (d == null || d.isNull()) e.putNull("description");
-            else e.put("description", d.stringValue());
-            if (params == null || params.isNull()) e.putNull("parameters");
+            e.put("name", name);
+            if (description == null) e.putNull("description");
+            else e.put("description", description);
+            if (noParams) e.putNull("parameters");
             else e.set("parameters", params);
             if (strict == null || strict.isNull()) e.putNull("strict");
             else e.put("strict", strict.booleanValue());
-        }
+        });
         return out;
     }
 
     /** "auto" | "none" | "required" | {"type":"function","name":...}. */
     static String toolChoice(JsonNode n, List<ToolFunction> tools) {
         if (n == null) return null;
-        if (n.isString()) {
-            String v = n.stringValue();
-            if (!v.equals("auto") && !v.equals("none") && !v.equals("required")) {
-                throw ApiException.invalid("tool_choice", "'tool_choice' must be auto, none, required or {\"type\":\"function\",\"name\":...}");
-            }
-            if (v.equals("required") && tools.isEmpty()) throw ApiException.invalid("tool_choice", "tool_choice 'required' needs tools");
-            return v;
-        }
+        if (n.isString()) return ChatRequest.toolChoiceMode(n.stringValue(), tools, "{\"type\":\"function\",\"name\":...}");
         JsonNode name = n.get("name");
         if (!n.isObject() || !"function".equals(n.path("type").asString("")) || name == null || !name.isString()) {
             throw ApiException.invalid("tool_choice", "unsupported_value",
                     "'tool_choice' must be auto, none, required or {\"type\":\"function\",\"name\":...}");
         }
-        if (tools.stream().noneMatch(t -> t.name().equals(name.stringValue()))) {
-            throw ApiException.invalid("tool_choice", "tool_choice names '" + name.stringValue() + "', which is not in 'tools'");
-        }
-        return name.stringValue();
+        return ChatRequest.namedTool(name.stringValue(), tools, "tool_choice");
     }
 }
