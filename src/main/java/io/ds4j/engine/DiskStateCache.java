@@ -56,6 +56,7 @@ public final class DiskStateCache {
     private final Path dir;
     private final long maxBytes;
     private final int minTokens;
+    private final int maxTokens;
     private final List<Entry> entries = new ArrayList<>();
     private long clock;
     private final AtomicLong hits = new AtomicLong(), tokensLoaded = new AtomicLong(), writes = new AtomicLong(),
@@ -64,10 +65,11 @@ public final class DiskStateCache {
 
     /**
      * Opens (creating it if needed) the directory of this engine's files
-     * under {@code root} and indexes them; throws IllegalStateException when
-     * it cannot be created or read.
+     * under {@code root} and indexes those that fit a session of
+     * {@code maxTokens}; throws IllegalStateException when it cannot be
+     * created or read.
      */
-    public DiskStateCache(Ds4jNative lib, MemorySegment engine, Path root, long maxBytes, int minTokens) {
+    public DiskStateCache(Ds4jNative lib, MemorySegment engine, Path root, long maxBytes, int minTokens, int maxTokens) {
         this.lib = lib;
         this.engine = engine;
         String fp = lib.engineFingerprint(engine);
@@ -75,6 +77,7 @@ public final class DiskStateCache {
         this.dir = root.resolve(fp);
         this.maxBytes = maxBytes;
         this.minTokens = Math.max(1, minTokens);
+        this.maxTokens = maxTokens;
         try {
             Files.createDirectories(dir);
         } catch (IOException e) {
@@ -111,7 +114,11 @@ public final class DiskStateCache {
             }
             if (!name.endsWith(SUFFIX)) continue;
             try {
-                int[] tokens = lib.stateFileTokens(engine, p);
+                int[] tokens = lib.stateFileTokens(engine, p, maxTokens);
+                if (tokens == null) { // valid, but longer than this server's sessions: left alone, not indexed
+                    log.info("disk cache: {} holds more tokens than ds4.engine.context-size ({}); not used", p, maxTokens);
+                    continue;
+                }
                 if (!p.getFileName().toString().equals(nameOf(tokens))) {
                     throw EngineException.of(EngineException.FORMAT, "its name does not match the tokens it holds");
                 }

@@ -577,16 +577,16 @@ public final class Ds4jNative {
         }
     }
 
-    /** ds4j_state_file_tokens: the token ids of a state file of this engine (its header checked, not its checksum). */
-    public int[] stateFileTokens(MemorySegment engine, java.nio.file.Path file) {
+    /**
+     * ds4j_state_file_tokens: the token ids of a state file of this engine (its header checked, not its
+     * checksum), or null when it holds more than {@code cap} tokens (one read of the header and the ids).
+     */
+    public int[] stateFileTokens(MemorySegment engine, java.nio.file.Path file, int cap) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment path = arena.allocateFrom(file.toString());
-            int n = check((int) h("ds4j_state_file_tokens").invokeExact(engine, path, MemorySegment.NULL, 0),
-                    "ds4j_state_file_tokens");
-            MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, n));
-            int again = check((int) h("ds4j_state_file_tokens").invokeExact(engine, path, out, n), "ds4j_state_file_tokens");
-            if (again != n) throw EngineException.of(EngineException.FORMAT, file + " changed while being read");
-            return out.asSlice(0, (long) n * 4).toArray(JAVA_INT);
+            MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, cap));
+            int n = check((int) h("ds4j_state_file_tokens").invokeExact(engine, arena.allocateFrom(file.toString()), out,
+                    cap), "ds4j_state_file_tokens");
+            return n > cap ? null : out.asSlice(0, (long) n * 4).toArray(JAVA_INT);
         } catch (Throwable t) {
             throw rethrow(t);
         }

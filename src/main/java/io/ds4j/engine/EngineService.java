@@ -131,7 +131,7 @@ public class EngineService implements DisposableBean {
         }
         try {
             p.attachDisk(new DiskStateCache(nativeLib, e, Path.of(disk.dir()), disk.maxSize().toBytes(),
-                    disk.minTokens()));
+                    disk.minTokens(), props.engine().contextSize()));
         } catch (RuntimeException ex) {
             log.error("disk cache disabled: {}", ex.getMessage());
         }

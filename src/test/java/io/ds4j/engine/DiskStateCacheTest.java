@@ -54,7 +54,7 @@ class DiskStateCacheTest {
         SessionPool p = new SessionPool(lib, e, N_CTX, lib.sessionNew(e, N_CTX));
         pools.add(p);
         p.configure(2, 2);
-        p.attachDisk(new DiskStateCache(lib, e, root, maxBytes, 16));
+        p.attachDisk(new DiskStateCache(lib, e, root, maxBytes, 16, N_CTX));
         return p;
     }
 
