@@ -118,7 +118,7 @@ DS4J_API void ds4j_engine_close(ds4j_engine *engine);
  * outputs are summed across ranks (all_sum) before the replicated shared
  * expert is added. Leader and followers: only rank 0 (the leader) calls the
  * session API; with world size > 1 it announces every state-changing call
- * (session new/free, sync, eval, eval_batch, rewind, batch_eval, and the
+ * (session new/free, sync, eval, eval_batch, rewind, copy, batch_eval, and the
  * collectives below) to the other ranks, which run ds4j_engine_follow and replay them
  * on their own copies of the sessions. On ranks > 0, session_new,
  * broadcast_tokens and barrier outside ds4j_engine_follow fail with
@@ -136,7 +136,7 @@ DS4J_API int32_t ds4j_engine_barrier(ds4j_engine *engine);
 /*
  * Follower loop for ranks > 0 of a comm= engine: mirrors the session
  * operations the leader (rank 0) makes on the same engine (session new/free,
- * sync, eval, eval_batch, rewind, batch_eval), which the leader broadcasts automatically
+ * sync, eval, eval_batch, rewind, copy, batch_eval), which the leader broadcasts automatically
  * when world size > 1, and returns 0 when the leader closes its engine (or a
  * negative error, e.g. DS4J_ERR_COMM when a peer dies). Rank 0 gets
  * DS4J_ERR_STATE. Sessions are matched by creation order; the followers'
@@ -263,6 +263,33 @@ DS4J_API int32_t ds4j_session_eval_batch(ds4j_session *session, const int32_t *t
                                          int32_t chunk, float *logits_out);
 /* Drop everything after position pos (0 <= pos <= current position). */
 DS4J_API int32_t ds4j_session_rewind(ds4j_session *session, int32_t pos);
+/*
+ * Position of the newest state the session holds at or before max_pos: its
+ * current position when that is <= max_pos, else its newest checkpoint
+ * there (one every 64 positions over the last 8 x 64, plus the position
+ * before the last token of its latest sync); 0 if none. What
+ * ds4j_session_copy (and ds4j_session_save) would take; changes nothing.
+ * Negative: DS4J_ERR_INVALID_ARGUMENT (NULL, max_pos < 0).
+ */
+DS4J_API int32_t ds4j_session_state_at(const ds4j_session *session, int32_t max_pos);
+/*
+ * Replace dst's content with src's newest state at a position <= max_pos
+ * (the one ds4j_session_state_at(src, max_pos) names) and the tokens before
+ * it, without evaluating anything: afterwards dst continues bit for bit as
+ * src would from there (and as a session that evaluated those tokens
+ * itself). dst keeps a checkpoint at that position and no other; it has
+ * logits only when the copy is src's current state and src has them (then
+ * they are copied too). src is not changed, and the two sessions are
+ * independent afterwards. Works with either state precision and on the GPU
+ * (a device-to-device copy); the sessions' n_ctx may differ. Returns the
+ * position copied (0: src holds no state in (0, max_pos], dst is left
+ * empty), or a negative error, with dst unchanged: DS4J_ERR_INVALID_ARGUMENT
+ * (NULL, dst == src, sessions of different engines, max_pos < 0),
+ * DS4J_ERR_CONTEXT_FULL (the position exceeds dst's n_ctx), DS4J_ERR_STATE
+ * (a session from before ds4j_engine_recover). Under comm= it is announced
+ * like the other session operations and replayed by the followers.
+ */
+DS4J_API int32_t ds4j_session_copy(ds4j_session *dst, const ds4j_session *src, int32_t max_pos);
 /* Next-token logits after the last evaluated token (n_vocab floats, owned
  * by the session, valid until the next evaluation); NULL before any token. */
 DS4J_API const float *ds4j_session_logits(const ds4j_session *session);

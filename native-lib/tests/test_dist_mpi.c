@@ -14,7 +14,8 @@
  * mpirun fail within a bounded time instead of hanging.
  * Leader/follower: this program re-runs itself as the leader (`--leader`,
  * public API only: new/sync with prefix reuse/rewind/eval/eval_batch/a sync
- * cancelled by its progress callback/a second session/broadcast/barrier)
+ * cancelled by its progress callback/a second session/a copy of the first
+ * session's prefix into a third/broadcast/barrier)
  * next to `ds4j-tool follow` ranks (MPMD mpirun) and must write the same
  * numbers as the same script in one process; generate as leader with
  * follow ranks reproduces the greedy reference; a follower killed
@@ -118,6 +119,22 @@ static void scripted(ds4j_engine *e, const int32_t *tok, int n, FILE *out) {
     }
     CHECK(ds4j_session_eval(s, tok[0]) == DS4J_OK); /* the first session is unaffected */
     put(out, ds4j_session_logits(s), V);
+    /* a copy of the first session's prefix (ds4j_session_copy, no forward): every follower copies the same
+     * state into its own copy of the new session, or the next forwards' sums (and the guard) tell */
+    ds4j_session *s3 = ds4j_session_new(e, n + 16);
+    CHECK(s3 != NULL);
+    if (s3) {
+        int c = ds4j_session_copy(s3, s, n - 1);
+        CHECK(c > 0 && c <= n - 1);
+        put_i(out, c);
+        int32_t cont[5];
+        for (int i = 0; i < 5; i++) cont[i] = tok[(c + i) % n];
+        CHECK(ds4j_session_eval_batch(s3, cont, 5, 0, NULL) == DS4J_OK);
+        put(out, ds4j_session_logits(s3), V);
+        CHECK(ds4j_session_eval(s, tok[1]) == DS4J_OK); /* the source goes on from where it was */
+        put(out, ds4j_session_logits(s), V);
+        ds4j_session_free(s3);
+    }
     int32_t bt[2] = {5, 6};
     CHECK(ds4j_engine_broadcast_tokens(e, bt, 2, 0) == 2 && ds4j_engine_barrier(e) == DS4J_OK);
     ds4j_session_free(s);

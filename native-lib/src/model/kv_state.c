@@ -155,6 +155,24 @@ static void set_counters(kv_state *st, int64_t pos) {
 
 void kv_state_set_pos(kv_state *st, int64_t pos) { set_counters(st, pos); }
 
+static void *entry_base(const kv_comp *c) { return c->entries ? (void *)c->entries : (void *)c->ent8; }
+
+void kv_state_copy_at(kv_state *dst, const kv_state *src, const void *fixed, int64_t pos) {
+    const kv_mem_ops *mem = dst->mem;
+    mem->copy(mem->user, dst->fixed, fixed, (size_t)dst->fixed_bytes);
+    for (int64_t l = 0; l < dst->n_layer; l++) {
+        const kv_comp *sc[2] = {&src->layers[l].comp, &src->layers[l].idx};
+        kv_comp *dc[2] = {&dst->layers[l].comp, &dst->layers[l].idx};
+        for (int k = 0; k < 2; k++) {
+            if (!dc[k]->r) continue;
+            size_t bytes = (size_t)((pos / dc[k]->r) * dc[k]->row_bytes);
+            /* (the capacities differ with n_ctx, so the arrays start at different offsets) */
+            if (bytes) mem->copy(mem->user, entry_base(dc[k]), entry_base(sc[k]), bytes);
+        }
+    }
+    set_counters(dst, pos);
+}
+
 void kv_state_reset(kv_state *st) {
     st->mem->zero(st->mem->user, st->fixed, (size_t)st->fixed_bytes);
     set_counters(st, 0);

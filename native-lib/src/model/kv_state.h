@@ -93,5 +93,13 @@ void kv_state_restore_fixed(kv_state *st, const void *src, int64_t pos);
 /* Set the position and entry counters after the buffers were filled at pos
  * by other means (a state file). */
 void kv_state_set_pos(kv_state *st, int64_t pos);
+/* dst takes src's state at pos (ds4j_session_copy): the fixed part from
+ * `fixed` (src's current fixed part or a checkpoint of it taken at pos, in
+ * src's memory kind) and the first floor(pos / ratio) entries of every
+ * compressor, which is the complete state at pos because entries are
+ * append-only. Both states belong to one model, precision and memory kind
+ * (one engine); dst->n_ctx >= pos (its entry arrays may be longer or
+ * shorter than src's: each compressor is copied on its own). */
+void kv_state_copy_at(kv_state *dst, const kv_state *src, const void *fixed, int64_t pos);
 
 #endif

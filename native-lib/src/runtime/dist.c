@@ -107,6 +107,14 @@ void ds4j_dist_fold(ds4j_engine *e, int32_t sid, int64_t pos, const int32_t *tok
     d->check_due = d->forwards % e->divergence_check == 0;
 }
 
+void ds4j_dist_fold_op(ds4j_engine *e, int32_t op, int32_t sid, int32_t other, const int32_t *toks, int64_t n) {
+    ds4j_dist *d = e->dist;
+    if (!d || !e->divergence_check) return;
+    uint64_t h = fnv_i32(fnv_i32(fnv_i32(fnv_i32(d->hash, -op), sid), other), n);
+    for (int64_t i = 0; i < n; i++) h = fnv_i32(h, toks[i]);
+    d->hash = h;
+}
+
 /* Every rank writes its hash as four exact 16-bit digits into its own slot
  * of a zeroed vector, so one all_sum shows every rank every other rank's
  * hash (the sums add zeros only). */
@@ -531,6 +539,14 @@ static int follow_one(ds4j_engine *e, session_map *m, const int32_t *h, int32_t 
         break;
     case DS4J_OP_EVAL_BATCH: rc = ds4j_session_eval_batch(s, *buf, n, a, NULL); break;
     case DS4J_OP_REWIND: rc = ds4j_session_rewind(s, a); break;
+    case DS4J_OP_COPY: {
+        ds4j_session **src = n == 1 ? map_find(m, (*buf)[0]) : NULL;
+        if (!src)
+            return ds4j_fail(DS4J_ERR_STATE, "follow: the leader copied from session %d, which this rank does not hold",
+                             n == 1 ? (*buf)[0] : -1);
+        rc = ds4j_session_copy(s, *src, a);
+        break;
+    }
     case DS4J_OP_SYNC: {
         ds4j_dist_progress p = {.fn = NULL, .e = e};
         rc = ds4j_session_sync_follower(s, *buf, n, a != 0, &p);

@@ -47,6 +47,11 @@ void ds4j_dist_fault_diverge_after(struct ds4j_engine *e, int64_t n);
  * communicator. No-op without a multi-rank communicator.
  */
 void ds4j_dist_fold(struct ds4j_engine *e, int32_t sid, int64_t pos, const int32_t *toks, int64_t n);
+/* The same for an operation that changes what a session holds without a
+ * forward (ds4j_session_copy: op, destination sid, source sid, the tokens the
+ * destination now holds): mixed into the hash but not counted as a forward,
+ * so the checks (and their all_sums) fall on the same forwards as without it. */
+void ds4j_dist_fold_op(struct ds4j_engine *e, int32_t op, int32_t sid, int32_t other, const int32_t *toks, int64_t n);
 
 /*
  * Leader/follower mirroring (docs/distributed.md, "Leader and followers").
@@ -69,6 +74,8 @@ enum {
     DS4J_OP_SHUTDOWN,
     DS4J_OP_BATCH,     /* a = n entries; payload: n (sid, n_tokens) pairs, then
                         * every entry's tokens in entry order (ds4j_batch_eval) */
+    DS4J_OP_COPY,      /* sid = destination, a = max_pos, payload: the source's sid
+                        * (ds4j_session_copy; no all_sum) */
 };
 /* 1 on rank 0 of an engine with world size > 1. */
 int ds4j_dist_leading(const struct ds4j_engine *e);

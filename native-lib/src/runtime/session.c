@@ -386,6 +386,67 @@ int32_t ds4j_session_sync_follower(ds4j_session *s, const int32_t *tokens, int32
     return rc;
 }
 
+/* ------------------------------------------------------------ copy
+ *
+ * ds4j_session_copy: another session's prefix without evaluating it (the
+ * server's prefix cache takes a running sequence's system prompt this way).
+ * The source's newest state at or before max_pos is its current state or a
+ * checkpoint (ring or mark): the same one ds4j_session_save would write, so
+ * the copy is bit for bit the state src had there. dst ends like a session
+ * that loaded a state file: that state, the tokens before it and one
+ * checkpoint there (the mark), its own checkpoints dropped; it also keeps
+ * src's logits when the copy is src's current state and src has them, so
+ * an exact copy samples at once. Nothing is evaluated, so there is no
+ * all_sum; under comm= the followers replay it on their copies (by sid). */
+
+DS4J_API int32_t ds4j_session_state_at(const ds4j_session *s, int32_t max_pos) {
+    ds4j_clear_error();
+    if (!s) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session is NULL");
+    if (max_pos < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "max_pos must be >= 0 (got %d)", max_pos);
+    const void *fixed = NULL;
+    return (int32_t)ds4j_session_snapshot(s, max_pos, &fixed);
+}
+
+DS4J_API int32_t ds4j_session_copy(ds4j_session *dst, const ds4j_session *src, int32_t max_pos) {
+    ds4j_clear_error();
+    if (!dst || !src) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session_copy: session is NULL");
+    if (dst == src) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session_copy: a session cannot be copied onto itself");
+    if (dst->eng != src->eng)
+        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session_copy: the sessions belong to different engines");
+    if (max_pos < 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "session_copy: max_pos must be >= 0 (got %d)", max_pos);
+    ds4j_engine *e = dst->eng;
+    if (ds4j_dist_check_session(dst) || ds4j_dist_check_session(src)) return DS4J_ERR_STATE;
+    /* every check before anything changes (and before the announcement: the
+     * followers take the same decision from the same states) */
+    const void *fixed = NULL;
+    int64_t pos = ds4j_session_snapshot(src, max_pos, &fixed);
+    if (pos > dst->n_ctx)
+        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "session_copy: the source's state at %lld tokens does not fit the "
+                         "destination's n_ctx %lld", (long long)pos, (long long)dst->n_ctx);
+    if (ds4j_dist_leading(e)) {
+        int32_t src_sid = src->sid;
+        if (ds4j_dist_announce(e, DS4J_OP_COPY, dst->sid, max_pos, &src_sid, 1)) return DS4J_ERR_COMM;
+    }
+    if (pos == 0) {
+        kv_state_reset(dst->st);
+        ds4j_session_adopt(dst, 0);
+    } else {
+        kv_state_copy_at(dst->st, src->st, fixed, pos);
+        memcpy(dst->tokens, src->tokens, (size_t)pos * sizeof(int32_t));
+        ds4j_session_adopt(dst, pos);
+        if (pos == src->st->pos && src->has_logits) {
+            /* has_logits is kept in step on the followers, which skip the head (nothing to copy there) */
+            if (!dst->skip_head) memcpy(dst->logits, src->logits, (size_t)e->n_vocab * sizeof(float));
+            dst->has_logits = 1;
+        }
+    }
+    /* divergence guard: a follower that copied another prefix (another
+     * source, position or tokens) must show up at the next check, although
+     * no forward ran */
+    ds4j_dist_fold_op(e, DS4J_OP_COPY, dst->sid, src->sid, dst->tokens, pos);
+    return (int32_t)pos;
+}
+
 /* ------------------------------------------------------------ batch steps
  *
  * ds4j_batch_eval: every entry's tokens are cut into pieces the way

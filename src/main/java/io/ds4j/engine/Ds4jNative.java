@@ -82,6 +82,8 @@ public final class Ds4jNative {
         m.put("ds4j_session_eval", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
         m.put("ds4j_session_eval_batch", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
         m.put("ds4j_session_rewind", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_state_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        m.put("ds4j_session_copy", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
         m.put("ds4j_session_logits", FunctionDescriptor.of(ADDRESS, ADDRESS));
         m.put("ds4j_n_vocab", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         // session state on disk
@@ -552,6 +554,31 @@ public final class Ds4jNative {
             MemorySegment out = arena.allocate(JAVA_INT, Math.max(1, n));
             int got = check((int) h("ds4j_session_tokens").invokeExact(session, out, n), "ds4j_session_tokens");
             return out.asSlice(0, (long) got * 4).toArray(JAVA_INT);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * ds4j_session_state_at: the position of the newest state the session holds at or before {@code maxPos}
+     * (its current state or a checkpoint), 0 if none: what {@link #sessionCopy} would take. Changes nothing.
+     */
+    public int sessionStateAt(MemorySegment session, int maxPos) {
+        try {
+            return check((int) h("ds4j_session_state_at").invokeExact(session, maxPos), "ds4j_session_state_at");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * ds4j_session_copy: {@code dst} drops its content and takes {@code src}'s newest state at a position
+     * <= {@code maxPos} with the tokens before it, evaluating nothing ({@code src} is unchanged); returns that
+     * position. On an error dst is unchanged.
+     */
+    public int sessionCopy(MemorySegment dst, MemorySegment src, int maxPos) {
+        try {
+            return check((int) h("ds4j_session_copy").invokeExact(dst, src, maxPos), "ds4j_session_copy");
         } catch (Throwable t) {
             throw rethrow(t);
         }
