@@ -4,6 +4,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The serving sessions (one native timeline of n_ctx tokens each) and the
@@ -19,9 +21,17 @@ import java.util.List;
  * there: when the engine has nothing else to do ({@link #flushPendingWrites},
  * called by the scheduler once its batch is empty), or right before that
  * session is reused or freed, so a write never holds back a running batch
- * that it does not have to. Engine owner thread only.
+ * that it does not have to. Sessions of running sequences are prefix sources
+ * too: when one of them holds a longer prefix of the prompt than any idle
+ * session and the disk (at least {@link #MIN_COPY_TOKENS} tokens), its state
+ * there is copied (ds4j_session_copy, no evaluation) into a new or the least
+ * recently used idle session, so requests sharing a system prompt with one
+ * that is still running do not evaluate it again. Engine owner thread only
+ * (the scheduler calls {@link #acquire} between steps, when every session's
+ * state is consistent).
  */
 public final class SessionPool {
+    private static final Logger log = LoggerFactory.getLogger(SessionPool.class);
     /** One native session and the tokens it holds. */
     public static final class Slot {
         final MemorySegment handle;
@@ -67,6 +77,17 @@ public final class SessionPool {
      */
     public record Lease(Slot slot, int cached, int next, boolean ready) {}
 
+    /**
+     * The shortest prefix copied from a running sequence's session: one checkpoint interval of the engine
+     * (a running session holds states every 64 positions, plus the one before its prompt's last token).
+     * A copy takes a session (a new one, or the least recently used idle one with its cached prefix), so
+     * shorter shares are evaluated instead.
+     */
+    public static final int MIN_COPY_TOKENS = 64;
+
+    /** Copies from running sequences' sessions so far (read by the metrics from any thread). */
+    public record CopyStats(long copies, long tokens) {}
+
     private final Ds4jNative lib;
     private final MemorySegment engine;
     private final int nCtx;
@@ -75,6 +96,7 @@ public final class SessionPool {
     private int maxIdle = 1;
     private long clock;
     private boolean closed;
+    private volatile CopyStats copyStats = new CopyStats(0, 0);
     private volatile DiskStateCache disk;
 
     SessionPool(Ds4jNative lib, MemorySegment engine, int nCtx, MemorySegment first) {
@@ -100,6 +122,11 @@ public final class SessionPool {
         return disk;
     }
 
+    /** Prefixes copied from running sequences' sessions (requests, tokens). */
+    public CopyStats copyStats() {
+        return copyStats;
+    }
+
     public int size() {
         return slots.size();
     }
@@ -123,7 +150,45 @@ public final class SessionPool {
                 bestLen = l;
             }
         }
-        DiskStateCache.Entry stored = disk == null ? null : disk.best(prompt, bestLen);
+        // a running sequence's session may hold more of the prompt (e.g. the same system prompt)
+        Slot source = null;
+        int sourcePos = 0;
+        if (maxIdle > 0) { // cache-sessions=0: no prefix cache at all (every request starts empty)
+            int limit = prompt.length - 1; // at least the last token is evaluated here: its logits are needed
+            for (Slot s : slots) {
+                if (!s.busy || s.stale) continue;
+                int l = Math.min(s.commonPrefix(prompt), limit);
+                if (l < MIN_COPY_TOKENS || l <= Math.max(bestLen, sourcePos)) continue;
+                int p = lib.sessionStateAt(s.handle, l); // its newest state at or before l (current or checkpoint)
+                if (p >= MIN_COPY_TOKENS && p > Math.max(bestLen, sourcePos)) {
+                    source = s;
+                    sourcePos = p;
+                }
+            }
+        }
+        DiskStateCache.Entry stored = disk == null ? null : disk.best(prompt, Math.max(bestLen, sourcePos));
+        if (stored == null && source != null) {
+            Slot target = slots.size() < maxSessions ? create() : null;
+            if (target == null) target = leastRecentlyUsedIdle();
+            if (target != null) {
+                settle(target);
+                try {
+                    int p = lib.sessionCopy(target.handle, source.handle, sourcePos);
+                    target.len = 0;
+                    target.append(Arrays.copyOf(source.tokens, p));
+                    best = target;
+                    bestLen = p;
+                    CopyStats c = copyStats;
+                    copyStats = new CopyStats(c.copies() + 1, c.tokens() + p);
+                } catch (CommunicationException e) {
+                    throw e; // the cluster is broken: the request fails as for any other engine call
+                } catch (EngineException e) {
+                    // refused, the target unchanged: go on with the best idle session
+                    log.warn("prefix copy from a running sequence failed: {}", e.getMessage());
+                }
+                target.lastUsed = ++clock;
+            }
+        }
         if (stored != null) {
             // a longer prefix on disk: load it into a new or the least recently used idle session
             Slot target = slots.size() < maxSessions ? create() : null;

@@ -82,7 +82,18 @@ public class ServerMetrics implements RequestScheduler.Observer {
         prefixHits = Counter.builder("ds4j.prefix.cache.hits")
                 .description("requests that reused a cached prompt prefix (hit ratio = hits / lookups)").register(registry);
         diskMeters(registry, engine);
+        copyMeters(registry, engine);
         scheduler.observe(this);
+    }
+
+    /** Prefixes copied from running sequences' sessions (SessionPool); such requests count as hits above too. */
+    private static void copyMeters(MeterRegistry registry, EngineService engine) {
+        io.micrometer.core.instrument.FunctionCounter.builder("ds4j.prefix.cache.copies", engine,
+                        e -> e.sessions() == null ? 0 : e.sessions().copyStats().copies())
+                .description("requests that copied a prompt prefix from a running sequence's session").register(registry);
+        io.micrometer.core.instrument.FunctionCounter.builder("ds4j.prefix.cache.copied.tokens", engine,
+                        e -> e.sessions() == null ? 0 : e.sessions().copyStats().tokens())
+                .description("prompt tokens copied from running sequences' sessions instead of evaluated").register(registry);
     }
 
     /** The prefix cache on disk (ds4.cache.disk), registered whether or not it is configured (zeros then). */
