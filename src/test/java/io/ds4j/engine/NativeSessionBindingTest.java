@@ -108,6 +108,35 @@ class NativeSessionBindingTest {
     }
 
     @Test
+    void copyTakesAnotherSessionsStateAndErrorsAreTyped() {
+        int[] seq = ints(ref.get("sequences").get(3).get("tokens")); // 96 tokens: a checkpoint at 64
+        MemorySegment src = lib.sessionNew(engine, 128);
+        MemorySegment dst = lib.sessionNew(engine, 128);
+        MemorySegment small = lib.sessionNew(engine, 50);
+        try {
+            lib.sessionSync(src, seq, null);
+            assertThat(lib.sessionStateAt(src, 1000)).isEqualTo(seq.length);
+            assertThat(lib.sessionStateAt(src, 80)).isEqualTo(64);
+            assertThat(lib.sessionCopy(dst, src, 1000)).isEqualTo(seq.length);
+            assertThat(lib.sessionTokens(dst)).containsExactly(seq);
+            assertThat(lib.sessionLogits(dst, 512)).containsExactly(lib.sessionLogits(src, 512));
+            assertThat(lib.sessionCopy(dst, src, 80)).isEqualTo(64);
+            assertThat(lib.sessionPos(dst)).isEqualTo(64);
+            assertThat(lib.sessionLogits(dst, 512)).isNull();
+            assertThatThrownBy(() -> lib.sessionCopy(src, src, 10)).isInstanceOf(EngineException.class)
+                    .hasMessageContaining("itself")
+                    .satisfies(e -> assertThat(((EngineException) e).code()).isEqualTo(EngineException.INVALID_ARGUMENT));
+            assertThatThrownBy(() -> lib.sessionCopy(small, src, 1000)).isInstanceOf(ContextOverflowException.class);
+            assertThat(lib.sessionPos(small)).isZero();
+            assertThat(lib.sessionPos(src)).isEqualTo(seq.length);
+        } finally {
+            lib.sessionFree(small);
+            lib.sessionFree(dst);
+            lib.sessionFree(src);
+        }
+    }
+
+    @Test
     void progressUpcallCancelsAndErrorsAreTyped() {
         MemorySegment s = lib.sessionNew(engine, 256);
         try {
