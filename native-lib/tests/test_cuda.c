@@ -10,9 +10,9 @@
  *    q8_0/f16/bf16 dense and iq2_xxs/q2_k/q4_k/q8_0/f32 experts): the GPU no
  *    further from an f32-activation evaluation of the same weights than the
  *    CPU engine, float-only files equal to rounding;
- *  - ds4j_batch_eval (run entry by entry on the GPU): three sessions joining
- *    at different steps, a prefill chunk among decode rows, within 1e-4 of
- *    each sequence alone;
+ *  - ds4j_batch_eval (one GPU step over all sessions): three sessions joining
+ *    at different steps, a prefill chunk among decode rows, bit-identical to
+ *    each sequence alone in the same pieces, within 1e-4 token by token;
  *  - expert parallelism: 2 MPI ranks sharing the GPU = one GPU process;
  *  - clear errors: no device, a device index out of range, fp8 KV.
  * Without a visible GPU (CI) it checks that backend=cuda fails with a
@@ -81,7 +81,9 @@ static void random_tokens(int32_t *t, int n, int V, uint64_t seed) {
 
 /* ---------------------------------------------------------- fixtures */
 
-static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *alone);
+static const int batch_first[3] = {20, 3, 1};
+static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *const *alone);
+static float *pieces_alone(ds4j_engine *e, const int32_t *tok, int n, int first);
 
 static void fixture(const char *name) {
     char gguf[2048], dir[2048];
@@ -178,16 +180,23 @@ static void fixture(const char *name) {
         ds4j_session_free(s);
         free(fresh);
     }
-    /* ds4j_batch_eval: not batched on the GPU yet (entries run one after
-     * another), but it must give each sequence's logits */
+    /* ds4j_batch_eval: one GPU step over all sessions' rows; against each
+     * sequence evaluated alone in the same pieces it must be bit-identical,
+     * against token-by-token and the reference within rounding */
     {
         int sq = ref.n_seq - 1, n = ref.n_tok[sq];
         float *alone = eval_rows(g, ref.tok[sq], n, 1), *want = fx_load_logits(dir, &ref, sq, V);
-        double d = batch_vs_alone(g, ref.tok[sq], n, alone);
-        double dr = want ? batch_vs_alone(g, ref.tok[sq], n, want) : NAN;
-        printf("%s batch_eval on the GPU (3 sessions, staggered): max|d| vs alone %.3g, vs reference %.3g\n", name, d,
-               dr);
-        CHECK(d <= 1e-4 && dr <= 1e-3);
+        const float *same[3];
+        float *own[3];
+        for (int j = 0; j < 3; j++) same[j] = own[j] = pieces_alone(g, ref.tok[sq], n, batch_first[j]);
+        const float *tbt[3] = {alone, alone, alone}, *refs[3] = {want, want, want};
+        double d0 = batch_vs_alone(g, ref.tok[sq], n, same);
+        double d = batch_vs_alone(g, ref.tok[sq], n, tbt);
+        double dr = want ? batch_vs_alone(g, ref.tok[sq], n, refs) : NAN;
+        printf("%s batch_eval on the GPU (3 sessions, staggered): max|d| vs the same pieces alone %.3g, vs token by "
+               "token %.3g, vs reference %.3g\n", name, d0, d, dr);
+        CHECK(d0 == 0 && d <= 1e-4 && dr <= 1e-3);
+        for (int j = 0; j < 3; j++) free(own[j]);
         free(alone);
         free(want);
     }
@@ -197,13 +206,14 @@ static void fixture(const char *name) {
 }
 
 /* Three sessions on tokens[0..n) through ds4j_batch_eval, joining at steps
- * 0, 5 and 11, each prefilling a chunk (20, 3, 1 tokens) and then decoding
- * one token per step; every step's logits against `alone` (n rows).
- * Returns the largest difference (NAN on failure). */
-static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *alone) {
-    int V = ds4j_n_vocab(e), join[3] = {0, 5, 11}, first[3] = {20, 3, 1}, done[3] = {0, 0, 0};
+ * 0, 5 and 11, each prefilling a chunk (batch_first: 20, 3, 1 tokens) and
+ * then decoding one token per step; every step's logits of session j
+ * against alone[j] (n rows, row t = after token t). Returns the largest
+ * difference (NAN on failure). */
+static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const float *const *alone) {
+    int V = ds4j_n_vocab(e), join[3] = {0, 5, 11}, done[3] = {0, 0, 0};
     ds4j_session *s[3];
-    int ok = alone != NULL;
+    int ok = alone[0] && alone[1] && alone[2];
     for (int j = 0; j < 3; j++) {
         s[j] = ds4j_session_new(e, n + 8);
         ok = ok && s[j];
@@ -216,7 +226,7 @@ static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const fl
             if (done[j] >= n) continue;
             left++;
             if (step < join[j]) continue;
-            int take = done[j] == 0 ? first[j] : 1;
+            int take = done[j] == 0 ? batch_first[j] : 1;
             if (take > n - done[j]) take = n - done[j];
             en[k] = (ds4j_batch_entry){.session = s[j], .tokens = tok + done[j], .n_tokens = take, .flags = 0};
             idx[k++] = j;
@@ -230,11 +240,33 @@ static double batch_vs_alone(ds4j_engine *e, const int32_t *tok, int n, const fl
             done[j] += en[i].n_tokens;
             const float *l = ds4j_session_logits(s[j]);
             ok = l && ds4j_session_pos(s[j]) == done[j];
-            if (ok) worst = fmax(worst, fx_maxdiff(l, alone + (int64_t)(done[j] - 1) * V, V));
+            if (ok) worst = fmax(worst, fx_maxdiff(l, alone[j] + (int64_t)(done[j] - 1) * V, V));
         }
     }
     for (int j = 0; j < 3; j++) ds4j_session_free(s[j]);
     return ok ? worst : NAN;
+}
+
+/* One session alone in batch_vs_alone's pieces: `first` tokens, then one
+ * at a time; row t = the logits after token t (rows inside the first piece
+ * other than its last are left zero). */
+static float *pieces_alone(ds4j_engine *e, const int32_t *tok, int n, int first) {
+    int V = ds4j_n_vocab(e);
+    float *out = calloc((size_t)n * V, sizeof(float));
+    ds4j_session *s = ds4j_session_new(e, n + 8);
+    int ok = out && s && ds4j_session_eval_batch(s, tok, first, first, NULL) == 0;
+    if (ok) memcpy(out + (int64_t)(first - 1) * V, ds4j_session_logits(s), (size_t)V * sizeof(float));
+    for (int t = first; ok && t < n; t++) {
+        ok = ds4j_session_eval(s, tok[t]) >= 0;
+        if (ok) memcpy(out + (int64_t)t * V, ds4j_session_logits(s), (size_t)V * sizeof(float));
+    }
+    if (!ok) {
+        fprintf(stderr, "pieces_alone: %s\n", ds4j_last_error());
+        free(out);
+        out = NULL;
+    }
+    ds4j_session_free(s);
+    return out;
 }
 
 /* -------------------------------------------------------------- types */

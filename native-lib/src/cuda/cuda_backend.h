@@ -47,6 +47,14 @@ void cuda_forget_state(cuda_engine *g, const kv_state *st);
 /* dsv4_forward on the GPU: same contract (tokens[0..n) at st->pos...). */
 int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
                  float *logits_last);
+/* dsv4_forward_batch on the GPU: one step over several sequences (distinct
+ * states, rows in total <= max_tokens). The dense products, norms, router
+ * and experts run once over all rows; the stateful steps (RoPE,
+ * compressors, indexer, attention, window) run sequence by sequence on its
+ * rows, so every row's result is bit-identical to its sequence alone. A
+ * decode step (one row each) is captured as a graph once the same
+ * sessions decode twice in a row. */
+int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs);
 /* A plain read-bandwidth measurement of the device (bytes/s, 0 on
  * failure): the roofline of ds4j-tool bench. */
 double cuda_engine_read_bandwidth(cuda_engine *g, int64_t bytes, int reps);
@@ -69,6 +77,10 @@ static inline void cuda_forget_state(cuda_engine *g, const kv_state *st) { (void
 static inline int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
                                float *logits_last) {
     (void)g; (void)st; (void)tokens; (void)n; (void)logits_all; (void)logits_last;
+    return DS4J_ERR_STATE;
+}
+static inline int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs) {
+    (void)g; (void)seqs; (void)n_seqs;
     return DS4J_ERR_STATE;
 }
 static inline double cuda_engine_read_bandwidth(cuda_engine *g, int64_t bytes, int reps) {

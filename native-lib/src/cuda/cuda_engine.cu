@@ -55,15 +55,17 @@ struct dscratch {
     float *shg, *shu;       /* shared expert (its own branch) */
     uint8_t *act_sh;        /* activations of the shared expert's down projection */
     int32_t *sel, *slot_tok, *n_groups, *g_expert, *g_first, *n_slots, *tok, *isel, *insel;
-    int64_t *pos0;
+    int64_t *pos0; /* [sequences of the step] */
     uint8_t *act, *act_in[3];
     float *iscore;
     int64_t iscore_stride; /* entries per token row of iscore (ctx-dependent) */
 };
 
+/* A captured decode step: one row for each of these states, in this order,
+ * with (1) or without (0) logits for each. */
 struct graph_slot {
-    const kv_state *st = nullptr;
-    int mode = 0; /* 0 no logits, 1 last row */
+    std::vector<const kv_state *> sts;
+    std::vector<char> modes;
     cudaGraphExec_t exec = nullptr;
 };
 
@@ -94,6 +96,10 @@ struct cuda_engine {
     float *h_logits = nullptr, *h_routed = nullptr;
     graph_slot gslots[4];
     int gnext = 0;
+    /* the previous step's decode composition: a batch is captured when the
+     * same sessions decode again, not at its first step */
+    std::vector<const kv_state *> last_sts;
+    std::vector<char> last_modes;
     kv_mem_ops mem;
     char describe[1024];
     /* DS4J_CUDA_PROFILE=1: no graphs, no side streams, a device sync after
@@ -282,7 +288,7 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
     TAKE(shg, float, S * I); TAKE(shu, float, S * I);
     TAKE(act_sh, uint8_t, max3(cuda_act_row_bytes(ACT_F32, I), cuda_act_row_bytes(ACT_Q8_0, I), cuda_act_row_bytes(ACT_Q8_K, I)) * S); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
     TAKE(n_groups, int32_t, 1); TAKE(g_expert, int32_t, slots + 1); TAKE(g_first, int32_t, slots + 2);
-    TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, 1);
+    TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, S); /* a sequence's first position */
     TAKE(isel, int32_t, S * (hp->idx_topk + 1)); TAKE(insel, int32_t, S);
     TAKE(logits, float, S * hp->n_vocab);
     /* activation rows: the largest single use */
@@ -424,7 +430,7 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
         cudaEventCreateWithFlags(&g->ev_join[1], cudaEventDisableTiming) != cudaSuccess ||
         cudaMalloc(&g->arena, (size_t)g->weight_bytes) != cudaSuccess ||
         cudaMalloc(&g->scratch_mem, (size_t)g->scratch_bytes) != cudaSuccess ||
-        cudaMallocHost(&g->h_pos0, sizeof(int64_t)) != cudaSuccess ||
+        cudaMallocHost(&g->h_pos0, (size_t)g->max_tokens * sizeof(int64_t)) != cudaSuccess ||
         cudaMallocHost(&g->h_tok, (size_t)g->max_tokens * 4) != cudaSuccess ||
         cudaMallocHost(&g->h_logits, (size_t)(g->max_tokens * m->hp.n_vocab) * 4) != cudaSuccess ||
         cudaMallocHost(&g->h_routed, (size_t)(g->max_tokens * m->hp.n_embd) * 4) != cudaSuccess) {
@@ -506,7 +512,13 @@ extern "C" const kv_mem_ops *cuda_kv_mem(cuda_engine *g) { return &g->mem; }
 
 extern "C" void cuda_forget_state(cuda_engine *g, const kv_state *st) {
     for (auto &s : g->gslots)
-        if (s.st == st) drop_graph(s);
+        for (const kv_state *x : s.sts)
+            if (x == st) {
+                drop_graph(s);
+                break;
+            }
+    g->last_sts.clear(); /* its address may come back as another state's */
+    g->last_modes.clear();
 }
 
 extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints) {
@@ -541,11 +553,21 @@ extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpo
 
 /* --------------------------------------------------------------- forward */
 
+/* One sequence of a step: scratch rows [r0, r0 + n), its state; pos0
+ * (device) holds its first position. */
+struct fseg {
+    kv_state *st;
+    int64_t r0, n;
+};
+
 struct fwd {
     cuda_engine *g;
     const dsv4_model *m;
     const dsv4_hparams *hp;
-    kv_state *st;
+    const fseg *seg;
+    int64_t nseg;
+    const int64_t *head_rows; /* scratch rows whose logits are wanted, ascending */
+    int64_t n_head;
     dscratch *sc;
     int64_t S;
     cudaStream_t s;
@@ -668,7 +690,6 @@ static void attention_layer(fwd &f, int64_t l) {
     const dsv4_hparams *hp = f.hp;
     const dsv4_layer *ly = &f.m->layers[l];
     const dlayer &d = f.g->layers[(size_t)l];
-    kv_layer *kl = &f.st->layers[l];
     dscratch *sc = f.sc;
     int64_t H = hp->n_embd, D = hp->head_dim, nh = hp->n_head, rq = hp->q_lora, nI = hp->idx_heads, DI = hp->idx_dim;
     int64_t S = f.S;
@@ -707,43 +728,49 @@ static void attention_layer(fwd &f, int64_t l) {
     join(f);
     prof(f, "attn: queries (wq_a, wq_b, idx_wq_b)");
     rope_tab rope = {ly->kind == DSV4_SWA ? f.g->rope_main : f.g->rope_comp, (int)hp->n_rot};
-    op_rope_qkv(sc->pos0, S, sc->q, nh, D, sc->kv, ly->kind == DSV4_CSA ? sc->qI : nullptr, sc->wI, nI, DI, rope, f.s);
-    prof(f, "attn: rope");
-    attn_args a;
-    memset(&a, 0, sizeof a);
-    a.q = sc->q;
-    a.kv = sc->kv;
-    a.win = kl->win;
-    a.sinks = d.sinks;
-    a.o = sc->o;
-    a.nh = nh;
-    a.D = D;
-    a.W = hp->window;
-    a.rope = rope;
-    if (ly->kind != DSV4_SWA) {
-        comp_args c;
-        comp_args_of(f, c, d.comp, &kl->comp, sc->ckv, sc->cg);
-        op_comp(sc->pos0, S, c, f.s);
-        prof(f, "attn: compressor");
-        a.ent = kl->comp.entries;
-        a.ratio = ly->ratio;
+    int64_t cw_i = 2 * DI, K = hp->idx_topk;
+    /* the stateful steps, sequence by sequence: each sees exactly the rows
+     * and the state it would see alone (the products above and below are
+     * per row, so a row's result does not depend on its neighbours) */
+    for (int64_t k = 0; k < f.nseg; k++) {
+        const fseg &sg = f.seg[k];
+        kv_layer *kl = &sg.st->layers[l];
+        const int64_t *p0 = sc->pos0 + k, r0 = sg.r0, n = sg.n;
+        float *q = sc->q + r0 * nh * D, *kv = sc->kv + r0 * D, *qI = sc->qI + r0 * nI * DI, *wI = sc->wI + r0 * nI;
+        op_rope_qkv(p0, n, q, nh, D, kv, ly->kind == DSV4_CSA ? qI : nullptr, wI, nI, DI, rope, f.s);
+        attn_args a;
+        memset(&a, 0, sizeof a);
+        a.q = q;
+        a.kv = kv;
+        a.win = kl->win;
+        a.sinks = d.sinks;
+        a.o = sc->o + r0 * nh * D;
+        a.nh = nh;
+        a.D = D;
+        a.W = hp->window;
+        a.rope = rope;
+        if (ly->kind != DSV4_SWA) {
+            comp_args c;
+            comp_args_of(f, c, d.comp, &kl->comp, sc->ckv + r0 * cw, sc->cg + r0 * cw);
+            op_comp(p0, n, c, f.s);
+            a.ent = kl->comp.entries;
+            a.ratio = ly->ratio;
+        }
+        if (ly->kind == DSV4_CSA) {
+            comp_args c;
+            comp_args_of(f, c, d.idx_comp, &kl->idx, sc->ikv + r0 * cw_i, sc->ig + r0 * cw_i);
+            op_comp(p0, n, c, f.s);
+            op_indexer(p0, n, qI, wI, kl->idx.entries, nI, DI, ly->ratio, K, sc->iscore, sc->iscore_stride,
+                       sc->isel + r0 * K, sc->insel + r0, f.s);
+            a.sel = sc->isel + r0 * K;
+            a.nsel = sc->insel + r0;
+            a.sel_stride = K;
+            a.ratio = 0;
+        }
+        op_attention(p0, n, a, f.s);
+        op_win_write(p0, n, kv, kl->win, hp->window, D, f.s);
     }
-    if (ly->kind == DSV4_CSA) {
-        comp_args c;
-        comp_args_of(f, c, d.idx_comp, &kl->idx, sc->ikv, sc->ig);
-        op_comp(sc->pos0, S, c, f.s);
-        prof(f, "attn: indexer compressor");
-        op_indexer(sc->pos0, S, sc->qI, sc->wI, kl->idx.entries, nI, DI, ly->ratio, hp->idx_topk, sc->iscore,
-                   sc->iscore_stride, sc->isel, sc->insel, f.s);
-        prof(f, "attn: indexer top-k");
-        a.sel = sc->isel;
-        a.nsel = sc->insel;
-        a.sel_stride = hp->idx_topk;
-        a.ratio = 0;
-    }
-    op_attention(sc->pos0, S, a, f.s);
-    op_win_write(sc->pos0, S, sc->kv, kl->win, hp->window, D, f.s);
-    prof(f, "attn: attention");
+    prof(f, "attn: rope, compressors, indexer, attention");
     int64_t G = hp->o_groups, ro = hp->o_lora;
     mm(f, d.wo_a, sc->o, nh * D, sc->low, G * ro, G);
     mm(f, d.wo_b, sc->low, G * ro, sc->aout, H);
@@ -829,7 +856,7 @@ static int moe_layer(fwd &f, int64_t l) {
 }
 
 /* Everything after the parameters are in device memory: layers, head. */
-static int forward_body(fwd &f, int want) {
+static int forward_body(fwd &f) {
     const dsv4_hparams *hp = f.hp;
     dscratch *sc = f.sc;
     cuda_engine *g = f.g;
@@ -846,61 +873,99 @@ static int forward_body(fwd &f, int want) {
             return ds4j_fail(rc, "expert all-reduce failed at layer %lld: %s", (long long)l, why);
         }
     }
-    if (!want) return 0;
+    if (!f.n_head) return 0;
     op_rmsnorm(sc->X, HC, sc->flat, HC, nullptr, HC, S, hp->eps, f.s);
     mm(f, g->out_hc_fn, sc->flat, HC, sc->mix, hc);
     op_out_hc(sc->mix, g->out_hc_scale, g->out_hc_base, (int)hc, hp->hc_eps, sc->X, sc->x, H, S, f.s);
     op_rmsnorm(sc->x, H, sc->xa, H, g->out_norm, H, S, hp->eps, f.s);
     prof(f, "head: mixing + norm");
-    if (want == 2) {
-        mm(f, g->output, sc->xa, H, sc->logits, V);
-        cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)(S * V) * 4, cudaMemcpyDeviceToHost, f.s);
-    } else {
-        mm(f, g->output, sc->xa + (S - 1) * H, H, sc->logits, V, 1, 1);
-        cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)V * 4, cudaMemcpyDeviceToHost, f.s);
+    /* the wanted rows: read in place when they are consecutive, else
+     * gathered into x (free once xa is made) */
+    int64_t nr = f.n_head, first = f.head_rows[0];
+    const float *hx = sc->xa + first * H;
+    if (f.head_rows[nr - 1] - first + 1 != nr) {
+        for (int64_t i = 0; i < nr; i++)
+            cudaMemcpyAsync(sc->x + i * H, sc->xa + f.head_rows[i] * H, (size_t)H * 4, cudaMemcpyDeviceToDevice, f.s);
+        hx = sc->x;
     }
+    mm(f, g->output, hx, H, sc->logits, V, 1, nr);
+    cudaMemcpyAsync(g->h_logits, sc->logits, (size_t)(nr * V) * 4, cudaMemcpyDeviceToHost, f.s);
     prof(f, "head: output + copy");
     if (g->prof) g->prof_fwd++;
     return 0;
 }
 
-extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
-                            float *logits_last) {
+static bool same_key(const graph_slot &gs, const std::vector<const kv_state *> &sts, const std::vector<char> &modes) {
+    return gs.exec && gs.sts == sts && gs.modes == modes;
+}
+
+extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs) {
     const dsv4_model *m = g->m;
     const dsv4_hparams *hp = &m->hp;
-    int64_t V = hp->n_vocab;
-    if (n <= 0 || n > g->max_tokens)
-        return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "chunk of %lld tokens (scratch holds %lld)", (long long)n,
-                         (long long)g->max_tokens);
-    if (st->pos + n > st->n_ctx)
-        return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
-                         (long long)st->pos, (long long)n, (long long)st->n_ctx);
-    if (st->kv_fp8 || st->mem != &g->mem) return ds4j_fail(DS4J_ERR_STATE, "backend=cuda: state not made by this engine");
-    if (ctx_score_stride(m, st->n_ctx) > g->sc.iscore_stride)
-        return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
-    for (int64_t s = 0; s < n; s++)
-        if (tokens[s] < 0 || tokens[s] >= V)
-            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d is out of range [0, %lld)", tokens[s], (long long)V);
+    int64_t V = hp->n_vocab, S = 0;
+    if (n_seqs <= 0) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step of %lld sequences", (long long)n_seqs);
+    for (int64_t k = 0; k < n_seqs; k++) {
+        const dsv4_seq &q = seqs[k];
+        kv_state *st = q.st;
+        if (q.n <= 0 || q.n > g->max_tokens - S)
+            return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step of %lld + %lld tokens (scratch holds %lld)", (long long)S,
+                             (long long)q.n, (long long)g->max_tokens);
+        if (st->pos + q.n > st->n_ctx)
+            return ds4j_fail(DS4J_ERR_CONTEXT_FULL, "context full: %lld + %lld tokens exceed n_ctx = %lld",
+                             (long long)st->pos, (long long)q.n, (long long)st->n_ctx);
+        if (st->kv_fp8 || st->mem != &g->mem) return ds4j_fail(DS4J_ERR_STATE, "backend=cuda: state not made by this engine");
+        if (ctx_score_stride(m, st->n_ctx) > g->sc.iscore_stride)
+            return ds4j_fail(DS4J_ERR_STATE, "scratch not reserved for n_ctx %lld", (long long)st->n_ctx);
+        for (int64_t j = 0; j < k; j++)
+            if (seqs[j].st == st) return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "a step names one state twice");
+        for (int64_t s = 0; s < q.n; s++)
+            if (q.tokens[s] < 0 || q.tokens[s] >= V)
+                return ds4j_fail(DS4J_ERR_INVALID_ARGUMENT, "token id %d is out of range [0, %lld)", q.tokens[s], (long long)V);
+        S += q.n;
+    }
     cudaSetDevice(g->device);
-    int want = logits_all ? 2 : logits_last ? 1 : 0;
-    *g->h_pos0 = st->pos;
-    memcpy(g->h_tok, tokens, (size_t)n * 4);
-    fwd f = {g, m, hp, st, &g->sc, n, g->stream, {nullptr, nullptr, nullptr}, {0, 0, 0}};
+    std::vector<fseg> seg((size_t)n_seqs);
+    std::vector<int64_t> head;
+    std::vector<const kv_state *> sts((size_t)n_seqs);
+    std::vector<char> modes((size_t)n_seqs);
+    bool decode = true; /* one row per sequence, no logits_all */
+    for (int64_t k = 0, r = 0; k < n_seqs; k++) {
+        const dsv4_seq &q = seqs[k];
+        seg[(size_t)k] = {q.st, r, q.n};
+        g->h_pos0[k] = q.st->pos;
+        memcpy(g->h_tok + r, q.tokens, (size_t)q.n * 4);
+        if (q.logits_all)
+            for (int64_t i = 0; i < q.n; i++) head.push_back(r + i);
+        else if (q.logits_last)
+            head.push_back(r + q.n - 1);
+        sts[(size_t)k] = q.st;
+        modes[(size_t)k] = q.logits_last != nullptr;
+        decode = decode && q.n == 1 && !q.logits_all;
+        r += q.n;
+    }
+    fwd f = {g, m, hp, seg.data(), n_seqs, head.data(), (int64_t)head.size(), &g->sc, S, g->stream,
+             {nullptr, nullptr, nullptr}, {0, 0, 0}};
     int rc = 0;
-    bool use_graph = !g->prof && n == 1 && want != 2 && !m->allreduce;
+    /* a decode step replays a captured graph: one session always, a batch
+     * when the same sessions decoded at the previous step too */
+    bool use_graph = !g->prof && decode && !m->allreduce;
+    graph_slot *gs = nullptr;
+    if (use_graph)
+        for (auto &x : g->gslots)
+            if (same_key(x, sts, modes)) gs = &x;
+    if (use_graph && !gs && n_seqs > 1 && !(g->last_sts == sts && g->last_modes == modes)) use_graph = false;
+    g->last_sts = sts;
+    g->last_modes = modes;
     if (use_graph) {
-        graph_slot *gs = nullptr;
-        for (auto &s : g->gslots)
-            if (s.exec && s.st == st && s.mode == want) gs = &s;
         if (!gs) {
             gs = &g->gslots[g->gnext];
             g->gnext = (g->gnext + 1) % 4;
             drop_graph(*gs);
             cudaGraph_t graph = nullptr;
             CK(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
-            cudaMemcpyAsync(g->sc.pos0, g->h_pos0, sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
-            cudaMemcpyAsync(g->sc.tok, g->h_tok, 4, cudaMemcpyHostToDevice, g->stream);
-            rc = forward_body(f, want);
+            cudaMemcpyAsync(g->sc.pos0, g->h_pos0, (size_t)n_seqs * sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+            cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)S * 4, cudaMemcpyHostToDevice, g->stream);
+            rc = forward_body(f);
             cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
             if (rc) {
                 if (graph) cudaGraphDestroy(graph);
@@ -913,33 +978,47 @@ extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens,
                 gs->exec = nullptr;
                 return ds4j_fail(DS4J_ERR_STATE, "CUDA graph instantiation failed: %s", cudaGetErrorString(ce));
             }
-            gs->st = st;
-            gs->mode = want;
+            gs->sts = sts;
+            gs->modes = modes;
         }
         CK(cudaGraphLaunch(gs->exec, g->stream));
     } else {
-        cudaMemcpyAsync(g->sc.pos0, g->h_pos0, sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
-        cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)n * 4, cudaMemcpyHostToDevice, g->stream);
-        rc = forward_body(f, want);
+        cudaMemcpyAsync(g->sc.pos0, g->h_pos0, (size_t)n_seqs * sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+        cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)S * 4, cudaMemcpyHostToDevice, g->stream);
+        rc = forward_body(f);
     }
     cudaError_t ce = cudaStreamSynchronize(g->stream);
     if (ce == cudaSuccess) ce = cudaGetLastError();
     if (ce != cudaSuccess) return ds4j_fail(DS4J_ERR_STATE, "CUDA error in the forward pass: %s", cudaGetErrorString(ce));
     if (rc) return rc;
-    if (want == 2) {
-        memcpy(logits_all, g->h_logits, (size_t)(n * V) * 4);
-        if (logits_last) memcpy(logits_last, g->h_logits + (n - 1) * V, (size_t)V * 4);
-    } else if (want == 1) {
-        memcpy(logits_last, g->h_logits, (size_t)V * 4);
-    }
-    /* host-side bookkeeping of the state, as dsv4_forward leaves it */
-    st->pos += n;
-    for (int64_t l = 0; l < st->n_layer; l++) {
-        kv_layer *L = &st->layers[l];
-        if (L->comp.r) L->comp.n = st->pos / L->comp.r;
-        if (L->idx.r) L->idx.n = st->pos / L->idx.r;
+    /* logits rows in head order, then the states' host-side bookkeeping as
+     * dsv4_forward leaves it */
+    const float *lr = g->h_logits;
+    for (int64_t k = 0; k < n_seqs; k++) {
+        const dsv4_seq &q = seqs[k];
+        if (q.logits_all) {
+            memcpy(q.logits_all, lr, (size_t)(q.n * V) * 4);
+            if (q.logits_last) memcpy(q.logits_last, lr + (q.n - 1) * V, (size_t)V * 4);
+            lr += q.n * V;
+        } else if (q.logits_last) {
+            memcpy(q.logits_last, lr, (size_t)V * 4);
+            lr += V;
+        }
+        kv_state *st = q.st;
+        st->pos += q.n;
+        for (int64_t l = 0; l < st->n_layer; l++) {
+            kv_layer *L = &st->layers[l];
+            if (L->comp.r) L->comp.n = st->pos / L->comp.r;
+            if (L->idx.r) L->idx.n = st->pos / L->idx.r;
+        }
     }
     return 0;
+}
+
+extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
+                            float *logits_last) {
+    dsv4_seq q = {st, tokens, n, logits_all, logits_last};
+    return cuda_forward_batch(g, &q, 1);
 }
 
 /* ------------------------------------------------------------- bandwidth */

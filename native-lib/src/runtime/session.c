@@ -229,18 +229,11 @@ static int64_t ck_restore(ds4j_session *s, int64_t limit, int force) {
 
 /* ------------------------------------------------------------ evaluation */
 
-/*
- * One forward over pieces of one or more sessions (the CPU step handles
- * them together; the GPU backend has no multi-sequence step yet and runs
- * them one after another through its single-sequence path).
- */
+/* One forward over pieces of one or more sessions, on the CPU or the GPU
+ * (both evaluate all pieces in one step). */
 static int forward_pieces(ds4j_engine *e, const dsv4_seq *seqs, int64_t n) {
     if (!e->gpu) return dsv4_forward_batch(e->model, e->scratch, e->pool, seqs, n);
-    for (int64_t k = 0; k < n; k++) {
-        int rc = cuda_forward(e->gpu, seqs[k].st, seqs[k].tokens, seqs[k].n, seqs[k].logits_all, seqs[k].logits_last);
-        if (rc) return rc;
-    }
-    return 0;
+    return cuda_forward_batch(e->gpu, seqs, n);
 }
 
 /*
