@@ -185,6 +185,17 @@ __device__ __forceinline__ int ld_i32_2(const uint8_t *p) { /* 2-byte aligned */
     return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
 }
 
+/* Row dots that load the weights of PF consecutive steps before using any
+ * of them (the additions keep their order): a decode product is a few steps
+ * per warp, and one load in flight per warp at a time leaves HBM idle. */
+#ifndef DS4J_MM_PREFETCH
+#define DS4J_MM_PREFETCH 1
+#endif
+#ifndef DS4J_MM_PREFETCH_Q8
+#define DS4J_MM_PREFETCH_Q8 1
+#endif
+#define PF 4
+
 /* Q8_0: lane c covers 16 weights; the two lanes of a 32-block add their
  * integer sums before the scale product, as the CPU's per-block dot. */
 template <int NT>
@@ -194,6 +205,44 @@ __device__ __forceinline__ void dot_q8_0(const uint8_t *w, int64_t n_out, int64_
     const int8_t *wq = (const int8_t *)w + r * n_in;
     const __half *ws = (const __half *)(w + n_out * n_in) + r * (n_in / 32);
     int64_t nch = n_in / 16;
+#if DS4J_MM_PREFETCH_Q8
+    /* the weights of PF steps loaded before any is used (same order) */
+    for (int64_t c00 = c_start; c00 < nch; c00 += PF * c_step) {
+        int4 wvs[PF];
+        float dws[PF];
+#pragma unroll
+        for (int u = 0; u < PF; u++) {
+            int64_t c = c00 + u * c_step + lane;
+            bool ok = c < nch;
+            wvs[u] = ok ? *(const int4 *)(wq + c * 16) : make_int4(0, 0, 0, 0);
+            dws[u] = ok ? __half2float(ws[c / 2]) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < PF; u++) {
+            int64_t c0 = c00 + u * c_step;
+            if (c0 >= nch) break; /* the same for the whole warp */
+            int64_t c = c0 + lane;
+            bool ok = c < nch;
+            int4 wv = wvs[u];
+            float dw = dws[u];
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                int s = 0;
+                float da = 0;
+                if (ok) {
+                    int4 av = *(const int4 *)(a[t] + c * 16);
+                    s = __dp4a(wv.x, av.x, s);
+                    s = __dp4a(wv.y, av.y, s);
+                    s = __dp4a(wv.z, av.z, s);
+                    s = __dp4a(wv.w, av.w, s);
+                    da = ((const float *)(a[t] + n_in))[c / 2];
+                }
+                s += __shfl_xor_sync(0xffffffffu, s, 1);
+                if (ok && (lane & 1) == 0) acc[t] += (dw * da) * (float)s;
+            }
+        }
+    }
+#else
     for (int64_t c0 = c_start; c0 < nch; c0 += c_step) {
         int64_t c = c0 + lane;
         bool ok = c < nch;
@@ -215,6 +264,7 @@ __device__ __forceinline__ void dot_q8_0(const uint8_t *w, int64_t n_out, int64_
             if (ok && (lane & 1) == 0) acc[t] += (dw * da) * (float)s;
         }
     }
+#endif
 }
 
 /* One IQ2_XXS sub-block of 32 weights (its two words: four lattice indices;
@@ -328,14 +378,8 @@ __device__ __forceinline__ void dot_kq(const uint8_t *w, int64_t row_bytes, int6
     }
 }
 
-#ifndef DS4J_MM_PREFETCH
-#define DS4J_MM_PREFETCH 1
-#endif
-/* IQ2_XXS rows, dot_kq's lane mapping and order of additions, but the
- * weight words of PF consecutive steps are loaded before any is used: a
- * decode product is a few steps per warp, and one load in flight per warp
- * at a time left HBM mostly idle. */
-#define PF 4
+/* IQ2_XXS rows: dot_kq's lane mapping and order of additions, the weight
+ * words of PF steps loaded first. */
 template <int NT>
 __device__ __forceinline__ void dot_iq2xxs_pf(const uint8_t *w, int64_t row_bytes, int64_t r, int64_t n_in,
                                               const uint8_t *const *a, float *acc, int c_start, int c_step,
