@@ -55,7 +55,7 @@ struct dscratch {
     float *shg, *shu;       /* shared expert (its own branch) */
     uint8_t *act_sh;        /* activations of the shared expert's down projection */
     int32_t *sel, *slot_tok, *n_groups, *g_expert, *g_first, *n_slots, *tok, *isel, *insel;
-    int64_t *pos0; /* [sequences of the step] */
+    uint8_t *segs; /* the step's sequence table (seg_layout) */
     uint8_t *act, *act_in[3];
     float *iscore;
     int64_t iscore_stride; /* entries per token row of iscore (ctx-dependent) */
@@ -91,7 +91,7 @@ struct cuda_engine {
     uint8_t *ctx_mem = nullptr;
     int64_t ctx_cap = 0;
     /* pinned host staging: params in, logits out, routed sums for all_sum */
-    int64_t *h_pos0 = nullptr;
+    uint8_t *h_segs = nullptr; /* pinned mirror of sc.segs */
     int32_t *h_tok = nullptr;
     float *h_logits = nullptr, *h_routed = nullptr;
     graph_slot gslots[4];
@@ -268,6 +268,18 @@ static int upload_model(cuda_engine *g, const std::vector<mat_upload> &mats) {
 
 static int64_t max3(int64_t a, int64_t b, int64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
+/* The step's sequence table, uploaded in one copy per step from pinned
+ * memory: pos0[nseg] int64, r0/n[nseg] and row_seg[S] int32, then for
+ * every layer SEG_P arrays of nseg state pointers. Its size depends on nseg
+ * and S only, so a captured graph's copy and the kernels' pointers into it
+ * stay valid for its composition. */
+enum { SEG_WIN, SEG_C_ENT, SEG_C_PKV, SEG_C_PG, SEG_C_PRKV, SEG_C_PRG, SEG_I_ENT, SEG_I_PKV, SEG_I_PG, SEG_I_PRKV,
+       SEG_I_PRG, SEG_P };
+static int64_t seg_ptr_off(int64_t nseg, int64_t S) { return (8 * nseg + 4 * (2 * nseg + S) + 15) & ~(int64_t)15; }
+static int64_t seg_bytes(const dsv4_model *m, int64_t nseg, int64_t S) {
+    return seg_ptr_off(nseg, S) + m->hp.n_layer * SEG_P * nseg * 8;
+}
+
 /* Lay out (or measure, base == NULL) the fixed scratch for S tokens. */
 static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_t *base) {
     const dsv4_hparams *hp = &m->hp;
@@ -288,7 +300,7 @@ static int64_t scratch_walk(const dsv4_model *m, int64_t S, dscratch *sc, uint8_
     TAKE(shg, float, S * I); TAKE(shu, float, S * I);
     TAKE(act_sh, uint8_t, max3(cuda_act_row_bytes(ACT_F32, I), cuda_act_row_bytes(ACT_Q8_0, I), cuda_act_row_bytes(ACT_Q8_K, I)) * S); TAKE(slot_wt, float, slots); TAKE(slot_tok, int32_t, slots);
     TAKE(n_groups, int32_t, 1); TAKE(g_expert, int32_t, slots + 1); TAKE(g_first, int32_t, slots + 2);
-    TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(pos0, int64_t, S); /* a sequence's first position */
+    TAKE(n_slots, int32_t, 1); TAKE(tok, int32_t, S); TAKE(segs, uint8_t, seg_bytes(m, S, S));
     TAKE(isel, int32_t, S * (hp->idx_topk + 1)); TAKE(insel, int32_t, S);
     TAKE(logits, float, S * hp->n_vocab);
     /* activation rows: the largest single use */
@@ -430,7 +442,7 @@ extern "C" int cuda_engine_open(cuda_engine **out, const dsv4_model *m, int devi
         cudaEventCreateWithFlags(&g->ev_join[1], cudaEventDisableTiming) != cudaSuccess ||
         cudaMalloc(&g->arena, (size_t)g->weight_bytes) != cudaSuccess ||
         cudaMalloc(&g->scratch_mem, (size_t)g->scratch_bytes) != cudaSuccess ||
-        cudaMallocHost(&g->h_pos0, (size_t)g->max_tokens * sizeof(int64_t)) != cudaSuccess ||
+        cudaMallocHost(&g->h_segs, (size_t)seg_bytes(m, g->max_tokens, g->max_tokens)) != cudaSuccess ||
         cudaMallocHost(&g->h_tok, (size_t)g->max_tokens * 4) != cudaSuccess ||
         cudaMallocHost(&g->h_logits, (size_t)(g->max_tokens * m->hp.n_vocab) * 4) != cudaSuccess ||
         cudaMallocHost(&g->h_routed, (size_t)(g->max_tokens * m->hp.n_embd) * 4) != cudaSuccess) {
@@ -493,7 +505,7 @@ extern "C" void cuda_engine_close(cuda_engine *g) {
     cudaFree(g->arena);
     cudaFree(g->scratch_mem);
     cudaFree(g->ctx_mem);
-    cudaFreeHost(g->h_pos0);
+    cudaFreeHost(g->h_segs);
     cudaFreeHost(g->h_tok);
     cudaFreeHost(g->h_logits);
     cudaFreeHost(g->h_routed);
@@ -553,8 +565,7 @@ extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpo
 
 /* --------------------------------------------------------------- forward */
 
-/* One sequence of a step: scratch rows [r0, r0 + n), its state; pos0
- * (device) holds its first position. */
+/* One sequence of a step: scratch rows [r0, r0 + n), its state. */
 struct fseg {
     kv_state *st;
     int64_t r0, n;
@@ -566,6 +577,8 @@ struct fwd {
     const dsv4_hparams *hp;
     const fseg *seg;
     int64_t nseg;
+    seg_tab sg;         /* the same, in device memory */
+    uint8_t *seg_ptrs;  /* device: per layer SEG_P arrays of nseg pointers */
     const int64_t *head_rows; /* scratch rows whose logits are wanted, ascending */
     int64_t n_head;
     dscratch *sc;
@@ -668,16 +681,25 @@ static void hc_pre(fwd &f, const dhc &w) {
                 sc->X, sc->x, H, f.S, f.s);
 }
 
-static void comp_args_of(fwd &f, comp_args &a, const dcomp &w, kv_comp *c, const float *ckv, const float *cg) {
+/* Layer l's array of nseg state pointers of one kind (device). */
+static float *const *seg_arr(fwd &f, int64_t l, int kind) {
+    return (float *const *)(f.seg_ptrs + ((l * SEG_P + kind) * f.nseg) * 8);
+}
+
+/* A compressor's arguments: its shape from c (the same in every sequence),
+ * the states from the table (kinds ent, pending kv/g, previous kv/g from
+ * `first`). */
+static void comp_args_of(fwd &f, comp_args &a, const dcomp &w, const kv_comp *c, const float *ckv, const float *cg,
+                         int64_t l, int first) {
     a.ckv = ckv;
     a.cg = cg;
     a.ape = w.ape;
     a.norm = w.norm;
-    a.pend_kv = c->pend_kv;
-    a.pend_g = c->pend_g;
-    a.prev_kv = c->prev_kv;
-    a.prev_g = c->prev_g;
-    a.entries = c->entries;
+    a.entries = seg_arr(f, l, first);
+    a.pend_kv = seg_arr(f, l, first + 1);
+    a.pend_g = seg_arr(f, l, first + 2);
+    a.prev_kv = seg_arr(f, l, first + 3);
+    a.prev_g = seg_arr(f, l, first + 4);
     a.r = c->r;
     a.cw = c->cw;
     a.dout = c->dout;
@@ -728,48 +750,43 @@ static void attention_layer(fwd &f, int64_t l) {
     join(f);
     prof(f, "attn: queries (wq_a, wq_b, idx_wq_b)");
     rope_tab rope = {ly->kind == DSV4_SWA ? f.g->rope_main : f.g->rope_comp, (int)hp->n_rot};
-    int64_t cw_i = 2 * DI, K = hp->idx_topk;
-    /* the stateful steps, sequence by sequence: each sees exactly the rows
-     * and the state it would see alone (the products above and below are
-     * per row, so a row's result does not depend on its neighbours) */
-    for (int64_t k = 0; k < f.nseg; k++) {
-        const fseg &sg = f.seg[k];
-        kv_layer *kl = &sg.st->layers[l];
-        const int64_t *p0 = sc->pos0 + k, r0 = sg.r0, n = sg.n;
-        float *q = sc->q + r0 * nh * D, *kv = sc->kv + r0 * D, *qI = sc->qI + r0 * nI * DI, *wI = sc->wI + r0 * nI;
-        op_rope_qkv(p0, n, q, nh, D, kv, ly->kind == DSV4_CSA ? qI : nullptr, wI, nI, DI, rope, f.s);
-        attn_args a;
-        memset(&a, 0, sizeof a);
-        a.q = q;
-        a.kv = kv;
-        a.win = kl->win;
-        a.sinks = d.sinks;
-        a.o = sc->o + r0 * nh * D;
-        a.nh = nh;
-        a.D = D;
-        a.W = hp->window;
-        a.rope = rope;
-        if (ly->kind != DSV4_SWA) {
-            comp_args c;
-            comp_args_of(f, c, d.comp, &kl->comp, sc->ckv + r0 * cw, sc->cg + r0 * cw);
-            op_comp(p0, n, c, f.s);
-            a.ent = kl->comp.entries;
-            a.ratio = ly->ratio;
-        }
-        if (ly->kind == DSV4_CSA) {
-            comp_args c;
-            comp_args_of(f, c, d.idx_comp, &kl->idx, sc->ikv + r0 * cw_i, sc->ig + r0 * cw_i);
-            op_comp(p0, n, c, f.s);
-            op_indexer(p0, n, qI, wI, kl->idx.entries, nI, DI, ly->ratio, K, sc->iscore, sc->iscore_stride,
-                       sc->isel + r0 * K, sc->insel + r0, f.s);
-            a.sel = sc->isel + r0 * K;
-            a.nsel = sc->insel + r0;
-            a.sel_stride = K;
-            a.ratio = 0;
-        }
-        op_attention(p0, n, a, f.s);
-        op_win_write(p0, n, kv, kl->win, hp->window, D, f.s);
+    int64_t K = hp->idx_topk;
+    /* the stateful steps, one launch each for all sequences: every row reads
+     * and writes its own sequence's state (the seg_tab), so it sees exactly
+     * what it would see alone (the products above and below are per row, so
+     * a row's result does not depend on its neighbours either) */
+    op_rope_qkv(f.sg, S, sc->q, nh, D, sc->kv, ly->kind == DSV4_CSA ? sc->qI : nullptr, sc->wI, nI, DI, rope, f.s);
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.q = sc->q;
+    a.kv = sc->kv;
+    a.win = (const float *const *)seg_arr(f, l, SEG_WIN);
+    a.sinks = d.sinks;
+    a.o = sc->o;
+    a.nh = nh;
+    a.D = D;
+    a.W = hp->window;
+    a.rope = rope;
+    if (ly->kind != DSV4_SWA) {
+        comp_args c;
+        comp_args_of(f, c, d.comp, &f.seg[0].st->layers[l].comp, sc->ckv, sc->cg, l, SEG_C_ENT);
+        op_comp(f.sg, S, c, f.s);
+        a.ent = (const float *const *)seg_arr(f, l, SEG_C_ENT);
+        a.ratio = ly->ratio;
     }
+    if (ly->kind == DSV4_CSA) {
+        comp_args c;
+        comp_args_of(f, c, d.idx_comp, &f.seg[0].st->layers[l].idx, sc->ikv, sc->ig, l, SEG_I_ENT);
+        op_comp(f.sg, S, c, f.s);
+        op_indexer(f.sg, S, sc->qI, sc->wI, (const float *const *)seg_arr(f, l, SEG_I_ENT), nI, DI, ly->ratio, K,
+                   sc->iscore, sc->iscore_stride, sc->isel, sc->insel, f.s);
+        a.sel = sc->isel;
+        a.nsel = sc->insel;
+        a.sel_stride = K;
+        a.ratio = 0;
+    }
+    op_attention(f.sg, S, a, f.s);
+    op_win_write(f.sg, S, sc->kv, seg_arr(f, l, SEG_WIN), hp->window, D, f.s);
     prof(f, "attn: rope, compressors, indexer, attention");
     int64_t G = hp->o_groups, ro = hp->o_lora;
     mm(f, d.wo_a, sc->o, nh * D, sc->low, G * ro, G);
@@ -895,6 +912,52 @@ static int forward_body(fwd &f) {
     return 0;
 }
 
+/* The step's sequence table in pinned memory (seg_layout); returns its
+ * size. */
+static int64_t fill_segs(cuda_engine *g, const fseg *seg, int64_t nseg, int64_t S) {
+    uint8_t *h = g->h_segs;
+    int64_t *pos0 = (int64_t *)h;
+    int32_t *r0 = (int32_t *)(h + 8 * nseg), *n = r0 + nseg, *row = n + nseg;
+    void **ptr = (void **)(h + seg_ptr_off(nseg, S));
+    for (int64_t k = 0; k < nseg; k++) {
+        pos0[k] = seg[k].st->pos;
+        r0[k] = (int32_t)seg[k].r0;
+        n[k] = (int32_t)seg[k].n;
+        for (int64_t i = 0; i < seg[k].n; i++) row[seg[k].r0 + i] = (int32_t)k;
+    }
+    for (int64_t l = 0; l < g->m->hp.n_layer; l++)
+        for (int64_t k = 0; k < nseg; k++) {
+            const kv_layer *L = &seg[k].st->layers[l];
+            const kv_comp *cs[2] = {&L->comp, &L->idx};
+            void **p = ptr + l * SEG_P * nseg + k;
+            p[SEG_WIN * nseg] = L->win;
+            for (int i = 0; i < 2; i++) {
+                int b = i ? SEG_I_ENT : SEG_C_ENT;
+                p[b * nseg] = cs[i]->entries;
+                p[(b + 1) * nseg] = cs[i]->pend_kv;
+                p[(b + 2) * nseg] = cs[i]->pend_g;
+                p[(b + 3) * nseg] = cs[i]->prev_kv;
+                p[(b + 4) * nseg] = cs[i]->prev_g;
+            }
+        }
+    return seg_bytes(g->m, nseg, S);
+}
+
+/* The device view of that table (at d). */
+static seg_tab seg_tab_at(uint8_t *d, const fseg *seg, int64_t nseg, int64_t S) {
+    (void)S;
+    seg_tab t;
+    t.pos0 = (const int64_t *)d;
+    t.r0 = (const int32_t *)(d + 8 * nseg);
+    t.n = t.r0 + nseg;
+    t.row_seg = t.n + nseg;
+    t.nseg = (int)nseg;
+    t.max_n = 0;
+    for (int64_t k = 0; k < nseg; k++)
+        if (seg[k].n > t.max_n) t.max_n = (int)seg[k].n;
+    return t;
+}
+
 static bool same_key(const graph_slot &gs, const std::vector<const kv_state *> &sts, const std::vector<char> &modes) {
     return gs.exec && gs.sts == sts && gs.modes == modes;
 }
@@ -932,7 +995,6 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
     for (int64_t k = 0, r = 0; k < n_seqs; k++) {
         const dsv4_seq &q = seqs[k];
         seg[(size_t)k] = {q.st, r, q.n};
-        g->h_pos0[k] = q.st->pos;
         memcpy(g->h_tok + r, q.tokens, (size_t)q.n * 4);
         if (q.logits_all)
             for (int64_t i = 0; i < q.n; i++) head.push_back(r + i);
@@ -943,7 +1005,9 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
         decode = decode && q.n == 1 && !q.logits_all;
         r += q.n;
     }
-    fwd f = {g, m, hp, seg.data(), n_seqs, head.data(), (int64_t)head.size(), &g->sc, S, g->stream,
+    int64_t segb = fill_segs(g, seg.data(), n_seqs, S);
+    fwd f = {g, m, hp, seg.data(), n_seqs, seg_tab_at(g->sc.segs, seg.data(), n_seqs, S),
+             g->sc.segs + seg_ptr_off(n_seqs, S), head.data(), (int64_t)head.size(), &g->sc, S, g->stream,
              {nullptr, nullptr, nullptr}, {0, 0, 0}};
     int rc = 0;
     /* a decode step replays a captured graph: one session always, a batch
@@ -963,7 +1027,7 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
             drop_graph(*gs);
             cudaGraph_t graph = nullptr;
             CK(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal));
-            cudaMemcpyAsync(g->sc.pos0, g->h_pos0, (size_t)n_seqs * sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+            cudaMemcpyAsync(g->sc.segs, g->h_segs, (size_t)segb, cudaMemcpyHostToDevice, g->stream);
             cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)S * 4, cudaMemcpyHostToDevice, g->stream);
             rc = forward_body(f);
             cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
@@ -983,7 +1047,7 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
         }
         CK(cudaGraphLaunch(gs->exec, g->stream));
     } else {
-        cudaMemcpyAsync(g->sc.pos0, g->h_pos0, (size_t)n_seqs * sizeof(int64_t), cudaMemcpyHostToDevice, g->stream);
+        cudaMemcpyAsync(g->sc.segs, g->h_segs, (size_t)segb, cudaMemcpyHostToDevice, g->stream);
         cudaMemcpyAsync(g->sc.tok, g->h_tok, (size_t)S * 4, cudaMemcpyHostToDevice, g->stream);
         rc = forward_body(f);
     }

@@ -58,6 +58,22 @@ __device__ __forceinline__ void rope_pair(float *x, int64_t dx, int dr, int i, f
 
 __device__ __forceinline__ float sigmoidf_(float z) { return 1.0f / (1.0f + expf(-z)); }
 
+/* Row s of a step: its sequence k, that sequence's first position and its
+ * row's position. */
+struct row_at {
+    int k;
+    int64_t pos0, p, r0, n;
+};
+__device__ __forceinline__ row_at seg_row(const seg_tab &sg, int64_t s) {
+    row_at r;
+    r.k = sg.row_seg[s];
+    r.pos0 = sg.pos0[r.k];
+    r.r0 = sg.r0[r.k];
+    r.n = sg.n[r.k];
+    r.p = r.pos0 + (s - r.r0);
+    return r;
+}
+
 /* ----------------------------------------------------------- embedding */
 
 __global__ void k_embed(const int32_t *tok, int type, const uint8_t *w, int64_t n_vocab, int64_t H, int hc, float *X) {
@@ -248,11 +264,11 @@ void op_out_hc(const float *mix, const float *scale, const float *base, int hc, 
 
 /* ---------------------------------------------------------------- RoPE */
 
-__global__ void k_rope_qkv(const int64_t *pos0, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
+__global__ void k_rope_qkv(seg_tab sg, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
                            int64_t nI, int64_t DI, rope_tab rope) {
     __shared__ float cs[OPS_ROPE_MAX_PAIRS_DEV], sn[OPS_ROPE_MAX_PAIRS_DEV];
     int64_t s = blockIdx.x;
-    int64_t p = *pos0 + s;
+    int64_t p = seg_row(sg, s).p;
     int np = rope.dr / 2;
     for (int i = threadIdx.x; i < np; i += blockDim.x) rope_cs(rope, p, i, &cs[i], &sn[i]);
     __syncthreads();
@@ -273,34 +289,38 @@ __global__ void k_rope_qkv(const int64_t *pos0, float *q, int64_t nh, int64_t D,
     }
 }
 
-void op_rope_qkv(const int64_t *pos0, int64_t S, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
+void op_rope_qkv(const seg_tab &sg, int64_t S, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
                  int64_t nI, int64_t DI, rope_tab rope, cudaStream_t st) {
-    k_rope_qkv<<<(unsigned)S, 256, 0, st>>>(pos0, q, nh, D, kv, qI, wI, nI, DI, rope);
+    k_rope_qkv<<<(unsigned)S, 256, 0, st>>>(sg, q, nh, D, kv, qI, wI, nI, DI, rope);
 }
 
 /* ---------------------------------------------------------- compressor */
 
-/* Projection c of position t as comp_push saw it: from this chunk, from the
- * pending window (same window as pos0), or from the previous window's Ca
- * half (prev_*, c < dout). g includes ape. */
-__device__ __forceinline__ void comp_val(const comp_args &a, int64_t pos0, int64_t t, int64_t c, float *kv, float *g) {
+/* Projection c of position t of sequence k (first position pos0, first
+ * row r0) as comp_push saw it: from this step's rows, from the pending
+ * window (same window as pos0), or from the previous window's Ca half
+ * (prev_*, c < dout). g includes ape. */
+__device__ __forceinline__ void comp_val(const comp_args &a, int k, int64_t pos0, int64_t r0, int64_t t, int64_t c,
+                                         float *kv, float *g) {
     if (t >= pos0) {
-        int64_t s = t - pos0;
+        int64_t s = r0 + t - pos0;
         *kv = a.ckv[s * a.cw + c];
         *g = a.cg[s * a.cw + c] + a.ape[(t % a.r) * a.cw + c];
     } else if (t / a.r == pos0 / a.r) {
-        *kv = a.pend_kv[(t % a.r) * a.cw + c];
-        *g = a.pend_g[(t % a.r) * a.cw + c];
+        *kv = a.pend_kv[k][(t % a.r) * a.cw + c];
+        *g = a.pend_g[k][(t % a.r) * a.cw + c];
     } else {
-        *kv = a.prev_kv[(t % a.r) * a.dout + c];
-        *g = a.prev_g[(t % a.r) * a.dout + c];
+        *kv = a.prev_kv[k][(t % a.r) * a.dout + c];
+        *g = a.prev_g[k][(t % a.r) * a.dout + c];
     }
 }
 
-/* comp_push's emission for every window that completes in the chunk. */
-__global__ void k_comp_emit(const int64_t *pos0p, int64_t S, comp_args a) {
+/* comp_push's emission for every window that completes in the step:
+ * block (x, k) is sequence k's x-th window from its first position. */
+__global__ void k_comp_emit(seg_tab sg, comp_args a) {
     extern __shared__ float ent[]; /* [dout] */
-    int64_t pos0 = *pos0p;
+    int k = blockIdx.y;
+    int64_t pos0 = sg.pos0[k], r0 = sg.r0[k], S = sg.n[k];
     int64_t w = pos0 / a.r + blockIdx.x;
     if ((w + 1) * a.r > pos0 + S) return;
     int64_t off = a.overlap ? a.dout : 0;
@@ -308,18 +328,18 @@ __global__ void k_comp_emit(const int64_t *pos0p, int64_t S, comp_args a) {
     for (int64_t ch = threadIdx.x; ch < a.dout; ch += blockDim.x) {
         float mxv = -INFINITY, kv, g;
         if (has_prev)
-            for (int64_t s = 0; s < a.r; s++) { comp_val(a, pos0, (w - 1) * a.r + s, ch, &kv, &g); mxv = fmaxf(mxv, g); }
-        for (int64_t s = 0; s < a.r; s++) { comp_val(a, pos0, w * a.r + s, off + ch, &kv, &g); mxv = fmaxf(mxv, g); }
+            for (int64_t s = 0; s < a.r; s++) { comp_val(a, k, pos0, r0, (w - 1) * a.r + s, ch, &kv, &g); mxv = fmaxf(mxv, g); }
+        for (int64_t s = 0; s < a.r; s++) { comp_val(a, k, pos0, r0, w * a.r + s, off + ch, &kv, &g); mxv = fmaxf(mxv, g); }
         double den = 0, num = 0;
         if (has_prev)
             for (int64_t s = 0; s < a.r; s++) {
-                comp_val(a, pos0, (w - 1) * a.r + s, ch, &kv, &g);
+                comp_val(a, k, pos0, r0, (w - 1) * a.r + s, ch, &kv, &g);
                 double e = exp((double)(g - mxv));
                 den += e;
                 num += e * kv;
             }
         for (int64_t s = 0; s < a.r; s++) {
-            comp_val(a, pos0, w * a.r + s, off + ch, &kv, &g);
+            comp_val(a, k, pos0, r0, w * a.r + s, off + ch, &kv, &g);
             double e = exp((double)(g - mxv));
             den += e;
             num += e * kv;
@@ -340,40 +360,50 @@ __global__ void k_comp_emit(const int64_t *pos0p, int64_t S, comp_args a) {
         rope_pair(ent, a.dout, a.rope.dr, i, c, sn);
     }
     __syncthreads();
-    for (int64_t ch = threadIdx.x; ch < a.dout; ch += blockDim.x) a.entries[w * a.dout + ch] = ent[ch];
+    float *entries = a.entries[k];
+    for (int64_t ch = threadIdx.x; ch < a.dout; ch += blockDim.x) entries[w * a.dout + ch] = ent[ch];
 }
 
-/* The Ca half of the last window completed in the chunk becomes prev. */
-__global__ void k_comp_prev(const int64_t *pos0p, int64_t S, comp_args a) {
-    int64_t pos0 = *pos0p;
+/* The Ca half of the last window completed in the step becomes prev
+ * (blocks (x, k): sequence k). */
+__global__ void k_comp_prev(seg_tab sg, comp_args a) {
+    int k = blockIdx.y;
+    int64_t pos0 = sg.pos0[k], r0 = sg.r0[k], S = sg.n[k];
     int64_t wl = (pos0 + S) / a.r - 1;
     if (wl < pos0 / a.r) return;
+    float *pkv = a.prev_kv[k], *pg = a.prev_g[k];
     for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < a.r * a.dout; j += (int64_t)gridDim.x * blockDim.x) {
         int64_t s = j / a.dout, ch = j % a.dout;
         float kv, g;
-        comp_val(a, pos0, wl * a.r + s, ch, &kv, &g);
-        a.prev_kv[s * a.dout + ch] = kv;
-        a.prev_g[s * a.dout + ch] = g;
+        comp_val(a, k, pos0, r0, wl * a.r + s, ch, &kv, &g);
+        pkv[s * a.dout + ch] = kv;
+        pg[s * a.dout + ch] = g;
     }
 }
 
-/* Each pending slot keeps the chunk's last token of its residue. */
-__global__ void k_comp_pend(const int64_t *pos0p, int64_t S, comp_args a) {
-    int64_t pos0 = *pos0p;
-    int64_t s = blockIdx.x, t = pos0 + s;
-    if (t + a.r <= pos0 + S - 1) return;
+/* Each pending slot keeps the step's last token of its residue (its own
+ * sequence's). */
+__global__ void k_comp_pend(seg_tab sg, comp_args a) {
+    int64_t s = blockIdx.x;
+    row_at ra = seg_row(sg, s);
+    int64_t t = ra.p;
+    if (t + a.r <= ra.pos0 + ra.n - 1) return;
     int64_t j = t % a.r;
+    float *pkv = a.pend_kv[ra.k], *pg = a.pend_g[ra.k];
     for (int64_t c = threadIdx.x; c < a.cw; c += blockDim.x) {
-        a.pend_kv[j * a.cw + c] = a.ckv[s * a.cw + c];
-        a.pend_g[j * a.cw + c] = a.cg[s * a.cw + c] + a.ape[j * a.cw + c];
+        pkv[j * a.cw + c] = a.ckv[s * a.cw + c];
+        pg[j * a.cw + c] = a.cg[s * a.cw + c] + a.ape[j * a.cw + c];
     }
 }
 
-void op_comp(const int64_t *pos0, int64_t S, const comp_args &c, cudaStream_t st) {
-    unsigned n_emit = (unsigned)(S / c.r + 1);
-    k_comp_emit<<<n_emit, 256, (size_t)c.dout * sizeof(float), st>>>(pos0, S, c);
-    if (c.overlap) k_comp_prev<<<(unsigned)((c.r * c.dout + 255) / 256 < 64 ? (c.r * c.dout + 255) / 256 : 64), 256, 0, st>>>(pos0, S, c);
-    k_comp_pend<<<(unsigned)S, 256, 0, st>>>(pos0, S, c);
+void op_comp(const seg_tab &sg, int64_t S, const comp_args &c, cudaStream_t st) {
+    unsigned n_emit = (unsigned)(sg.max_n / c.r + 1);
+    k_comp_emit<<<dim3(n_emit, (unsigned)sg.nseg), 256, (size_t)c.dout * sizeof(float), st>>>(sg, c);
+    if (c.overlap) {
+        int64_t b = (c.r * c.dout + 255) / 256;
+        k_comp_prev<<<dim3((unsigned)(b < 64 ? b : 64), (unsigned)sg.nseg), 256, 0, st>>>(sg, c);
+    }
+    k_comp_pend<<<(unsigned)S, 256, 0, st>>>(sg, c);
 }
 
 /* ------------------------------------------------------------- indexer */
@@ -397,10 +427,13 @@ __device__ __forceinline__ float dot_cpu_order(const float *a, const float *b, i
  * shared memory, one (entry, head) dot per thread in ops_dot's order, then
  * one thread per entry adds the heads in order. */
 #define IDX_TILE 32
-__global__ void k_idx_score(const int64_t *pos0p, const float *qI, const float *wI, const float *keys, int64_t nI,
+__global__ void k_idx_score(seg_tab sg, const float *qI, const float *wI, const float *const *keys_k, int64_t nI,
                             int64_t DI, int64_t r, int64_t topk, float *score, int64_t score_stride) {
     extern __shared__ float sm[]; /* keys [IDX_TILE][DI], dots [IDX_TILE][nI] */
-    int64_t s = blockIdx.y, p = *pos0p + s;
+    int64_t s = blockIdx.y;
+    row_at ra = seg_row(sg, s);
+    int64_t p = ra.p;
+    const float *keys = keys_k[ra.k];
     int64_t T = (p + 1) / r;
     if (T <= topk) return;
     float *kt = sm, *dots = sm + IDX_TILE * DI;
@@ -457,12 +490,12 @@ __device__ int block_scan_excl(int v, int *total) {
 /* idx_select + sort: the topk highest scores (ties: lower index first),
  * emitted in ascending index order. Radix select over order-preserving
  * keys finds the threshold; one ordered pass compacts. */
-__global__ void k_idx_topk(const int64_t *pos0p, const float *score, int64_t score_stride, int64_t r, int64_t topk,
+__global__ void k_idx_topk(seg_tab sg, const float *score, int64_t score_stride, int64_t r, int64_t topk,
                            int32_t *sel, int32_t *nsel) {
     __shared__ int hist[256];
     __shared__ uint32_t s_prefix;
     __shared__ int s_need;
-    int64_t s = blockIdx.x, p = *pos0p + s;
+    int64_t s = blockIdx.x, p = seg_row(sg, s).p;
     int64_t T = (p + 1) / r;
     int32_t *out = sel + s * topk;
     if (T <= topk) {
@@ -515,15 +548,15 @@ __global__ void k_idx_topk(const int64_t *pos0p, const float *score, int64_t sco
     if (threadIdx.x == 0) nsel[s] = (int32_t)topk;
 }
 
-void op_indexer(const int64_t *pos0, int64_t S, const float *qI, const float *wI, const float *keys, int64_t nI,
+void op_indexer(const seg_tab &sg, int64_t S, const float *qI, const float *wI, const float *const *keys, int64_t nI,
                 int64_t DI, int64_t r, int64_t topk, float *score, int64_t score_stride, int32_t *sel, int32_t *nsel,
                 cudaStream_t st) {
     size_t shm = (size_t)(IDX_TILE * DI + IDX_TILE * nI) * sizeof(float);
     unsigned bx = (unsigned)((score_stride + IDX_TILE - 1) / IDX_TILE);
     if (bx < 1) bx = 1;
     if (bx > 512) bx = 512;
-    k_idx_score<<<dim3(bx, (unsigned)S), 256, shm, st>>>(pos0, qI, wI, keys, nI, DI, r, topk, score, score_stride);
-    k_idx_topk<<<(unsigned)S, 1024, 0, st>>>(pos0, score, score_stride, r, topk, sel, nsel);
+    k_idx_score<<<dim3(bx, (unsigned)S), 256, shm, st>>>(sg, qI, wI, keys, nI, DI, r, topk, score, score_stride);
+    k_idx_topk<<<(unsigned)S, 1024, 0, st>>>(sg, score, score_stride, r, topk, sel, nsel);
 }
 
 /* ----------------------------------------------------------- attention */
@@ -535,12 +568,14 @@ void op_indexer(const int64_t *pos0, int64_t S, const float *qI, const float *wI
  * visible entries, softmax with the head's sink, weighted sum of the same
  * rows (keys are values), inverse RoPE of the output's tail. Single pass
  * with a running maximum (tiles of ATT_TILE rows). */
-__global__ void __launch_bounds__(ATT_THREADS) k_attention(const int64_t *pos0p, attn_args a) {
+__global__ void __launch_bounds__(ATT_THREADS) k_attention(seg_tab sg, attn_args a) {
     extern __shared__ float smem[]; /* q[D], z[ATT_TILE] */
     float *qsh = smem, *z = smem + a.D;
     __shared__ const float *rows[ATT_TILE];
     int64_t h = blockIdx.x, s = blockIdx.y;
-    int64_t pos0 = *pos0p, p = pos0 + s, D = a.D;
+    row_at ra = seg_row(sg, s);
+    int64_t pos0 = ra.pos0, p = ra.p, D = a.D;
+    const float *win = a.win[ra.k], *ent = a.ent ? a.ent[ra.k] : nullptr;
     const float *q = a.q + (s * a.nh + h) * D;
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) qsh[i] = q[i];
     int64_t lo = p - a.W + 1 < 0 ? 0 : p - a.W + 1;
@@ -561,11 +596,11 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attention(const int64_t *pos0p,
             const float *row;
             if (idx < nw) {
                 int64_t t = lo + idx;
-                row = t >= pos0 ? a.kv + (t - pos0) * D : a.win + (t % a.W) * D;
+                row = t >= pos0 ? a.kv + (ra.r0 + t - pos0) * D : win + (t % a.W) * D;
             } else {
                 int64_t e = idx - nw;
                 int64_t id = a.sel ? a.sel[s * a.sel_stride + e] : e;
-                row = a.ent + id * D;
+                row = ent + id * D;
             }
             rows[i] = row;
         }
@@ -618,20 +653,24 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attention(const int64_t *pos0p,
     }
 }
 
-void op_attention(const int64_t *pos0, int64_t S, const attn_args &a, cudaStream_t st) {
+void op_attention(const seg_tab &sg, int64_t S, const attn_args &a, cudaStream_t st) {
     size_t shm = (size_t)(a.D + ATT_TILE) * sizeof(float);
-    k_attention<<<dim3((unsigned)a.nh, (unsigned)S), ATT_THREADS, shm, st>>>(pos0, a);
+    k_attention<<<dim3((unsigned)a.nh, (unsigned)S), ATT_THREADS, shm, st>>>(sg, a);
 }
 
-/* The window ring keeps the chunk's last W rows (after attention read it). */
-__global__ void k_win_write(const int64_t *pos0p, int64_t S, const float *kv, float *win, int64_t W, int64_t D) {
-    int64_t pos0 = *pos0p, s = blockIdx.x, t = pos0 + s;
-    if (t + W <= pos0 + S - 1) return;
-    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) win[(t % W) * D + c] = kv[s * D + c];
+/* Each sequence's window ring keeps its last W rows of the step (after
+ * attention read it). */
+__global__ void k_win_write(seg_tab sg, const float *kv, float *const *win, int64_t W, int64_t D) {
+    int64_t s = blockIdx.x;
+    row_at ra = seg_row(sg, s);
+    int64_t t = ra.p;
+    if (t + W <= ra.pos0 + ra.n - 1) return;
+    float *w = win[ra.k];
+    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) w[(t % W) * D + c] = kv[s * D + c];
 }
 
-void op_win_write(const int64_t *pos0, int64_t S, const float *kv, float *win, int64_t W, int64_t D, cudaStream_t st) {
-    k_win_write<<<(unsigned)S, 256, 0, st>>>(pos0, S, kv, win, W, D);
+void op_win_write(const seg_tab &sg, int64_t S, const float *kv, float *const *win, int64_t W, int64_t D, cudaStream_t st) {
+    k_win_write<<<(unsigned)S, 256, 0, st>>>(sg, kv, win, W, D);
 }
 
 /* ------------------------------------------------------------- router */

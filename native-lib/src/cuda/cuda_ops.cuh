@@ -3,8 +3,8 @@
  * step of model/forward_dsv4.c (RMSNorm, hyper-connection split and merge,
  * RoPE, compressors, indexer scores and top-k, attention with sinks,
  * router, expert grouping, SwiGLU, head mixing). Positions are read from
- * device memory (`pos0`) so that a captured decode graph replays at any
- * position; `S` (tokens in the chunk) is a launch constant.
+ * device memory (seg_tab) so that a captured decode graph replays at any
+ * position; `S` (rows of the step) is a launch constant.
  */
 #ifndef DS4J_CUDA_OPS_CUH
 #define DS4J_CUDA_OPS_CUH
@@ -17,13 +17,28 @@ struct rope_tab {
     int dr;
 };
 
-/* One compressor (main or indexer) of one layer for one chunk. */
+/*
+ * The sequences of a step, in device memory: sequence k owns the chunk's
+ * rows [r0[k], r0[k] + n[k]) and starts at position pos0[k]; row_seg[s] is
+ * the sequence of row s. One sequence (a prefill chunk or a decode row) is
+ * nseg = 1. The stateful kernels below take every sequence's state through
+ * per-sequence pointer arrays (device arrays of nseg pointers), so one
+ * launch serves the whole batch and each row sees exactly its own state.
+ */
+struct seg_tab {
+    const int64_t *pos0;
+    const int32_t *r0, *n, *row_seg;
+    int nseg;
+    int max_n; /* the largest n[k] (launch bounds) */
+};
+
+/* One compressor (main or indexer) of one layer for one step. */
 struct comp_args {
-    const float *ckv, *cg;   /* chunk projections [S][cw] */
+    const float *ckv, *cg;   /* the step's projections [S][cw] */
     const float *ape, *norm; /* [r][cw], [dout] */
-    float *pend_kv, *pend_g; /* state [r][cw] */
-    float *prev_kv, *prev_g; /* state [r][dout] (overlap) */
-    float *entries;          /* state [cap][dout] */
+    float *const *pend_kv, *const *pend_g; /* per sequence: state [r][cw] */
+    float *const *prev_kv, *const *prev_g; /* per sequence: state [r][dout] (overlap) */
+    float *const *entries;                 /* per sequence: state [cap][dout] */
     int64_t r, cw, dout;
     int overlap;
     rope_tab rope;
@@ -43,20 +58,20 @@ void op_out_hc(const float *mix, const float *scale, const float *base, int hc, 
                float *x, int64_t H, int64_t S, cudaStream_t st);
 /* RoPE of q (nh heads of D), kv (D) and, when qI != NULL, the indexer
  * queries (nI heads of DI) with wI *= 1/sqrt(nI). */
-void op_rope_qkv(const int64_t *pos0, int64_t S, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
+void op_rope_qkv(const seg_tab &sg, int64_t S, float *q, int64_t nh, int64_t D, float *kv, float *qI, float *wI,
                  int64_t nI, int64_t DI, rope_tab rope, cudaStream_t st);
-void op_comp(const int64_t *pos0, int64_t S, const comp_args &c, cudaStream_t st);
+void op_comp(const seg_tab &sg, int64_t S, const comp_args &c, cudaStream_t st);
 /* Indexer: scores of every visible entry for each token whose visible
  * count exceeds topk, then the topk (ties to the lower index), ascending;
  * tokens with fewer entries select all of them. */
-void op_indexer(const int64_t *pos0, int64_t S, const float *qI, const float *wI, const float *keys, int64_t nI,
+void op_indexer(const seg_tab &sg, int64_t S, const float *qI, const float *wI, const float *const *keys, int64_t nI,
                 int64_t DI, int64_t r, int64_t topk, float *score, int64_t score_stride, int32_t *sel, int32_t *nsel,
                 cudaStream_t st);
 struct attn_args {
     const float *q;      /* [S][nh][D] */
-    const float *kv;     /* [S][D] this chunk's rows (post-RoPE) */
-    const float *win;    /* state ring [W][D] (rows before the chunk) */
-    const float *ent;    /* compressed entries [cap][D] or NULL */
+    const float *kv;     /* [S][D] this step's rows (post-RoPE) */
+    const float *const *win; /* per sequence: state ring [W][D] (rows before the step) */
+    const float *const *ent; /* per sequence: compressed entries [cap][D], or NULL */
     const int32_t *sel;  /* CSA: [S][sel_stride] selected entries, nsel[S] */
     const int32_t *nsel;
     int64_t sel_stride;
@@ -66,8 +81,8 @@ struct attn_args {
     int64_t nh, D, W;
     rope_tab rope;
 };
-void op_attention(const int64_t *pos0, int64_t S, const attn_args &a, cudaStream_t st);
-void op_win_write(const int64_t *pos0, int64_t S, const float *kv, float *win, int64_t W, int64_t D, cudaStream_t st);
+void op_attention(const seg_tab &sg, int64_t S, const attn_args &a, cudaStream_t st);
+void op_win_write(const seg_tab &sg, int64_t S, const float *kv, float *const *win, int64_t W, int64_t D, cudaStream_t st);
 void op_router(const int32_t *tok, int64_t S, float *rl, const float *bias, const int32_t *tid2eid, int64_t E,
                int64_t k, float rsf, int32_t *sel, float *wt, cudaStream_t st);
 /* Slots (token, expert) of the owned experts, expert-major then token,
