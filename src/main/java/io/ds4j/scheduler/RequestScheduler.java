@@ -324,7 +324,9 @@ public class RequestScheduler {
         if (prompt.length <= SessionPool.MIN_COPY_TOKENS || prompt.length >= engine.contextSize()) return false; // join() refuses it at once
         int chunk = Math.max(1, engine.prefillChunk());
         int coming = 0;
-        for (Sequence s : running) coming = Math.max(coming, s.prefixComing(prompt, chunk));
+        for (Sequence s : running) {
+            if (!s.stopRequested()) coming = Math.max(coming, s.prefixComing(prompt, chunk)); // one leaving leads nobody
+        }
         return coming >= SessionPool.MIN_COPY_TOKENS && coming > pool.reusable(prompt);
     }
 
