@@ -132,8 +132,8 @@ public class Generations {
     /** Admits the request (or throws, e.g. 429, synchronously); callers must {@link Started#bind} their response. */
     public Started start(String requestId, long arrivalNanos, GenerationRequest req, TokenHandler handler) {
         Emitter sink = new Emitter();
-        // the timer only serves the QUEUED phase: it is stopped when the request joins the batch, when it sees
-        // the ticket has left QUEUED, and when the response ends, whichever comes first
+        // the timer only serves the QUEUED (and PARKED) phase: it is stopped when the request joins the batch, when
+        // it sees the ticket has left those, and when the response ends, whichever comes first
         Disposable.Swap ticker = Disposables.swap();
         Ticket[] ticketRef = new Ticket[1];
         Ticket ticket = scheduler.submit(requestId, req, new Running(arrivalNanos, handler, sink, ticker, ticketRef));
@@ -141,7 +141,9 @@ public class Generations {
         long period = Math.max(keepAliveNanos, 100_000_000L); // 0 = as often as sensible
         liveTimers.incrementAndGet();
         Disposable task = Schedulers.parallel().schedulePeriodically(() -> {
-            if (ticket.state() == Ticket.State.QUEUED) sink.tryEmitNext(new Event.KeepAlive());
+            // parked (waiting for a running sequence's prefix) is still waiting, as far as the client can tell
+            Ticket.State st = ticket.state();
+            if (st == Ticket.State.QUEUED || st == Ticket.State.PARKED) sink.tryEmitNext(new Event.KeepAlive());
             else ticker.dispose();
         }, period, period, TimeUnit.NANOSECONDS);
         ticker.update(Disposables.composite(task, liveTimers::decrementAndGet));

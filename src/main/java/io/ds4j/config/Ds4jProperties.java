@@ -201,12 +201,17 @@ public record Ds4jProperties(
      *     max-concurrent; 0 = none: every request starts from an empty session)
      * @param sessionMemory memory the sessions may use, for the default max-concurrent (unset = half of
      *     the memory available after the model loaded: host memory, or the GPU's with backend=cuda)
+     * @param parkSharedPrefixes a request whose prompt shares at least 64 tokens with the prompt of a
+     *     sequence still prefilling them waits (parked, without a session) until that sequence has evaluated
+     *     the shared part, then copies it instead of evaluating it too (default on; no effect with
+     *     cache-sessions=0)
      */
     public record Scheduler(
             @Min(1) @Max(4096) Integer maxConcurrent,
             @Min(1) @Max(1048576) @DefaultValue("256") int stepTokens,
             @Min(0) @Max(4096) Integer cacheSessions,
-            DataSize sessionMemory) {
+            DataSize sessionMemory,
+            @DefaultValue("true") boolean parkSharedPrefixes) {
         public Scheduler {
             if (sessionMemory != null && sessionMemory.toBytes() <= 0) {
                 throw new IllegalArgumentException("ds4.scheduler.session-memory must be positive (leave it unset for the "

@@ -85,6 +85,12 @@ public final class SessionPool {
      */
     public static final int MIN_COPY_TOKENS = 64;
 
+    /**
+     * The engine keeps a checkpoint of a session every this many positions (over the last 8 of them,
+     * ds4j.h), which ds4j_session_state_at / _copy can take while the session goes on.
+     */
+    public static final int CHECKPOINT_INTERVAL = 64;
+
     /** Copies from running sequences' sessions so far (read by the metrics from any thread). */
     public record CopyStats(long copies, long tokens) {}
 
@@ -151,21 +157,9 @@ public final class SessionPool {
             }
         }
         // a running sequence's session may hold more of the prompt (e.g. the same system prompt)
-        Slot source = null;
-        int sourcePos = 0;
-        if (maxIdle > 0) { // cache-sessions=0: no prefix cache at all (every request starts empty)
-            int limit = prompt.length - 1; // at least the last token is evaluated here: its logits are needed
-            for (Slot s : slots) {
-                if (!s.busy || s.stale) continue;
-                int l = Math.min(s.commonPrefix(prompt), limit);
-                if (l < MIN_COPY_TOKENS || l <= Math.max(bestLen, sourcePos)) continue;
-                int p = lib.sessionStateAt(s.handle, l); // its newest state at or before l (current or checkpoint)
-                if (p >= MIN_COPY_TOKENS && p > Math.max(bestLen, sourcePos)) {
-                    source = s;
-                    sourcePos = p;
-                }
-            }
-        }
+        Source running = runningSource(prompt, bestLen);
+        Slot source = running == null ? null : running.slot();
+        int sourcePos = running == null ? 0 : running.pos();
         DiskStateCache.Entry stored = disk == null ? null : disk.best(prompt, Math.max(bestLen, sourcePos));
         if (stored == null && source != null) {
             Slot target = slots.size() < maxSessions ? create() : null;
@@ -240,6 +234,53 @@ public final class SessionPool {
             best.busy = false;
             throw e;
         }
+    }
+
+    /**
+     * The busy session whose state at or before the shared part of {@code prompt} (capped one short of the
+     * prompt: its last token is always evaluated, for its logits) is the longest, at least
+     * {@link #MIN_COPY_TOKENS} and more than {@code floor}; null if none, or with cache-sessions=0 (no prefix
+     * reuse at all: every request starts empty).
+     */
+    private Source runningSource(int[] prompt, int floor) {
+        if (!sharesRunningPrefixes()) return null;
+        Slot source = null;
+        int sourcePos = floor;
+        int limit = prompt.length - 1;
+        for (Slot s : slots) {
+            if (!s.busy || s.stale) continue;
+            int l = Math.min(s.commonPrefix(prompt), limit);
+            if (l < MIN_COPY_TOKENS || l <= sourcePos) continue;
+            int p = lib.sessionStateAt(s.handle, l); // its newest state at or before l (current or checkpoint)
+            if (p >= MIN_COPY_TOKENS && p > sourcePos) {
+                source = s;
+                sourcePos = p;
+            }
+        }
+        return source == null ? null : new Source(source, sourcePos);
+    }
+
+    /** A running sequence's session and the position of its state that a copy would take. */
+    private record Source(Slot slot, int pos) {}
+
+    /** Whether {@link #acquire} copies prefixes from running sequences' sessions (not with cache-sessions=0). */
+    public boolean sharesRunningPrefixes() {
+        return maxIdle > 0;
+    }
+
+    /**
+     * The prefix of {@code prompt} that {@link #acquire} would reuse now (restore or copy instead of
+     * evaluating), from an idle session, the disk or a running sequence's session; changes nothing. The
+     * scheduler compares it with what a sequence still prefilling the same prefix will offer soon.
+     */
+    public int reusable(int[] prompt) {
+        int best = 0;
+        for (Slot s : slots) if (!s.busy) best = Math.max(best, s.commonPrefix(prompt));
+        DiskStateCache d = disk;
+        DiskStateCache.Entry stored = d == null ? null : d.best(prompt, best);
+        if (stored != null) best = stored.length();
+        Source source = runningSource(prompt, best);
+        return source == null ? best : source.pos();
     }
 
     /**

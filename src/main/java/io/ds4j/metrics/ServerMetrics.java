@@ -44,6 +44,9 @@ public class ServerMetrics implements RequestScheduler.Observer {
                 .description("requests waiting for the engine").register(registry);
         Gauge.builder("ds4j.requests.active", scheduler, RequestScheduler::active)
                 .description("sequences in the running batch").register(registry);
+        Gauge.builder("ds4j.scheduler.parked", scheduler, RequestScheduler::parked)
+                .description("requests waiting for a running sequence to evaluate the prompt prefix they share "
+                        + "(counted in ds4j.queue.depth too)").register(registry);
         Gauge.builder("ds4j.scheduler.max.concurrent", scheduler, RequestScheduler::maxConcurrent)
                 .description("most sequences that run together (ds4.scheduler.max-concurrent)").register(registry);
         Gauge.builder("ds4j.context.used", engine, EngineService::contextUsed).baseUnit("tokens")

@@ -27,6 +27,20 @@ import org.slf4j.LoggerFactory;
  * ({@link SessionPool}). Beyond the running ones, up to {@code queueLimit}
  * wait in arrival order; further ones are refused ({@link QueueFullException}).
  *
+ * <p>Shared prefixes are evaluated once. A request that joins while a
+ * running sequence is still prefilling a prefix of at least
+ * {@link SessionPool#MIN_COPY_TOKENS} tokens of its prompt (typically: many
+ * requests with the same system prompt arriving together) is <em>parked</em>
+ * instead of evaluating the same tokens beside it: it keeps a place in the
+ * batch but takes no session and no rows. At every step each parked request
+ * is looked at again; it joins (and {@link SessionPool#acquire} copies the
+ * shared part from the leader's session) as soon as no running prefill will
+ * offer more of its prompt than can be reused now, that is once the leader's
+ * state reaches the shared part, or the leader is gone (cancelled, failed,
+ * finished: then it evaluates the prefix itself, and the requests still
+ * parked wait for it instead). A parked request is still waiting as far as
+ * its client is concerned (keep-alives, its place freed at once on cancel).
+ *
  * <p>Each step is one task on the engine's single-threaded executor, queued
  * again while there is work, so other engine calls interleave between steps.
  */
@@ -65,18 +79,24 @@ public class RequestScheduler {
     private final EngineService engine;
     private final int maxConcurrent;
     private final int stepTokens;
+    private final boolean parkSharedPrefixes;
     private final Admission<Job> admission;
     private final AtomicBoolean scheduled = new AtomicBoolean();
     /** engine thread only */
     private final List<Sequence> running = new ArrayList<>();
+    /** engine thread only: requests out of the queue waiting for a running sequence's prefix, in arrival order */
+    private final List<Admission.Waiting<Job>> parked = new ArrayList<>();
     private volatile int active;
+    private volatile int parkedCount;
     private volatile Observer observer = new Observer() {};
     private int rotate;
 
-    public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens) {
+    public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens,
+            boolean parkSharedPrefixes) {
         this.engine = engine;
         this.maxConcurrent = maxConcurrent;
         this.stepTokens = stepTokens;
+        this.parkSharedPrefixes = parkSharedPrefixes;
         this.admission = new Admission<>(maxConcurrent, queueLimit);
     }
 
@@ -104,6 +124,11 @@ public class RequestScheduler {
     /** Sequences in the running batch. */
     public int active() {
         return active;
+    }
+
+    /** Requests parked until a running sequence has evaluated the prompt prefix they share (part of {@link #queueDepth}). */
+    public int parked() {
+        return parkedCount;
     }
 
     /**
@@ -148,12 +173,20 @@ public class RequestScheduler {
                 fail(s, t);
             }
         }
-        if (!running.isEmpty() || admission.hasWaiting()) {
+        if (!running.isEmpty() || admission.hasWaiting() || !parked.isEmpty()) {
             try {
                 engine.executor().execute(this::loop);
                 return;
             } catch (RejectedExecutionException e) {
                 for (Sequence s : List.copyOf(running)) fail(s, new IllegalStateException("the engine is shutting down"));
+                for (var w : List.copyOf(parked)) {
+                    parked.remove(w);
+                    if (w.ticket().unpark()) {
+                        fail(new Sequence(w.ticket(), w.item().req(), w.item().handler()),
+                                new IllegalStateException("the engine is shutting down"));
+                    }
+                }
+                parkedCount = 0;
             }
         }
         // the batch is empty: the finished prompts' states go to the disk cache now, not during a step
@@ -187,11 +220,19 @@ public class RequestScheduler {
             }
         }
         if (sampledNow > 0) observer.sampled(sampledNow);
-        // 2. waiting requests take the free places (also those just left), in arrival order
+        // 2. parked requests join once waiting gains nothing more; then waiting requests take the free places
+        // (also those just left), in arrival order, parking when a running sequence is prefilling their prefix
+        resumeParked();
         Admission.Waiting<Job> w;
-        while (running.size() < maxConcurrent && (w = admission.next()) != null) {
-            join(w.ticket(), w.item());
+        while (running.size() + parked.size() < maxConcurrent && (w = admission.next()) != null) {
+            if (shouldPark(w.item().req())) {
+                w.ticket().park();
+                parked.add(w);
+            } else {
+                join(w.ticket(), w.item());
+            }
         }
+        parkedCount = parked.size();
         active = running.size();
         if (running.isEmpty()) return;
         // 3. the step: every decode token, then prefill chunks within the budget
@@ -249,6 +290,44 @@ public class RequestScheduler {
             s.evaluated(entries.get(i).tokens());
         }
         active = running.size();
+    }
+
+    /**
+     * Parked requests, in arrival order: one that was cancelled is dropped (its place is already free), one
+     * that should stop (timed out, engine stopping) or that waiting gains nothing more joins (join reports
+     * the stop). Those joining now become leaders for the ones after them.
+     */
+    private void resumeParked() {
+        for (var it = parked.iterator(); it.hasNext(); ) {
+            var w = it.next();
+            Job job = w.item();
+            if (!job.handler().stopRequested() && !engine.stopping() && w.ticket().state() == Ticket.State.PARKED
+                    && shouldPark(job.req())) {
+                continue;
+            }
+            it.remove();
+            if (w.ticket().unpark()) join(w.ticket(), job);
+        }
+    }
+
+    /**
+     * Whether a request with {@code req}'s prompt should wait: some running sequence's prefill will still
+     * reach a state in the shared part of the two prompts (at least {@link SessionPool#MIN_COPY_TOKENS}) that
+     * is further than anything {@link SessionPool#acquire} could reuse now. Only running sequences lead, and
+     * each advances at every step or leaves, so a parked request always joins within that sequence's prefill.
+     */
+    private boolean shouldPark(GenerationRequest req) {
+        if (!parkSharedPrefixes) return false;
+        SessionPool pool = engine.sessions();
+        if (pool == null || !pool.sharesRunningPrefixes()) return false;
+        int[] prompt = req.prompt();
+        if (prompt.length <= SessionPool.MIN_COPY_TOKENS || prompt.length >= engine.contextSize()) return false; // join() refuses it at once
+        int chunk = Math.max(1, engine.prefillChunk());
+        int coming = 0;
+        for (Sequence s : running) {
+            if (!s.stopRequested()) coming = Math.max(coming, s.prefixComing(prompt, chunk)); // one leaving leads nobody
+        }
+        return coming >= SessionPool.MIN_COPY_TOKENS && coming > pool.reusable(prompt);
     }
 
     private void join(Ticket ticket, Job job) {

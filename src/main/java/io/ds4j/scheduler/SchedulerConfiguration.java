@@ -31,7 +31,7 @@ public class SchedulerConfiguration {
                     + "idle session(s), queue {}", max, sp.maxConcurrent() != null ? "" : " (from " + (budget >> 20)
                     + " MiB for sessions)", perSession >> 20, sp.stepTokens(), cache, props.server().queueLimit());
         }
-        return new RequestScheduler(engine, max, props.server().queueLimit(), sp.stepTokens());
+        return new RequestScheduler(engine, max, props.server().queueLimit(), sp.stepTokens(), sp.parkSharedPrefixes());
     }
 
     /** min(64, budget / per-session bytes), at least 1 (1 when either is unknown, e.g. without a model). */

@@ -54,4 +54,35 @@ class AdmissionTest {
         a.finished(t);
         a.admit("b", "b");
     }
+
+    @Test
+    void aParkedRequestCancelledFreesItsPlaceAtOnceAndCannotJoinAfterwards() {
+        Admission<String> a = new Admission<>(2, 0);
+        a.admit("lead", "lead");
+        Ticket p = a.admit("p", "p");
+        a.next();
+        assertThat(a.next().ticket()).isSameAs(p);
+        p.park(); // the step loop: waiting for the leader's prefix
+        assertThat(p.state()).isEqualTo(Ticket.State.PARKED);
+        assertThatThrownBy(() -> a.admit("c", "c")).isInstanceOf(QueueFullException.class);
+        p.cancel();
+        assertThat(p.state()).isEqualTo(Ticket.State.CANCELLED_QUEUED);
+        assertThat(a.admitted()).isEqualTo(1);
+        assertThat(p.unpark()).as("dropped by the step loop, never run").isFalse();
+        a.admit("c", "c");
+    }
+
+    @Test
+    void aParkedRequestThatJoinsIsRunningAgainAndACancelThenOnlyFlagsIt() {
+        Admission<String> a = new Admission<>(1, 0);
+        Ticket t = a.admit("a", "a");
+        a.next();
+        t.park();
+        assertThat(t.unpark()).isTrue();
+        assertThat(t.state()).isEqualTo(Ticket.State.RUNNING);
+        t.cancel();
+        assertThat(t.cancelRequested()).isTrue();
+        assertThat(t.state()).isEqualTo(Ticket.State.RUNNING);
+        assertThat(a.admitted()).isEqualTo(1);
+    }
 }
