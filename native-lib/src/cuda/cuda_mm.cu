@@ -185,17 +185,6 @@ __device__ __forceinline__ int ld_i32_2(const uint8_t *p) { /* 2-byte aligned */
     return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
 }
 
-/* Row dots that load the weights of PF consecutive steps before using any
- * of them (the additions keep their order): a decode product is a few steps
- * per warp, and one load in flight per warp at a time leaves HBM idle. */
-#ifndef DS4J_MM_PREFETCH
-#define DS4J_MM_PREFETCH 1
-#endif
-#ifndef DS4J_MM_PREFETCH_Q8
-#define DS4J_MM_PREFETCH_Q8 1
-#endif
-#define PF 4
-
 /* Q8_0: lane c covers 16 weights; the two lanes of a 32-block add their
  * integer sums before the scale product, as the CPU's per-block dot. */
 template <int NT>
@@ -205,44 +194,6 @@ __device__ __forceinline__ void dot_q8_0(const uint8_t *w, int64_t n_out, int64_
     const int8_t *wq = (const int8_t *)w + r * n_in;
     const __half *ws = (const __half *)(w + n_out * n_in) + r * (n_in / 32);
     int64_t nch = n_in / 16;
-#if DS4J_MM_PREFETCH_Q8
-    /* the weights of PF steps loaded before any is used (same order) */
-    for (int64_t c00 = c_start; c00 < nch; c00 += PF * c_step) {
-        int4 wvs[PF];
-        float dws[PF];
-#pragma unroll
-        for (int u = 0; u < PF; u++) {
-            int64_t c = c00 + u * c_step + lane;
-            bool ok = c < nch;
-            wvs[u] = ok ? *(const int4 *)(wq + c * 16) : make_int4(0, 0, 0, 0);
-            dws[u] = ok ? __half2float(ws[c / 2]) : 0.0f;
-        }
-#pragma unroll
-        for (int u = 0; u < PF; u++) {
-            int64_t c0 = c00 + u * c_step;
-            if (c0 >= nch) break; /* the same for the whole warp */
-            int64_t c = c0 + lane;
-            bool ok = c < nch;
-            int4 wv = wvs[u];
-            float dw = dws[u];
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                int s = 0;
-                float da = 0;
-                if (ok) {
-                    int4 av = *(const int4 *)(a[t] + c * 16);
-                    s = __dp4a(wv.x, av.x, s);
-                    s = __dp4a(wv.y, av.y, s);
-                    s = __dp4a(wv.z, av.z, s);
-                    s = __dp4a(wv.w, av.w, s);
-                    da = ((const float *)(a[t] + n_in))[c / 2];
-                }
-                s += __shfl_xor_sync(0xffffffffu, s, 1);
-                if (ok && (lane & 1) == 0) acc[t] += (dw * da) * (float)s;
-            }
-        }
-    }
-#else
     for (int64_t c0 = c_start; c0 < nch; c0 += c_step) {
         int64_t c = c0 + lane;
         bool ok = c < nch;
@@ -264,29 +215,6 @@ __device__ __forceinline__ void dot_q8_0(const uint8_t *w, int64_t n_out, int64_
             if (ok && (lane & 1) == 0) acc[t] += (dw * da) * (float)s;
         }
     }
-#endif
-}
-
-/* One IQ2_XXS sub-block of 32 weights (its two words: four lattice indices;
- * four 7-bit sign sets and the 4-bit scale) against 32 int8 activations. */
-__device__ __forceinline__ int iq2xxs_sub(uint32_t w0, uint32_t w1, const int8_t *aq, const uint64_t *tab) {
-    const int *a32 = (const int *)aq;
-    int acc = 0;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        uint64_t grid = tab[(w0 >> (8 * k)) & 0xFF];
-        uint32_t s7 = (w1 >> (7 * k)) & 127;
-        uint32_t signs = s7 | ((__popc(s7) & 1) << 7);
-        uint32_t lo = (uint32_t)grid, hi = (uint32_t)(grid >> 32);
-        uint32_t mlo = ((signs & 1) ? 0xFFu : 0) | ((signs & 2) ? 0xFF00u : 0) | ((signs & 4) ? 0xFF0000u : 0) |
-                       ((signs & 8) ? 0xFF000000u : 0);
-        uint32_t mhi = ((signs & 16) ? 0xFFu : 0) | ((signs & 32) ? 0xFF00u : 0) |
-                       ((signs & 64) ? 0xFF0000u : 0) | ((signs & 128) ? 0xFF000000u : 0);
-        int vlo = (int)__vsub4(lo ^ mlo, mlo), vhi = (int)__vsub4(hi ^ mhi, mhi);
-        acc = __dp4a(vlo, a32[2 * k], acc);
-        acc = __dp4a(vhi, a32[2 * k + 1], acc);
-    }
-    return (int)(2 * (w1 >> 28) + 1) * acc;
 }
 
 /* k- and i-quants: lane c covers one 32-element sub-block of a 256 block;
@@ -328,7 +256,24 @@ __device__ __forceinline__ void kq_sub(const uint8_t *blk, int j, const int8_t *
         summ = m * (bsums[2 * j] + bsums[2 * j + 1]);
     } else { /* IQ2_XXS */
         const uint8_t *qs = blk + 2 + 8 * j;
-        sumi = iq2xxs_sub((uint32_t)ld_i32_2(qs), (uint32_t)ld_i32_2(qs + 4), aq + 32 * j, tab);
+        uint32_t w0 = (uint32_t)ld_i32_2(qs), w1 = (uint32_t)ld_i32_2(qs + 4);
+        const int *a32 = (const int *)(aq + 32 * j);
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            uint64_t grid = tab[(w0 >> (8 * k)) & 0xFF];
+            uint32_t s7 = (w1 >> (7 * k)) & 127;
+            uint32_t signs = s7 | ((__popc(s7) & 1) << 7);
+            uint32_t lo = (uint32_t)grid, hi = (uint32_t)(grid >> 32);
+            uint32_t mlo = ((signs & 1) ? 0xFFu : 0) | ((signs & 2) ? 0xFF00u : 0) | ((signs & 4) ? 0xFF0000u : 0) |
+                           ((signs & 8) ? 0xFF000000u : 0);
+            uint32_t mhi = ((signs & 16) ? 0xFFu : 0) | ((signs & 32) ? 0xFF00u : 0) |
+                           ((signs & 64) ? 0xFF0000u : 0) | ((signs & 128) ? 0xFF000000u : 0);
+            int vlo = (int)__vsub4(lo ^ mlo, mlo), vhi = (int)__vsub4(hi ^ mhi, mhi);
+            acc = __dp4a(vlo, a32[2 * k], acc);
+            acc = __dp4a(vhi, a32[2 * k + 1], acc);
+        }
+        sumi = (int)(2 * (w1 >> 28) + 1) * acc;
         summ = 0;
     }
 }
@@ -378,98 +323,10 @@ __device__ __forceinline__ void dot_kq(const uint8_t *w, int64_t row_bytes, int6
     }
 }
 
-/* IQ2_XXS rows: dot_kq's lane mapping and order of additions, the weight
- * words of PF steps loaded first. */
-template <int NT>
-__device__ __forceinline__ void dot_iq2xxs_pf(const uint8_t *w, int64_t row_bytes, int64_t r, int64_t n_in,
-                                              const uint8_t *const *a, float *acc, int c_start, int c_step,
-                                              const uint64_t *tab) {
-    const int lane = threadIdx.x & 31;
-    const uint8_t *wr = w + r * row_bytes;
-    int64_t nsub = n_in / 32, nb = n_in / 256;
-    for (int64_t c00 = c_start; c00 < nsub; c00 += PF * c_step) {
-        uint32_t w0[PF], w1[PF];
-        float dw[PF];
-#pragma unroll
-        for (int u = 0; u < PF; u++) {
-            int64_t c = c00 + u * c_step + lane;
-            w0[u] = w1[u] = 0;
-            dw[u] = 0;
-            if (c < nsub) {
-                const uint8_t *blk = wr + (c / 8) * 66;
-                const uint8_t *qs = blk + 2 + 8 * (c % 8);
-                w0[u] = (uint32_t)ld_i32_2(qs);
-                w1[u] = (uint32_t)ld_i32_2(qs + 4);
-                if (c % 8 == 0) dw[u] = __half2float(*(const __half *)blk);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < PF; u++) {
-            int64_t c0 = c00 + u * c_step;
-            if (c0 >= nsub) break; /* the same for the whole warp */
-            int64_t c = c0 + lane;
-            bool ok = c < nsub;
-            int64_t b = c / 8;
-            int j = (int)(c % 8);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                int sumi = ok ? iq2xxs_sub(w0[u], w1[u], (const int8_t *)a[t] + b * 256 + 32 * j, tab) : 0;
-                for (int o = 1; o < 8; o <<= 1) sumi += __shfl_xor_sync(0xffffffffu, sumi, o);
-                if (ok && j == 0) {
-                    float da = ((const float *)(a[t] + n_in))[b];
-                    acc[t] += da * dw[u] * (float)sumi * 0.125f;
-                }
-            }
-        }
-    }
-    (void)nb;
-}
-
 template <int TYPE, int NT>
 __device__ __forceinline__ void dot_float(const uint8_t *w, int64_t r, int64_t n_in, const uint8_t *const *a,
                                           float *acc, int c_start, int c_step, int vec) {
     const int lane = threadIdx.x & 31;
-    if (vec && TYPE != DS4J_TYPE_F32 && DS4J_MM_PREFETCH) {
-        /* as below, with the weights of PF steps loaded before any is used
-         * (the same additions in the same order) */
-        int64_t nch = n_in / 8;
-        for (int64_t c0 = c_start + lane; c0 < nch; c0 += PF * c_step) {
-            uint4 raw[PF];
-#pragma unroll
-            for (int u = 0; u < PF; u++) {
-                int64_t c = c0 + u * c_step;
-                raw[u] = c < nch ? *(const uint4 *)((const uint16_t *)w + r * n_in + c * 8) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < PF; u++) {
-                int64_t c = c0 + u * c_step;
-                if (c >= nch) break;
-                float wv[8];
-                uint32_t q[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
-#pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    uint16_t lo = (uint16_t)(q[k] & 0xFFFF), hi = (uint16_t)(q[k] >> 16);
-                    if (TYPE == DS4J_TYPE_F16) {
-                        wv[2 * k] = __half2float(__ushort_as_half(lo));
-                        wv[2 * k + 1] = __half2float(__ushort_as_half(hi));
-                    } else {
-                        wv[2 * k] = __uint_as_float((uint32_t)lo << 16);
-                        wv[2 * k + 1] = __uint_as_float((uint32_t)hi << 16);
-                    }
-                }
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float4 *ap = (const float4 *)((const float *)a[t] + c * 8);
-                    float4 a0 = ap[0], a1 = ap[1];
-                    float s = acc[t];
-                    s = fmaf(wv[0], a0.x, s); s = fmaf(wv[1], a0.y, s); s = fmaf(wv[2], a0.z, s); s = fmaf(wv[3], a0.w, s);
-                    s = fmaf(wv[4], a1.x, s); s = fmaf(wv[5], a1.y, s); s = fmaf(wv[6], a1.z, s); s = fmaf(wv[7], a1.w, s);
-                    acc[t] = s;
-                }
-            }
-        }
-        return;
-    }
     if (vec) {
         /* 8 elements a lane per step: one 16-byte load of f16/bf16 weights
          * (two for f32) and two of activations */
@@ -545,24 +402,20 @@ __global__ void __launch_bounds__(ROWBLOCK ? ROW_WARPS * 32 : WARPS_PER_BLOCK * 
         __syncthreads();
     }
     const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
-    /* plain products: token tiles along x, so the blocks that run together
-     * share weight rows (read from HBM once per step, not once per tile);
-     * grouped: rows along x, the expert's group along y */
-    const int64_t bx = p.grouped ? blockIdx.x : blockIdx.y, by = p.grouped ? blockIdx.y : blockIdx.x;
-    int64_t r = ROWBLOCK ? bx : bx * WARPS_PER_BLOCK + warp;
+    int64_t r = ROWBLOCK ? (int64_t)blockIdx.x : (int64_t)blockIdx.x * WARPS_PER_BLOCK + warp;
     if (r >= p.n_out) return;
     const int nw = ROWBLOCK ? ROW_WARPS : 1;
     const int c_start = ROWBLOCK ? warp * 32 : 0, c_step = 32 * nw;
     __shared__ float part[ROWBLOCK ? ROW_WARPS * NT : 1];
     int64_t s_begin, s_end, mat = p.mat;
     if (p.grouped) {
-        int gi = (int)by;
+        int gi = blockIdx.y;
         if (gi >= *p.g.n_groups) return;
         s_begin = p.g.first[gi];
         s_end = p.g.first[gi + 1];
         mat = p.g.expert[gi] - p.g.expert_base;
     } else {
-        s_begin = by * NT;
+        s_begin = (int64_t)blockIdx.y * NT;
         s_end = s_begin + NT < p.S ? s_begin + NT : p.S;
     }
     const uint8_t *w = p.w + mat * p.mat_bytes;
@@ -580,8 +433,6 @@ __global__ void __launch_bounds__(ROWBLOCK ? ROW_WARPS * 32 : WARPS_PER_BLOCK * 
         if (TYPE == DS4J_TYPE_Q8_0) dot_q8_0<NT>(w, p.n_out, r, p.n_in, a, acc, c_start, c_step);
         else if (TYPE == DS4J_TYPE_F32 || TYPE == DS4J_TYPE_F16 || TYPE == DS4J_TYPE_BF16)
             dot_float<TYPE, NT>(w, r, p.n_in, a, acc, c_start, c_step, p.vec);
-        else if (TYPE == DS4J_TYPE_IQ2_XXS && DS4J_MM_PREFETCH)
-            dot_iq2xxs_pf<NT>(w, p.row_bytes, r, p.n_in, a, acc, c_start, c_step, tab);
         else dot_kq<TYPE, NT>(w, p.row_bytes, r, p.n_in, a, acc, c_start, c_step, tab);
 #pragma unroll
         for (int t = 0; t < NT; t++) {
@@ -647,8 +498,8 @@ void cuda_matmul(const dmat &w, int64_t mat, const uint8_t *act, int64_t act_tok
     if (groups) nt = S <= 16 ? 1 : S <= 128 ? 2 : S <= 512 ? 4 : 8;
     /* fewer than ~1000 rows (and rows long enough to share): a block per row */
     int rowblock = !groups && w.n_out < 1024 && w.n_in >= 1024;
-    unsigned rows = (unsigned)(rowblock ? w.n_out : (w.n_out + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK);
-    dim3 grid = groups ? dim3(rows, (unsigned)groups->max_groups) : dim3((unsigned)((S + nt - 1) / nt), rows);
+    dim3 grid((unsigned)(rowblock ? w.n_out : (w.n_out + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK),
+              groups ? (unsigned)groups->max_groups : (unsigned)((S + nt - 1) / nt));
     switch (w.type) {
     case DS4J_TYPE_F32: launch_type<DS4J_TYPE_F32>(p, nt, grid, rowblock, st); break;
     case DS4J_TYPE_F16: launch_type<DS4J_TYPE_F16>(p, nt, grid, rowblock, st); break;
