@@ -44,16 +44,14 @@ const kv_mem_ops *cuda_kv_mem(cuda_engine *g);
 int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints);
 /* Drop anything cached for st (its decode graph) before st is freed. */
 void cuda_forget_state(cuda_engine *g, const kv_state *st);
-/* dsv4_forward on the GPU: same contract (tokens[0..n) at st->pos...). */
-int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
-                 float *logits_last);
-/* dsv4_forward_batch on the GPU: one step over several sequences (distinct
- * states, rows in total <= max_tokens). The dense products, norms, router
- * and experts run once over all rows; the stateful steps (RoPE,
- * compressors, indexer, attention, window) run sequence by sequence on its
- * rows, so every row's result is bit-identical to its sequence alone. A
- * decode step (one row each) is captured as a graph once the same
- * sessions decode twice in a row. */
+/* dsv4_forward_batch on the GPU (one sequence: dsv4_forward), the same
+ * contract: one step over one or more sequences (distinct states, rows in
+ * total <= max_tokens). Products, norms, router, experts and head run once
+ * over all rows; the stateful steps (RoPE, compressors, indexer, attention,
+ * window) take every sequence in one launch, each row its own state, so
+ * every row's result is bit-identical to its sequence alone. A decode step
+ * (one row each) is captured as a graph once the same sessions decode
+ * twice in a row. */
 int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs);
 /* A plain read-bandwidth measurement of the device (bytes/s, 0 on
  * failure): the roofline of ds4j-tool bench. */
@@ -74,11 +72,6 @@ static inline int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_chec
     return DS4J_ERR_STATE;
 }
 static inline void cuda_forget_state(cuda_engine *g, const kv_state *st) { (void)g; (void)st; }
-static inline int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
-                               float *logits_last) {
-    (void)g; (void)st; (void)tokens; (void)n; (void)logits_all; (void)logits_last;
-    return DS4J_ERR_STATE;
-}
 static inline int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs) {
     (void)g; (void)seqs; (void)n_seqs;
     return DS4J_ERR_STATE;

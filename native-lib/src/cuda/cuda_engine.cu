@@ -1079,11 +1079,6 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
     return 0;
 }
 
-extern "C" int cuda_forward(cuda_engine *g, kv_state *st, const int32_t *tokens, int64_t n, float *logits_all,
-                            float *logits_last) {
-    dsv4_seq q = {st, tokens, n, logits_all, logits_last};
-    return cuda_forward_batch(g, &q, 1);
-}
 
 /* ------------------------------------------------------------- bandwidth */
 
