@@ -61,12 +61,24 @@ struct dscratch {
     int64_t iscore_stride; /* entries per token row of iscore (ctx-dependent) */
 };
 
-/* A captured decode step: one row for each of these states, in this order,
- * with (1) or without (0) logits for each. */
+/* One sequence of a decode step as a graph knows it: its state, and
+ * whether its logits come back. */
+struct gkey {
+    const kv_state *st;
+    bool logits;
+    bool operator==(const gkey &o) const { return st == o.st && logits == o.logits; }
+};
+
+/* A captured decode step: one row for each key's state, in this order. */
 struct graph_slot {
-    std::vector<const kv_state *> sts;
-    std::vector<char> modes;
+    std::vector<gkey> key;
     cudaGraphExec_t exec = nullptr;
+};
+
+/* One sequence of a step: scratch rows [r0, r0 + n), its state. */
+struct fseg {
+    kv_state *st;
+    int64_t r0, n;
 };
 
 struct cuda_engine {
@@ -98,8 +110,12 @@ struct cuda_engine {
     int gnext = 0;
     /* the previous step's decode composition: a batch is captured when the
      * same sessions decode again, not at its first step */
-    std::vector<const kv_state *> last_sts;
-    std::vector<char> last_modes;
+    std::vector<gkey> last_key;
+    /* a step's host-side lists, kept between steps so that a step does not
+     * allocate once they have grown */
+    std::vector<fseg> step_seg;
+    std::vector<int64_t> step_head;
+    std::vector<gkey> step_key;
     kv_mem_ops mem;
     char describe[1024];
     /* DS4J_CUDA_PROFILE=1: no graphs, no side streams, a device sync after
@@ -524,13 +540,12 @@ extern "C" const kv_mem_ops *cuda_kv_mem(cuda_engine *g) { return &g->mem; }
 
 extern "C" void cuda_forget_state(cuda_engine *g, const kv_state *st) {
     for (auto &s : g->gslots)
-        for (const kv_state *x : s.sts)
-            if (x == st) {
+        for (const gkey &k : s.key)
+            if (k.st == st) {
                 drop_graph(s);
                 break;
             }
-    g->last_sts.clear(); /* its address may come back as another state's */
-    g->last_modes.clear();
+    g->last_key.clear(); /* its address may come back as another state's */
 }
 
 extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpoints) {
@@ -564,12 +579,6 @@ extern "C" int cuda_reserve_session(cuda_engine *g, int64_t n_ctx, int n_checkpo
 }
 
 /* --------------------------------------------------------------- forward */
-
-/* One sequence of a step: scratch rows [r0, r0 + n), its state. */
-struct fseg {
-    kv_state *st;
-    int64_t r0, n;
-};
 
 struct fwd {
     cuda_engine *g;
@@ -944,22 +953,15 @@ static int64_t fill_segs(cuda_engine *g, const fseg *seg, int64_t nseg, int64_t 
 }
 
 /* The device view of that table (at d). */
-static seg_tab seg_tab_at(uint8_t *d, const fseg *seg, int64_t nseg, int64_t S) {
-    (void)S;
+static seg_tab seg_tab_at(uint8_t *d, int64_t nseg, int64_t max_n) {
     seg_tab t;
     t.pos0 = (const int64_t *)d;
     t.r0 = (const int32_t *)(d + 8 * nseg);
     t.n = t.r0 + nseg;
     t.row_seg = t.n + nseg;
     t.nseg = (int)nseg;
-    t.max_n = 0;
-    for (int64_t k = 0; k < nseg; k++)
-        if (seg[k].n > t.max_n) t.max_n = (int)seg[k].n;
+    t.max_n = (int)max_n;
     return t;
-}
-
-static bool same_key(const graph_slot &gs, const std::vector<const kv_state *> &sts, const std::vector<char> &modes) {
-    return gs.exec && gs.sts == sts && gs.modes == modes;
 }
 
 extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t n_seqs) {
@@ -987,28 +989,30 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
         S += q.n;
     }
     cudaSetDevice(g->device);
-    std::vector<fseg> seg((size_t)n_seqs);
-    std::vector<int64_t> head;
-    std::vector<const kv_state *> sts((size_t)n_seqs);
-    std::vector<char> modes((size_t)n_seqs);
+    std::vector<fseg> &seg = g->step_seg;
+    std::vector<int64_t> &head = g->step_head;
+    std::vector<gkey> &key = g->step_key;
+    seg.clear();
+    head.clear();
+    key.clear();
     bool decode = true; /* one row per sequence, no logits_all */
+    int64_t max_n = 0;
     for (int64_t k = 0, r = 0; k < n_seqs; k++) {
         const dsv4_seq &q = seqs[k];
-        seg[(size_t)k] = {q.st, r, q.n};
+        seg.push_back({q.st, r, q.n});
         memcpy(g->h_tok + r, q.tokens, (size_t)q.n * 4);
         if (q.logits_all)
             for (int64_t i = 0; i < q.n; i++) head.push_back(r + i);
         else if (q.logits_last)
             head.push_back(r + q.n - 1);
-        sts[(size_t)k] = q.st;
-        modes[(size_t)k] = q.logits_last != nullptr;
+        key.push_back({q.st, q.logits_last != nullptr});
         decode = decode && q.n == 1 && !q.logits_all;
+        if (q.n > max_n) max_n = q.n;
         r += q.n;
     }
     int64_t segb = fill_segs(g, seg.data(), n_seqs, S);
-    fwd f = {g, m, hp, seg.data(), n_seqs, seg_tab_at(g->sc.segs, seg.data(), n_seqs, S),
-             g->sc.segs + seg_ptr_off(n_seqs, S), head.data(), (int64_t)head.size(), &g->sc, S, g->stream,
-             {nullptr, nullptr, nullptr}, {0, 0, 0}};
+    fwd f = {g, m, hp, seg.data(), n_seqs, seg_tab_at(g->sc.segs, n_seqs, max_n), g->sc.segs + seg_ptr_off(n_seqs, S),
+             head.data(), (int64_t)head.size(), &g->sc, S, g->stream, {nullptr, nullptr, nullptr}, {0, 0, 0}};
     int rc = 0;
     /* a decode step replays a captured graph: one session always, a batch
      * when the same sessions decoded at the previous step too */
@@ -1016,10 +1020,9 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
     graph_slot *gs = nullptr;
     if (use_graph)
         for (auto &x : g->gslots)
-            if (same_key(x, sts, modes)) gs = &x;
-    if (use_graph && !gs && n_seqs > 1 && !(g->last_sts == sts && g->last_modes == modes)) use_graph = false;
-    g->last_sts = sts;
-    g->last_modes = modes;
+            if (x.exec && x.key == key) gs = &x;
+    if (use_graph && !gs && n_seqs > 1 && g->last_key != key) use_graph = false;
+    g->last_key = key; /* copies into the capacity it has */
     if (use_graph) {
         if (!gs) {
             gs = &g->gslots[g->gnext];
@@ -1042,8 +1045,7 @@ extern "C" int cuda_forward_batch(cuda_engine *g, const dsv4_seq *seqs, int64_t 
                 gs->exec = nullptr;
                 return ds4j_fail(DS4J_ERR_STATE, "CUDA graph instantiation failed: %s", cudaGetErrorString(ce));
             }
-            gs->sts = sts;
-            gs->modes = modes;
+            gs->key = key;
         }
         CK(cudaGraphLaunch(gs->exec, g->stream));
     } else {
