@@ -162,8 +162,7 @@ public final class SessionPool {
         int sourcePos = running == null ? 0 : running.pos();
         DiskStateCache.Entry stored = disk == null ? null : disk.best(prompt, Math.max(bestLen, sourcePos));
         if (stored == null && source != null) {
-            Slot target = slots.size() < maxSessions ? create() : null;
-            if (target == null) target = leastRecentlyUsedIdle();
+            Slot target = spare();
             if (target != null) {
                 settle(target);
                 try {
@@ -185,8 +184,7 @@ public final class SessionPool {
         }
         if (stored != null) {
             // a longer prefix on disk: load it into a new or the least recently used idle session
-            Slot target = slots.size() < maxSessions ? create() : null;
-            if (target == null) target = leastRecentlyUsedIdle();
+            Slot target = spare();
             if (target != null) {
                 settle(target);
                 target.len = 0;
@@ -202,8 +200,7 @@ public final class SessionPool {
             }
         }
         if (best == null) {
-            best = slots.size() < maxSessions ? create() : null;
-            if (best == null) best = leastRecentlyUsedIdle();
+            best = spare();
             if (best == null) throw new EngineException(EngineException.STATE, "no free session (all " + slots.size() + " busy)");
             bestLen = 0;
         }
@@ -310,6 +307,12 @@ public final class SessionPool {
             if (e.code() != EngineException.NO_MEMORY || idle() == 0) throw e;
             return null; // out of memory for one more: reuse an idle one instead
         }
+    }
+
+    /** A new session while there is room for one, else the least recently used idle one (null if none). */
+    private Slot spare() {
+        Slot s = slots.size() < maxSessions ? create() : null;
+        return s != null ? s : leastRecentlyUsedIdle();
     }
 
     private Slot leastRecentlyUsedIdle() {
