@@ -102,5 +102,9 @@ int64_t ds4j_session_snapshot(const ds4j_session *s, int64_t max_pos, const void
 void ds4j_session_adopt(ds4j_session *s, int64_t pos);
 /* Frees the engine's ds4j_batch_eval workspace (engine close). */
 void ds4j_batch_ws_free(ds4j_engine *e);
+/* Test hook (sampling.c): the sampler's sort of a top-p tail on n (value,
+ * id) pairs, values descending and equal values by ascending id, in place.
+ * Returns 0 or DS4J_ERR_NO_MEMORY. */
+int ds4j_sampler_sort_desc(float *val, int32_t *id, int64_t n);
 
 #endif
