@@ -80,7 +80,8 @@ public class ChatPipeline {
         };
         OutputParser parser = new OutputParser(tok, thinking, c.stop(), c.toolsOn(), api.model.toolCallMemory());
         int top = Math.max(0, c.topLogprobs());
-        var req = new GenerationRequest(prompt, c.sampling(), budget, top, constraint);
+        // topLogprobs < 0: the client asked for no logprobs (ChatController), so none are computed
+        var req = new GenerationRequest(prompt, c.sampling(), budget, top, constraint, c.topLogprobs() >= 0);
         return new Prepared(c, thinking, prompt, req, new Handler(parser));
     }
 

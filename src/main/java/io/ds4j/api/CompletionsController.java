@@ -54,7 +54,8 @@ public class CompletionsController {
         String id = ApiSupport.newId("cmpl-");
         response.getHeaders().set("X-Request-Id", id);
         Handler handler = new Handler(tok, api.model.eosId(), o.stop());
-        var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? Math.max(o.topLogprobs(), 0) : 0);
+        var req = new GenerationRequest(prompt, o.sampling(), budget, o.logprobs() ? Math.max(o.topLogprobs(), 0) : 0, null,
+                o.logprobs());
         Generations.Started gen = api.generations.start(id, arrival, req, handler);
         Flux<Generations.Event> events = gen.events();
         String modelId = api.model.id();

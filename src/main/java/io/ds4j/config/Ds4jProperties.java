@@ -211,7 +211,8 @@ public record Ds4jProperties(
             @Min(1) @Max(1048576) @DefaultValue("256") int stepTokens,
             @Min(0) @Max(4096) Integer cacheSessions,
             DataSize sessionMemory,
-            @DefaultValue("true") boolean parkSharedPrefixes) {
+            @DefaultValue("true") boolean parkSharedPrefixes,
+            @Min(1) @Max(256) Integer samplingThreads) {
         public Scheduler {
             if (sessionMemory != null && sessionMemory.toBytes() <= 0) {
                 throw new IllegalArgumentException("ds4.scheduler.session-memory must be positive (leave it unset for the "

@@ -790,12 +790,19 @@ public final class Ds4jNative {
     /** Buffers for repeated sampling (allocate once per request on the owner thread). */
     public static final class SampleBuffers {
         final int nTop;
+        final boolean logprob;
         final MemorySegment ids;
         final MemorySegment lps;
         final MemorySegment lp;
 
         public SampleBuffers(Arena arena, int nTop) {
+            this(arena, nTop, true);
+        }
+
+        /** logprob false (and nTop 0): the sampled token's log-probability is not computed (NaN in the Sample). */
+        public SampleBuffers(Arena arena, int nTop, boolean logprob) {
             this.nTop = nTop;
+            this.logprob = logprob || nTop > 0;
             this.ids = arena.allocate(JAVA_INT, Math.max(1, nTop));
             this.lps = arena.allocate(JAVA_FLOAT, Math.max(1, nTop));
             this.lp = arena.allocate(JAVA_FLOAT);
@@ -806,11 +813,12 @@ public final class Ds4jNative {
         try {
             MemorySegment idsOut = buf.nTop > 0 ? buf.ids : MemorySegment.NULL;
             MemorySegment lpsOut = buf.nTop > 0 ? buf.lps : MemorySegment.NULL;
-            int tok = (int) h("ds4j_sampler_sample").invokeExact(sampler, session, buf.nTop, idsOut, lpsOut, buf.lp);
+            MemorySegment lpOut = buf.logprob ? buf.lp : MemorySegment.NULL;
+            int tok = (int) h("ds4j_sampler_sample").invokeExact(sampler, session, buf.nTop, idsOut, lpsOut, lpOut);
             check(tok, "ds4j_sampler_sample");
             int[] ids = buf.nTop > 0 ? buf.ids.asSlice(0, 4L * buf.nTop).toArray(JAVA_INT) : new int[0];
             float[] lps = buf.nTop > 0 ? buf.lps.asSlice(0, 4L * buf.nTop).toArray(JAVA_FLOAT) : new float[0];
-            return new Sample(tok, buf.lp.get(JAVA_FLOAT, 0), ids, lps);
+            return new Sample(tok, buf.logprob ? buf.lp.get(JAVA_FLOAT, 0) : Float.NaN, ids, lps);
         } catch (Throwable t) {
             throw rethrow(t);
         }

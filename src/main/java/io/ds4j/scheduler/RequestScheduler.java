@@ -9,6 +9,8 @@ import io.ds4j.engine.GenerationResult;
 import io.ds4j.engine.SessionPool;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -43,6 +45,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Each step is one task on the engine's single-threaded executor, queued
  * again while there is work, so other engine calls interleave between steps.
+ * The sequences of a step draw their tokens on up to {@code samplingThreads}
+ * threads (the native sampler over each one's own logits: a softmax over the
+ * vocabulary, a sort for top-p, milliseconds a token at 129k tokens);
+ * everything else about a token (constraints, reporting it) stays on the
+ * engine thread in the sequences' order, and each sequence has its own
+ * sampler and seed, so the tokens do not depend on the threads.
  */
 public class RequestScheduler {
     private static final Logger log = LoggerFactory.getLogger(RequestScheduler.class);
@@ -90,14 +98,28 @@ public class RequestScheduler {
     private volatile int parkedCount;
     private volatile Observer observer = new Observer() {};
     private int rotate;
+    /** draws of a step beside each other (daemon workers that end when idle); null = on the engine thread */
+    private final ForkJoinPool sampling;
 
     public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens,
-            boolean parkSharedPrefixes) {
+            boolean parkSharedPrefixes, int samplingThreads) {
         this.engine = engine;
         this.maxConcurrent = maxConcurrent;
         this.stepTokens = stepTokens;
         this.parkSharedPrefixes = parkSharedPrefixes;
         this.admission = new Admission<>(maxConcurrent, queueLimit);
+        int threads = Math.min(samplingThreads, maxConcurrent);
+        this.sampling = threads > 1 ? new ForkJoinPool(threads) : null;
+    }
+
+    public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens,
+            boolean parkSharedPrefixes) {
+        this(engine, maxConcurrent, queueLimit, stepTokens, parkSharedPrefixes, 1);
+    }
+
+    /** Threads the sequences of a step draw their tokens on (1: the engine thread alone). */
+    public int samplingThreads() {
+        return sampling == null ? 1 : sampling.getParallelism();
     }
 
     public void observe(Observer o) {
@@ -202,9 +224,22 @@ public class RequestScheduler {
         if (admission.hasWaiting()) kick(); // admitted between the check and the reset
     }
 
+    /** Every sequence's draw; returns when all are done (a draw keeps its own failure for commit). */
+    private void drawAll(List<Sequence> seqs) {
+        if (sampling == null || seqs.size() < 2) {
+            for (Sequence s : seqs) s.draw();
+            return;
+        }
+        List<ForkJoinTask<?>> draws = new ArrayList<>(seqs.size());
+        for (Sequence s : seqs) draws.add(sampling.submit(s::draw));
+        for (ForkJoinTask<?> d : draws) d.join(); // uninterruptible: no commit may see a draw still running
+    }
+
     private void step() {
-        // 1. stopped sequences leave; every one with fresh logits samples its next token
+        // 1. stopped sequences leave; every one with fresh logits samples its next token: constraints first (engine
+        // thread), then the draws (beside each other when there are several), then each token is reported in order
         int sampledNow = 0;
+        List<Sequence> drawing = new ArrayList<>();
         for (Sequence s : List.copyOf(running)) {
             if (s.stopRequested() || engine.stopping()) {
                 end(s, GenerationResult.Stop.CANCELLED);
@@ -212,7 +247,16 @@ public class RequestScheduler {
             }
             if (!s.ready) continue;
             try {
-                GenerationResult.Stop stop = s.sample(engine.contextSize());
+                s.prepareDraw();
+                drawing.add(s);
+            } catch (RuntimeException e) {
+                fail(s, e);
+            }
+        }
+        drawAll(drawing);
+        for (Sequence s : drawing) {
+            try {
+                GenerationResult.Stop stop = s.commit(engine.contextSize());
                 sampledNow++;
                 if (stop != null) end(s, stop);
             } catch (RuntimeException e) {

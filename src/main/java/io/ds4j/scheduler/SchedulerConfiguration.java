@@ -13,6 +13,8 @@ public class SchedulerConfiguration {
     private static final Logger log = LoggerFactory.getLogger(SchedulerConfiguration.class);
     /** The default max-concurrent never exceeds this (a CPU step gains little beyond it). */
     static final int DEFAULT_CAP = 64;
+    /** ds4.scheduler.sampling-threads when unset: the cores, up to this many */
+    static final int DEFAULT_SAMPLING_THREADS = 8;
 
     @Bean
     RequestScheduler requestScheduler(EngineService engine, Ds4jProperties props) {
@@ -31,7 +33,10 @@ public class SchedulerConfiguration {
                     + "idle session(s), queue {}", max, sp.maxConcurrent() != null ? "" : " (from " + (budget >> 20)
                     + " MiB for sessions)", perSession >> 20, sp.stepTokens(), cache, props.server().queueLimit());
         }
-        return new RequestScheduler(engine, max, props.server().queueLimit(), sp.stepTokens(), sp.parkSharedPrefixes());
+        int threads = sp.samplingThreads() != null ? sp.samplingThreads()
+                : Math.min(DEFAULT_SAMPLING_THREADS, Runtime.getRuntime().availableProcessors());
+        return new RequestScheduler(engine, max, props.server().queueLimit(), sp.stepTokens(), sp.parkSharedPrefixes(),
+                threads);
     }
 
     /** min(64, budget / per-session bytes), at least 1 (1 when either is unknown, e.g. without a model). */

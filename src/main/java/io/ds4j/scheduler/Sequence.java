@@ -17,7 +17,11 @@ import java.util.Arrays;
  * its own sampler (temperature, seed, penalties, logit bias) and constraint,
  * how far its prompt is evaluated, what it sampled. The same sampling calls,
  * in the same order, as a generation running alone, so a seeded request
- * samples the same tokens whatever else runs beside it.
+ * samples the same tokens whatever else runs beside it. Sampling is split
+ * in three ({@link #prepareDraw}, {@link #draw}, {@link #commit}) so that
+ * the sequences of a step can draw on several threads: only {@link #draw}
+ * (the native sampler over this sequence's own logits and buffers) runs off
+ * the engine thread.
  */
 final class Sequence {
     final Ticket ticket;
@@ -42,6 +46,10 @@ final class Sequence {
     boolean cancelled;
     private long joinedNanos;
     private long promptDoneNanos;
+    /** between prepareDraw and commit: drawing is due, and what it gave */
+    private boolean drawing;
+    private Ds4jNative.Sample drawn;
+    private RuntimeException drawError;
 
     Sequence(Ticket ticket, GenerationRequest req, RequestScheduler.Handler handler) {
         this.ticket = ticket;
@@ -67,7 +75,7 @@ final class Sequence {
         slot = lease.slot();
         cached = lease.cached();
         next = lease.next();
-        arena = Arena.ofConfined();
+        arena = Arena.ofShared(); // draw() may run on a sampling thread
         sampler = lib.samplerNew(req.sampling().toOptions());
         if (!req.sampling().logitBias().isEmpty()) {
             lib.samplerSetLogitBias(sampler, req.sampling().biasIds(), req.sampling().biasValues());
@@ -76,7 +84,7 @@ final class Sequence {
             int from = Math.max(0, prompt.length - Math.max(req.sampling().penaltyLastN(), 1));
             for (int k = from; k < prompt.length; k++) lib.samplerAccept(sampler, prompt[k]);
         }
-        buf = new Ds4jNative.SampleBuffers(arena, req.topLogprobs());
+        buf = new Ds4jNative.SampleBuffers(arena, req.topLogprobs(), req.logprobs());
         TokenConstraint c = req.constraint();
         if (c != null) allowed = arena.allocate((c.vocabSize() + 7L) / 8);
         if (lease.ready()) promptDone();
@@ -124,8 +132,17 @@ final class Sequence {
      * reason to stop, or null to go on (the token is then {@link #pending}).
      */
     GenerationResult.Stop sample(int contextSize) {
-        ready = false;
-        if (generated >= req.maxTokens()) return GenerationResult.Stop.LENGTH;
+        prepareDraw();
+        draw();
+        return commit(contextSize);
+    }
+
+    /** Engine thread: the constraint's allowed set for this token goes to the sampler (constraints share state). */
+    void prepareDraw() {
+        drawn = null;
+        drawError = null;
+        drawing = generated < req.maxTokens();
+        if (!drawing) return;
         TokenConstraint constraint = req.constraint();
         if (constraint != null) {
             byte[] bits = constraint.allowedNext();
@@ -138,7 +155,32 @@ final class Sequence {
                 restricted = false;
             }
         }
-        Ds4jNative.Sample sample = lib.samplerSample(sampler, slot.handle(), buf);
+    }
+
+    /** Any thread, one at a time per sequence: the native draw from this sequence's logits. */
+    void draw() {
+        if (!drawing) return;
+        try {
+            drawn = lib.samplerSample(sampler, slot.handle(), buf);
+        } catch (RuntimeException e) {
+            drawError = e;
+        }
+    }
+
+    /** Engine thread: the drawn token is reported and accepted; the reason to stop, or null to go on. */
+    GenerationResult.Stop commit(int contextSize) {
+        ready = false;
+        boolean drew = drawing;
+        drawing = false;
+        if (drawError != null) {
+            RuntimeException e = drawError;
+            drawError = null;
+            throw e;
+        }
+        if (!drew) return GenerationResult.Stop.LENGTH;
+        Ds4jNative.Sample sample = drawn;
+        drawn = null;
+        TokenConstraint constraint = req.constraint();
         if (constraint != null) constraint.accept(sample.token());
         generated++;
         if (!handler.onToken(sample)) return GenerationResult.Stop.LISTENER;

@@ -38,6 +38,7 @@ import tools.jackson.databind.JsonNode;
         "ds4.scheduler.max-concurrent=32",
         "ds4.scheduler.step-tokens=24",
         "ds4.scheduler.cache-sessions=0",
+        "ds4.scheduler.sampling-threads=4",
         "ds4.server.queue-limit=8",
         "ds4.server.shutdown-drain=1s"})
 @AutoConfigureWebTestClient(timeout = "60s")
@@ -140,12 +141,18 @@ class ContinuousBatchingTest {
             int i = j;
             int[] prompt = IntStream.range(0, 4 + i % 9).map(k -> (i * 53 + k * 7 + 1) % 512).toArray();
             String sampling = i % 3 == 0 ? "\"temperature\":0" : "\"temperature\":1.0,\"seed\":" + (1000 + i);
-            bodies.add("{\"prompt\":[" + ids(prompt) + "]," + sampling + ",\"max_tokens\":" + (1 + i % 12) + "}");
+            bodies.add("{\"prompt\":[" + ids(prompt) + "]," + sampling + ",\"max_tokens\":" + (1 + i % 12)
+                    + ",\"return_tokens\":true}");
         }
         bodies.add(13, x);
         List<JsonNode> batch = together(bodies);
         JsonNode b = batch.get(13);
+        // the step's draws ran on several threads (each sequence's own sampler and seed)
+        assertThat(scheduler.samplingThreads()).isEqualTo(4);
         assertThat(tokens(b)).isEqualTo(tokens(a));
+        for (int k : new int[] {1, 2, 4, 5, 7}) { // seeded temperature-1 neighbours: alone = in the batch too
+            assertThat(tokens(batch.get(k))).as("request %d", k).isEqualTo(tokens(alone(bodies.get(k))));
+        }
         assertThat(tokens(a)).doesNotContain(9); // the -100 bias bans it
         // per-session sampling over per-session logits: the log-probabilities are bit-identical too
         assertThat(b.get("choices").get(0).get("logprobs").get("token_logprobs"))

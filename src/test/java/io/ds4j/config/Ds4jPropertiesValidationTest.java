@@ -80,18 +80,22 @@ class Ds4jPropertiesValidationTest {
             assertThat(s.maxConcurrent()).isNull();
             assertThat(s.cacheSessions()).isNull();
             assertThat(s.sessionMemory()).isNull();
+            assertThat(s.samplingThreads()).isNull();
             assertThat(s.stepTokens()).isEqualTo(256);
         });
         runner.withPropertyValues("ds4.scheduler.max-concurrent=8", "ds4.scheduler.cache-sessions=0",
-                "ds4.scheduler.step-tokens=32", "ds4.scheduler.session-memory=2GB").run(ctx -> {
+                "ds4.scheduler.step-tokens=32", "ds4.scheduler.session-memory=2GB",
+                "ds4.scheduler.sampling-threads=3").run(ctx -> {
             assertThat(ctx).hasNotFailed();
             Ds4jProperties.Scheduler s = ctx.getBean(Ds4jProperties.class).scheduler();
             assertThat(s.maxConcurrent()).isEqualTo(8);
             assertThat(s.cacheSessions()).isZero();
             assertThat(s.stepTokens()).isEqualTo(32);
             assertThat(s.sessionMemory().toGigabytes()).isEqualTo(2);
+            assertThat(s.samplingThreads()).isEqualTo(3);
         });
-        for (String bad : new String[] {"max-concurrent=0", "step-tokens=0", "cache-sessions=-1", "max-concurrent=many"}) {
+        for (String bad : new String[] {"max-concurrent=0", "step-tokens=0", "cache-sessions=-1", "max-concurrent=many",
+                "sampling-threads=0", "sampling-threads=257"}) {
             runner.withPropertyValues("ds4.scheduler." + bad).run(ctx -> {
                 assertThat(ctx).as(bad).hasFailed();
                 String name = bad.split("=")[0];
