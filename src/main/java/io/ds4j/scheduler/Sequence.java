@@ -127,16 +127,6 @@ final class Sequence {
         return Math.max(next, Math.max(shared / chunk * chunk, shared / interval * interval));
     }
 
-    /**
-     * Samples from the session's logits and reports the token; returns the
-     * reason to stop, or null to go on (the token is then {@link #pending}).
-     */
-    GenerationResult.Stop sample(int contextSize) {
-        prepareDraw();
-        draw();
-        return commit(contextSize);
-    }
-
     /** Engine thread: the constraint's allowed set for this token goes to the sampler (constraints share state). */
     void prepareDraw() {
         drawn = null;
@@ -167,7 +157,10 @@ final class Sequence {
         }
     }
 
-    /** Engine thread: the drawn token is reported and accepted; the reason to stop, or null to go on. */
+    /**
+     * Engine thread: the drawn token is reported and accepted; returns the reason to stop, or null to go on
+     * (the token is then {@link #pending}).
+     */
     GenerationResult.Stop commit(int contextSize) {
         ready = false;
         boolean drew = drawing;
