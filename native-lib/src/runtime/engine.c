@@ -200,9 +200,9 @@ static char *build_describe(const ds4j_engine *e) {
     /* in effect: false without a multi-process group, with backend=cuda or allsum_overlap=0 */
     sb_printf(&b, ",\"allsum_overlap\":%s", e->dist && e->allsum_overlap ? "true" : "false");
     if (e->gpu) sb_printf(&b, ",\"device\":%s", cuda_engine_describe(e->gpu));
-    sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"kernels\":\"%s\"",
-              (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads, (long long)e->prefill_chunk,
-              ds4j_quants_kernel_name());
+    sb_printf(&b, ",\"n_vocab\":%lld,\"vocab_only\":%s,\"threads\":%d,\"prefill_chunk\":%lld,\"checkpoint_interval\":%d,"
+              "\"kernels\":\"%s\"", (long long)e->n_vocab, e->vocab_only ? "true" : "false", e->n_threads,
+              (long long)e->prefill_chunk, DS4J_CK_INTERVAL, ds4j_quants_kernel_name());
     if (e->model) {
         const dsv4_model *m = e->model;
         const dsv4_hparams *hp = &m->hp;

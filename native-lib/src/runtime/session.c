@@ -36,8 +36,6 @@
 #include "session.h"
 #include "cuda_backend.h"
 
-#define CK_INTERVAL 64
-
 static int64_t ck_fixed_bytes(const ds4j_engine *e, int64_t n_ctx, int64_t *total) {
     int64_t fixed = 0;
     int64_t st = kv_state_bytes(e->model, n_ctx, e->kv_fp8, &fixed);
@@ -95,7 +93,7 @@ static ds4j_session *session_create(ds4j_engine *e, int32_t n_ctx) {
     if (!s->st) { free(s); return NULL; }
     s->tokens = ds4j_alloc((size_t)n_ctx * sizeof(int32_t));
     s->logits = ds4j_alloc((size_t)e->n_vocab * sizeof(float));
-    s->ck_interval = CK_INTERVAL;
+    s->ck_interval = DS4J_CK_INTERVAL;
     s->ck_data = kv_state_mem_alloc(s->st, (size_t)(s->st->fixed_bytes * DS4J_CK_TOTAL));
     if (!s->tokens || !s->logits || !s->ck_data) {
         session_destroy(s);

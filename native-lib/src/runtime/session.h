@@ -61,8 +61,10 @@ struct ds4j_engine {
 };
 
 /* Checkpoints: a ring of snapshots of the fixed-size decoder state taken
- * every ck_interval tokens, plus one slot (DS4J_CK_MARK) for the position
- * before the last token of the latest sync (see session.c). */
+ * every DS4J_CK_INTERVAL tokens, plus one slot (DS4J_CK_MARK) for the
+ * position before the last token of the latest sync (see session.c). The
+ * describe JSON reports the interval ("checkpoint_interval"). */
+#define DS4J_CK_INTERVAL 64
 #define DS4J_CK_SLOTS 8
 #define DS4J_CK_MARK DS4J_CK_SLOTS
 #define DS4J_CK_TOTAL (DS4J_CK_SLOTS + 1)

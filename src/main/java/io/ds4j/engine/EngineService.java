@@ -36,6 +36,7 @@ public class EngineService implements DisposableBean {
     /** Owner thread only (the field is volatile for modelLoaded()). */
     private volatile SessionPool pool;
     private volatile int prefillChunk = 64;
+    private volatile int checkpointInterval = 64;
     private volatile long sessionBytes;
     private volatile long freeMemory = -1;
     private volatile String loadError;
@@ -155,6 +156,7 @@ public class EngineService implements DisposableBean {
                     long bytes = nativeLib.contextMemory(e, nCtx);
                     sessionBytes = bytes;
                     prefillChunk = jsonInt(describeJson, "prefill_chunk", 64);
+                    checkpointInterval = jsonInt(describeJson, "checkpoint_interval", 64);
                     if (rank == 0) {
                         first = nativeLib.sessionNew(e, nCtx);
                         contextSize = nativeLib.sessionNCtx(first);
@@ -467,6 +469,11 @@ public class EngineService implements DisposableBean {
     /** Tokens per prefill chunk the engine evaluates in one forward (its prefill_chunk). */
     public int prefillChunk() {
         return prefillChunk;
+    }
+
+    /** Positions between two of a session's checkpoints (the engine's describe JSON "checkpoint_interval"). */
+    public int checkpointInterval() {
+        return checkpointInterval;
     }
 
     /** Bytes one serving session allocates (ds4j_context_memory at the context size; 0 without a model). */

@@ -85,12 +85,6 @@ public final class SessionPool {
      */
     public static final int MIN_COPY_TOKENS = 64;
 
-    /**
-     * The engine keeps a checkpoint of a session every this many positions (over the last 8 of them,
-     * ds4j.h), which ds4j_session_state_at / _copy can take while the session goes on.
-     */
-    public static final int CHECKPOINT_INTERVAL = 64;
-
     /** Copies from running sequences' sessions so far (read by the metrics from any thread). */
     public record CopyStats(long copies, long tokens) {}
 

@@ -366,10 +366,10 @@ public class RequestScheduler {
         if (pool == null || !pool.sharesRunningPrefixes()) return false;
         int[] prompt = req.prompt();
         if (prompt.length <= SessionPool.MIN_COPY_TOKENS || prompt.length >= engine.contextSize()) return false; // join() refuses it at once
-        int chunk = Math.max(1, engine.prefillChunk());
+        int chunk = Math.max(1, engine.prefillChunk()), interval = Math.max(1, engine.checkpointInterval());
         int coming = 0;
-        for (Sequence s : running) {
-            if (!s.stopRequested()) coming = Math.max(coming, s.prefixComing(prompt, chunk)); // one leaving leads nobody
+        for (Sequence s : running) { // one leaving leads nobody
+            if (!s.stopRequested()) coming = Math.max(coming, s.prefixComing(prompt, chunk, interval));
         }
         return coming >= SessionPool.MIN_COPY_TOKENS && coming > pool.reusable(prompt);
     }

@@ -112,10 +112,11 @@ final class Sequence {
      * joiner can copy it from this session; 0 when none lies ahead (done prefilling, or already past the
      * shared part: what the session holds there is reusable now). The states a prefill passes through: its
      * position after each chunk (chunk-aligned, {@link #nextChunk}), the engine's checkpoints every
-     * {@link SessionPool#CHECKPOINT_INTERVAL} positions, the mark before its prompt's last token
-     * ({@link SessionPool#finishPrompt}) and its whole prompt once it is in (before its first token is).
+     * {@code interval} positions ({@link io.ds4j.engine.EngineService#checkpointInterval}), the mark before its
+     * prompt's last token ({@link SessionPool#finishPrompt}) and its whole prompt once it is in (before its
+     * first token is).
      */
-    int prefixComing(int[] other, int chunk) {
+    int prefixComing(int[] other, int chunk, int interval) {
         if (!prefilling()) return 0;
         int[] mine = req.prompt();
         int n = Math.min(mine.length, other.length), common = 0;
@@ -123,7 +124,6 @@ final class Sequence {
         int shared = Math.min(common, other.length - 1);
         if (next > shared) return 0;
         if (shared >= mine.length - 1) return Math.min(shared, mine.length);
-        int interval = SessionPool.CHECKPOINT_INTERVAL;
         return Math.max(next, Math.max(shared / chunk * chunk, shared / interval * interval));
     }
 
