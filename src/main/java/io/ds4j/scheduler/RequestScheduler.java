@@ -112,11 +112,6 @@ public class RequestScheduler {
         this.sampling = threads > 1 ? new ForkJoinPool(threads) : null;
     }
 
-    public RequestScheduler(EngineService engine, int maxConcurrent, int queueLimit, int stepTokens,
-            boolean parkSharedPrefixes) {
-        this(engine, maxConcurrent, queueLimit, stepTokens, parkSharedPrefixes, 1);
-    }
-
     /** Threads the sequences of a step draw their tokens on (1: the engine thread alone). */
     public int samplingThreads() {
         return sampling == null ? 1 : sampling.getParallelism();
@@ -201,13 +196,13 @@ public class RequestScheduler {
                 return;
             } catch (RejectedExecutionException e) {
                 for (Sequence s : List.copyOf(running)) fail(s, new IllegalStateException("the engine is shutting down"));
-                for (var w : List.copyOf(parked)) {
-                    parked.remove(w);
+                for (var w : parked) {
                     if (w.ticket().unpark()) {
                         fail(new Sequence(w.ticket(), w.item().req(), w.item().handler()),
                                 new IllegalStateException("the engine is shutting down"));
                     }
                 }
+                parked.clear();
                 parkedCount = 0;
             }
         }

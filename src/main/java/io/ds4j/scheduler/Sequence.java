@@ -46,8 +46,7 @@ final class Sequence {
     boolean cancelled;
     private long joinedNanos;
     private long promptDoneNanos;
-    /** between prepareDraw and commit: drawing is due, and what it gave */
-    private boolean drawing;
+    /** between draw and commit: what the draw gave (null: nothing drawn, the output budget was spent) */
     private Ds4jNative.Sample drawn;
     private RuntimeException drawError;
 
@@ -129,10 +128,7 @@ final class Sequence {
 
     /** Engine thread: the constraint's allowed set for this token goes to the sampler (constraints share state). */
     void prepareDraw() {
-        drawn = null;
-        drawError = null;
-        drawing = generated < req.maxTokens();
-        if (!drawing) return;
+        if (generated >= req.maxTokens()) return; // nothing to draw: commit reports LENGTH
         TokenConstraint constraint = req.constraint();
         if (constraint != null) {
             byte[] bits = constraint.allowedNext();
@@ -149,7 +145,7 @@ final class Sequence {
 
     /** Any thread, one at a time per sequence: the native draw from this sequence's logits. */
     void draw() {
-        if (!drawing) return;
+        if (generated >= req.maxTokens()) return;
         try {
             drawn = lib.samplerSample(sampler, slot.handle(), buf);
         } catch (RuntimeException e) {
@@ -163,16 +159,12 @@ final class Sequence {
      */
     GenerationResult.Stop commit(int contextSize) {
         ready = false;
-        boolean drew = drawing;
-        drawing = false;
-        if (drawError != null) {
-            RuntimeException e = drawError;
-            drawError = null;
-            throw e;
-        }
-        if (!drew) return GenerationResult.Stop.LENGTH;
+        RuntimeException e = drawError;
         Ds4jNative.Sample sample = drawn;
+        drawError = null;
         drawn = null;
+        if (e != null) throw e;
+        if (sample == null) return GenerationResult.Stop.LENGTH;
         TokenConstraint constraint = req.constraint();
         if (constraint != null) constraint.accept(sample.token());
         generated++;
