@@ -3,7 +3,6 @@ package io.ds4j.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.ds4j.Ds4jApplication;
-import io.ds4j.engine.EngineService;
 import io.ds4j.scheduler.RequestScheduler;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.net.http.HttpResponse;
@@ -82,27 +81,10 @@ class RunningPrefixShareTest {
      * Holds the engine thread between two steps at a moment when A alone runs and has sampled at least two
      * tokens (it is decoding); the returned latch lets it go.
      */
+    /** Holds the engine thread once request A alone decodes (its prompt in, two tokens sampled). */
     static CountDownLatch holdWhileDecoding(ConfigurableApplicationContext ctx) throws Exception {
-        EngineService engine = ctx.getBean(EngineService.class);
         RequestScheduler scheduler = ctx.getBean(RequestScheduler.class);
-        CountDownLatch release = new CountDownLatch(1);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (System.nanoTime() < deadline) {
-            CompletableFuture<Boolean> held = new CompletableFuture<>();
-            engine.executor().execute(() -> {
-                boolean decoding = scheduler.active() == 1 && count(ctx, "ds4j.tokens.sampled") >= 2;
-                held.complete(decoding);
-                if (!decoding) return;
-                try {
-                    release.await(60, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
-            if (held.get(60, TimeUnit.SECONDS)) return release;
-            Thread.sleep(2);
-        }
-        throw new AssertionError("request A never reached its decoding");
+        return EngineThreadHold.when(ctx, () -> scheduler.active() == 1 && count(ctx, "ds4j.tokens.sampled") >= 2);
     }
 
     @Test

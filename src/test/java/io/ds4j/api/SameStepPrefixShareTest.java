@@ -3,7 +3,6 @@ package io.ds4j.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.ds4j.Ds4jApplication;
-import io.ds4j.engine.EngineService;
 import io.ds4j.scheduler.RequestScheduler;
 import java.net.http.HttpResponse;
 import java.util.ArrayList;
@@ -96,34 +95,6 @@ class SameStepPrefixShareTest {
         assertThat(cond.getAsBoolean()).as(what).isTrue();
     }
 
-    /** Blocks the engine thread until the returned latch is counted down. */
-    static CountDownLatch hold(ConfigurableApplicationContext ctx) throws Exception {
-        return holdWhen(ctx, () -> true);
-    }
-
-    /** Blocks the engine thread between two steps, at the first moment {@code cond} holds there. */
-    static CountDownLatch holdWhen(ConfigurableApplicationContext ctx, BooleanSupplier cond) throws Exception {
-        EngineService engine = ctx.getBean(EngineService.class);
-        CountDownLatch release = new CountDownLatch(1);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (System.nanoTime() < deadline) {
-            CompletableFuture<Boolean> held = new CompletableFuture<>();
-            engine.executor().execute(() -> {
-                boolean now = cond.getAsBoolean();
-                held.complete(now);
-                if (!now) return;
-                try {
-                    release.await(60, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
-            if (held.get(60, TimeUnit.SECONDS)) return release;
-            Thread.sleep(1);
-        }
-        throw new AssertionError("the engine thread never reached the wanted state");
-    }
-
     /** Submits {@code i}'s request and waits until it is admitted, so arrival order is submission order. */
     static CompletableFuture<HttpResponse<String>> submit(ConfigurableApplicationContext ctx, int i) throws Exception {
         RequestScheduler scheduler = ctx.getBean(RequestScheduler.class);
@@ -145,7 +116,7 @@ class SameStepPrefixShareTest {
         try (var ctx = start(N, 16)) {
             RequestScheduler scheduler = ctx.getBean(RequestScheduler.class);
             List<CompletableFuture<HttpResponse<String>>> fs = new ArrayList<>();
-            CountDownLatch release = hold(ctx);
+            CountDownLatch release = EngineThreadHold.now(ctx);
             try {
                 for (int i = 0; i < N; i++) fs.add(submit(ctx, i));
             } finally {
@@ -178,7 +149,7 @@ class SameStepPrefixShareTest {
         // the control for the test above: the same arrivals, ds4.scheduler.park-shared-prefixes=false
         try (var ctx = start(N, 16, Integer.toString(N), false)) {
             List<CompletableFuture<HttpResponse<String>>> fs = new ArrayList<>();
-            CountDownLatch release = hold(ctx);
+            CountDownLatch release = EngineThreadHold.now(ctx);
             try {
                 for (int i = 0; i < N; i++) fs.add(submit(ctx, i));
             } finally {
@@ -201,7 +172,7 @@ class SameStepPrefixShareTest {
             Disposable leader = null;
             CompletableFuture<HttpResponse<String>> p1;
             CompletableFuture<HttpResponse<String>> p2;
-            CountDownLatch release = hold(ctx);
+            CountDownLatch release = EngineThreadHold.now(ctx);
             try {
                 leader = stream(ctx, 0, leaderEnded);
                 await(() -> scheduler.queueDepth() == 1, "the leader admitted first");
@@ -211,7 +182,7 @@ class SameStepPrefixShareTest {
                 release.countDown();
             }
             // the leader prefills the prefix, the two others are parked: hold the engine there, drop the leader
-            release = holdWhen(ctx, () -> scheduler.parked() == 2 && scheduler.active() == 1);
+            release = EngineThreadHold.when(ctx, () -> scheduler.parked() == 2 && scheduler.active() == 1);
             try {
                 leader.dispose();
                 Thread.sleep(1000); // the server sees the connection close and cancels the leader's ticket
@@ -240,7 +211,7 @@ class SameStepPrefixShareTest {
             CompletableFuture<HttpResponse<String>> leader;
             CountDownLatch parkedEnded = new CountDownLatch(1);
             Disposable parked = null;
-            CountDownLatch release = hold(ctx);
+            CountDownLatch release = EngineThreadHold.now(ctx);
             try {
                 leader = submit(ctx, 0);
                 parked = stream(ctx, 1, parkedEnded);
@@ -248,7 +219,7 @@ class SameStepPrefixShareTest {
             } finally {
                 release.countDown();
             }
-            release = holdWhen(ctx, () -> scheduler.parked() == 1);
+            release = EngineThreadHold.when(ctx, () -> scheduler.parked() == 1);
             CompletableFuture<HttpResponse<String>> next;
             try {
                 assertThat(scheduler.queueDepth()).as("parked counts as waiting").isEqualTo(1);
