@@ -8,7 +8,11 @@
  * --streams 1,4,16,64 measures concurrent decoding instead: S sessions,
  * each after a short prompt, decode together through ds4j_batch_eval (one
  * forward per step), giving aggregate tok/s per S next to the single-stream
- * figure (ds4j_session_eval) of the same run.
+ * figure (ds4j_session_eval) of the same run. --sampler "OPTS" times
+ * ds4j_sampler_sample instead: one session's logits after a short prompt,
+ * drawn from many times with the sampler options OPTS, without and with the
+ * sampled token's log-probability (the server computes it only for
+ * requests that ask for logprobs).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,8 +253,42 @@ out:
     return rc;
 }
 
+/* Milliseconds per ds4j_sampler_sample over one session's logits, median
+ * of `repeat` rounds of 200 draws, without and with the log-probability. */
+static int bench_sampler(ds4j_engine *e, const char *sopts, int n_prompt, int repeat) {
+    int V = ds4j_n_vocab(e);
+    ds4j_session *s = ds4j_session_new(e, n_prompt + 1);
+    if (!s) return bench_fail();
+    for (int i = 0; i < n_prompt; i++)
+        if (ds4j_session_eval(s, (int32_t)((i * 7919 + 1) % V)) < 0) {
+            ds4j_session_free(s);
+            return bench_fail();
+        }
+    printf("sampler \"%s\", vocabulary %d, 200 draws a round, median of %d rounds:\n", sopts, V, repeat);
+    int rc = 0;
+    for (int lp = 0; lp < 2 && !rc; lp++) {
+        double ms[64];
+        int runs = repeat > 64 ? 64 : repeat;
+        for (int run = 0; run < runs && !rc; run++) {
+            ds4j_sampler *sp = ds4j_sampler_new(sopts);
+            if (!sp) { rc = bench_fail(); break; }
+            float logprob;
+            double t0 = now_s();
+            for (int i = 0; i < 200; i++)
+                if (ds4j_sampler_sample(sp, s, 0, NULL, NULL, lp ? &logprob : NULL) < 0) { rc = bench_fail(); break; }
+            ms[run] = (now_s() - t0) / 200 * 1e3;
+            ds4j_sampler_free(sp);
+        }
+        if (rc) break;
+        qsort(ms, (size_t)runs, sizeof ms[0], cmp_dbl);
+        printf("  %-28s %8.3f ms a draw\n", lp ? "with the log-probability:" : "token only:", ms[runs / 2]);
+    }
+    ds4j_session_free(s);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *opts = NULL, *state_dir = NULL;
+    const char *model = NULL, *opts = NULL, *state_dir = NULL, *sampler = NULL;
     int n_gen = 32, n_prompt = 64, threads = 0, chunk = 64, repeat = 1, warmup = 1;
     int streams[16], n_streams = 0;
     for (int i = 1; i < argc; i++) {
@@ -264,6 +302,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (!strcmp(a, "--no-warmup")) warmup = 0;
         else if (!strcmp(a, "--state-file") && i + 1 < argc) state_dir = argv[++i];
+        else if (!strcmp(a, "--sampler") && i + 1 < argc) sampler = argv[++i];
         else if (!strcmp(a, "--streams") && i + 1 < argc) {
             for (char *p = argv[++i]; *p && n_streams < 16;) {
                 char *end;
@@ -277,10 +316,13 @@ int cmd_bench(int argc, char **argv) {
         }
         else {
             fprintf(stderr, "usage: ds4j-tool bench --model M.gguf [-n 32] [--prompt 64] [--threads N] [--chunk N] "
-                            "[--repeat R] [--no-warmup] [--streams 1,4,16,64] [--state-file DIR] [--options K=V;...]\n"
+                            "[--repeat R] [--no-warmup] [--streams 1,4,16,64] [--sampler OPTS] [--state-file DIR] "
+                            "[--options K=V;...]\n"
                             "  --streams: aggregate decode tok/s of S concurrent sessions (ds4j_batch_eval) for each\n"
                             "             S, with the single-stream figure of the same run (--prompt: each\n"
                             "             session's prompt; the engine's prefill_chunk is raised to max S)\n"
+                            "  --sampler: ms per ds4j_sampler_sample draw with these sampler options (e.g.\n"
+                            "             \"temperature=0.7;top_p=0.9\") over one session's logits after --prompt tokens\n"
                             "  --state-file: also write the prompt's state to DIR (ds4j_session_save) and read it\n"
                             "             back into a new session, timed against evaluating the prompt\n");
             return 2;
@@ -297,6 +339,11 @@ int cmd_bench(int argc, char **argv) {
         int frc = tool_follow_engine(e, "bench", -1);
         ds4j_engine_close(e);
         return frc;
+    }
+    if (sampler) {
+        int src = bench_sampler(e, sampler, n_prompt < 1024 ? n_prompt : 1024, repeat);
+        ds4j_engine_close(e);
+        return src;
     }
     if (n_streams > 0) {
         printf("model: %s\n", model);
