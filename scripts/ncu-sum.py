@@ -25,7 +25,6 @@ for r in rows[hdr + 1:]:
     agg[key][0] += 1
     agg[key][1] += t
     total += t
-unit = "ns"  # gpu__time_duration.sum is reported in ns with --page raw
 print(f"{sum(v[0] for v in agg.values())} kernels, {total / 1e3:.1f} us in kernels")
 for (name, grid), (n, t) in sorted(agg.items(), key=lambda kv: -kv[1][1])[: int(sys.argv[2]) if len(sys.argv) > 2 else 40]:
     print(f"{t / 1e3:10.1f} us {100 * t / total:5.1f}% {n:6d} x {t / n / 1e3:8.2f} us  grid {grid:>8}  {name}")
